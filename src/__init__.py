@@ -1,0 +1,1 @@
+"""OpenPose (Cao et al., CVPR 2017) for MindSpore: library package."""

@@ -1,0 +1,226 @@
+"""Configuration: default_config.yaml, an optional YAML override file and `--key value` flags.
+
+`parse_config` returns a plain :class:`Config` (attribute access, no global state) or raises
+:class:`ConfigError` with a one-line message; `load_config` is the command-line front end that
+turns such an error into a non-zero exit.
+"""
+import sys
+from pathlib import Path
+
+import yaml
+
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[1] / "default_config.yaml"
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+
+class ConfigError(ValueError):
+    """A configuration file, key or value is wrong; the message is one line."""
+
+
+class Config:
+    """Attribute bag of configuration values (one attribute per key)."""
+
+    def __init__(self, values):
+        self.__dict__.update(values)
+
+    def to_dict(self):
+        """Return a shallow copy of all values as a dict."""
+        return dict(self.__dict__)
+
+    def replace(self, **changes):
+        """Return a copy with some values changed."""
+        values = self.to_dict()
+        values.update(changes)
+        return Config(values)
+
+    def __repr__(self):
+        items = ", ".join(f"{k}={v!r}" for k, v in sorted(self.__dict__.items()))
+        return f"Config({items})"
+
+
+def read_yaml(path):
+    """Read a config YAML: ``(values, help_texts, choices)``; the last two documents are optional."""
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8") as stream:
+            documents = [doc for doc in yaml.safe_load_all(stream)]
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" (line {where.line + 1})" if where is not None else ""
+        raise ConfigError(f"{path}: not valid YAML{line}") from None
+    documents += [None] * (3 - len(documents))
+    if len(documents) > 3 or not all(d is None or isinstance(d, dict) for d in documents):
+        raise ConfigError(f"{path}: expected up to 3 YAML mappings (values, help, choices)")
+    values, helps, choices = (d or {} for d in documents)
+    return values, helps, choices
+
+
+def coerce_value(key, value, default, source):
+    """Convert ``value`` (text from the command line or a YAML value) to the type of ``default``.
+
+    Raises:
+        ConfigError: naming the key, the value and the expected type.
+    """
+    def fail(kind):
+        raise ConfigError(f"{source}: bad value {value!r} for '{key}': expected {kind}")
+
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        text = str(value).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        fail("true or false")
+    if isinstance(default, int):
+        if isinstance(value, bool):
+            fail("an integer")
+        if isinstance(value, int):
+            return value
+        try:
+            return int(str(value).strip())
+        except ValueError:
+            fail("an integer")
+    if isinstance(default, float):
+        if isinstance(value, bool):
+            fail("a number")
+        if isinstance(value, (int, float)):
+            return float(value)
+        try:
+            return float(str(value).strip())
+        except ValueError:
+            fail("a number")
+    if isinstance(default, list):
+        if isinstance(value, str):
+            try:
+                value = yaml.safe_load(value)
+            except yaml.YAMLError:
+                fail("a YAML list such as [0.5, 1]")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = [value]
+        if not isinstance(value, list):
+            fail("a YAML list such as [0.5, 1]")
+        return value
+    if default is None:
+        return value
+    if isinstance(value, (dict, list)):
+        fail("a string")
+    return str(value)
+
+
+def _split_argv(argv):
+    """Yield ``(key, value_text)`` pairs from ``--key value`` / ``--key=value`` arguments."""
+    index = 0
+    while index < len(argv):
+        arg = argv[index]
+        if not arg.startswith("--") or len(arg) == 2:
+            raise ConfigError(f"command line: unexpected argument {arg!r} (use --key value)")
+        key = arg[2:]
+        if "=" in key:
+            key, value = key.split("=", 1)
+            index += 1
+        else:
+            if index + 1 >= len(argv):
+                raise ConfigError(f"command line: --{key} needs a value")
+            value = argv[index + 1]
+            index += 2
+        yield key, value
+
+
+def _check_choice(key, value, choices, source):
+    allowed = choices.get(key)
+    if allowed is not None and value not in allowed:
+        raise ConfigError(f"{source}: bad value {value!r} for '{key}': expected one of {allowed}")
+
+
+def parse_config(argv=None, config_path=None, extra_defaults=None, overrides=None):
+    """Build a :class:`Config` from the defaults, a config file and command-line flags.
+
+    Args:
+        argv: command-line arguments (without the program name); ``--config_path FILE`` among
+            them selects the base YAML. None means no arguments.
+        config_path: base YAML when argv names none (default: the repo's default_config.yaml).
+        extra_defaults: dict of script-specific keys and defaults accepted besides the YAML's.
+        overrides: dict of values applied after the file (typed like the flags).
+
+    Raises:
+        ConfigError: unknown key, bad value, missing or broken file (one-line message).
+    """
+    argv = list(argv or [])
+    pairs = list(_split_argv(argv))
+    for key, value in pairs:
+        if key == "config_path":
+            config_path = value
+    default_values, helps, choices = read_yaml(DEFAULT_CONFIG_PATH)
+    defaults = dict(default_values)
+    defaults.update(extra_defaults or {})
+    values = dict(defaults)
+    if config_path is not None and Path(config_path).resolve() != DEFAULT_CONFIG_PATH:
+        file_values, _, _ = read_yaml(config_path)
+        for key, value in file_values.items():
+            if key not in defaults:
+                raise ConfigError(f"{config_path}: unknown key '{key}'")
+            values[key] = coerce_value(key, value, defaults[key], str(config_path))
+            _check_choice(key, values[key], choices, str(config_path))
+    for key, value in (overrides or {}).items():
+        if key not in defaults:
+            raise ConfigError(f"overrides: unknown key '{key}'")
+        values[key] = coerce_value(key, value, defaults[key], "overrides")
+    for key, value in pairs:
+        if key == "config_path":
+            continue
+        if key not in defaults:
+            raise ConfigError(f"command line: unknown key '--{key}'")
+        values[key] = coerce_value(key, value, defaults[key], "command line")
+        _check_choice(key, values[key], choices, "command line")
+    for key, value in values.items():
+        _check_choice(key, value, choices, str(config_path or DEFAULT_CONFIG_PATH))
+    values["config_path"] = str(config_path or DEFAULT_CONFIG_PATH)
+    return Config(values)
+
+
+def format_help(prog, extra_defaults=None):
+    """Return the --help text: every key with its default and help line."""
+    defaults, helps, choices = read_yaml(DEFAULT_CONFIG_PATH)
+    defaults = dict(defaults)
+    defaults.update(extra_defaults or {})
+    lines = [f"usage: {prog} [--config_path FILE] [--key value ...]", "", "keys (default):"]
+    for key, value in defaults.items():
+        text = helps.get(key, "")
+        allowed = f" one of {choices[key]}." if key in choices else ""
+        lines.append(f"  --{key} ({value!r}) {text}{allowed}".rstrip())
+    return "\n".join(lines)
+
+
+def load_config(argv=None, prog=None, extra_defaults=None):
+    """Command-line front end of :func:`parse_config`.
+
+    Prints help and exits 0 on -h/--help; prints ``error: <message>`` and exits 2 on a bad
+    configuration.
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    prog = prog or Path(sys.argv[0]).name
+    if "-h" in argv or "--help" in argv:
+        print(format_help(prog, extra_defaults))
+        raise SystemExit(0)
+    try:
+        return parse_config(argv, extra_defaults=extra_defaults)
+    except ConfigError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def parse_int_list(text, key="value"):
+    """Parse a comma-separated list of integers such as ``"100000,200000"``."""
+    if isinstance(text, (list, tuple)):
+        return [int(v) for v in text]
+    try:
+        return [int(part) for part in str(text).split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(f"bad value {text!r} for '{key}': expected integers separated by commas") from None

@@ -1,0 +1,81 @@
+import subprocess
+import sys
+
+import pytest
+
+from src.config import ConfigError, DEFAULT_CONFIG_PATH, parse_config, parse_int_list, read_yaml
+from tests.conftest import REPO_ROOT
+
+REFERENCE_KEYS = {  # reference keys that must keep their names and defaults
+    "train_type": "fix_loss_scale", "train_type_NP": "clip_grad", "vgg_with_bn": False,
+    "GRADIENT_CLIP_TYPE": 1, "GRADIENT_CLIP_VALUE": 10.0, "optimizer": "Adam",
+    "optimizer_NP": "Momentum", "group_params": True, "group_params_NP": False, "lr": 1e-4,
+    "lr_type": "default", "lr_gamma": 0.1, "lr_steps": "100000,200000,250000",
+    "lr_steps_NP": "250000,300000", "warmup_epoch": 5, "max_epoch_train": 60,
+    "max_epoch_train_NP": 80, "loss_scale": 16384, "batch_size": 10, "min_keypoints": 5,
+    "min_area": 1024, "insize": 368, "downscale": 8, "paf_sigma": 8, "heatmap_sigma": 7,
+    "keep_checkpoint_max": 5, "log_interval": 100, "ckpt_interval": 5304, "min_box_size": 64,
+    "max_box_size": 512, "min_scale": 0.5, "max_scale": 2.0, "max_rotate_degree": 40,
+    "center_perterb_max": 40, "is_distributed": 0, "eva_num": 100, "output_img_path": "./output_imgs/",
+    "inference_img_size": 368, "inference_scales": [0.5, 1, 1.5, 2], "gaussian_sigma": 2.5,
+    "n_integ_points": 10, "n_integ_points_thresh": 8, "heatmap_peak_thresh": 0.05,
+    "inner_product_thresh": 0.05, "limb_length_ratio": 1.0, "length_penalty_value": 1,
+    "n_subset_limbs_thresh": 3, "subset_score_thresh": 0.2, "device_id": 0,
+    "export_batch_size": 1, "file_name": "openpose", "file_format": "MINDIR",
+    "save_model_path": "./checkpoint/", "load_pretrain": False, "imgpath_train": "",
+}
+
+
+def test_reference_keys_and_defaults():
+    cfg = parse_config([])
+    for key, value in REFERENCE_KEYS.items():
+        assert getattr(cfg, key) == value, f"{key}: {getattr(cfg, key)!r} != reference {value!r}"
+    assert cfg.device_target == "auto"
+    values, helps, choices = read_yaml(DEFAULT_CONFIG_PATH)
+    assert "enable_modelarts" not in values and "data_url" not in values
+    assert set(helps) <= set(values) and set(choices) <= set(values)
+
+
+def test_typed_overrides():
+    cfg = parse_config(["--lr", "1e-3", "--vgg_with_bn", "true", "--inference_scales", "[1, 2]",
+                        "--batch_size=3", "--load_pretrain", "False", "--GRADIENT_CLIP_VALUE", "5",
+                        "--device_target", "CPU"])
+    assert cfg.lr == pytest.approx(1e-3) and cfg.vgg_with_bn is True
+    assert cfg.inference_scales == [1, 2] and cfg.batch_size == 3 and cfg.load_pretrain is False
+    assert isinstance(cfg.GRADIENT_CLIP_VALUE, float) and cfg.device_target == "CPU"
+    assert parse_int_list(cfg.lr_steps) == [100000, 200000, 250000]
+
+
+def test_config_file(tmp_path):
+    path = tmp_path / "toy.yaml"
+    path.write_text("insize: 96\nbatch_size: 4\n")
+    cfg = parse_config(["--config_path", str(path), "--batch_size", "2"])
+    assert cfg.insize == 96 and cfg.batch_size == 2 and cfg.paf_sigma == 8
+    path.write_text("insize: 96\nbogus_key: 1\n")
+    with pytest.raises(ConfigError, match="unknown key 'bogus_key'"):
+        parse_config(["--config_path", str(path)])
+    with pytest.raises(ConfigError, match="not found"):
+        parse_config(["--config_path", str(tmp_path / "missing.yaml")])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--no_such_key", "1"], "unknown key '--no_such_key'"),
+    (["--batch_size", "ten"], "bad value 'ten' for 'batch_size': expected an integer"),
+    (["--vgg_with_bn", "maybe"], "expected true or false"),
+    (["--lr", "fast"], "expected a number"),
+    (["--device_target", "TPU"], "expected one of"),
+    (["--inference_scales", "{a: 1}"], "expected a YAML list"),
+    (["--lr"], "--lr needs a value"),
+    (["positional"], "unexpected argument"),
+])
+def test_bad_keys_and_values(argv, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("(", r"\(")):
+        parse_config(argv)
+
+
+def test_cli_exit_code_and_one_line_message():
+    result = subprocess.run([sys.executable, "-c", "from src.config import load_config; load_config()",
+                             "--batch_size", "x"], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "batch_size" in lines[0], result.stderr
