@@ -17,6 +17,11 @@ FEATURE_CHANNELS = 128
 NUM_STAGES = 6
 
 
+def scaled(channels, width_mult):
+    """Channel count scaled by ``width_mult`` (at least 8); exact when width_mult is 1."""
+    return channels if width_mult == 1 else max(8, int(round(channels * width_mult)))
+
+
 def _conv(in_channels, out_channels, kernel_size):
     return nn.Conv2d(in_channels, out_channels, kernel_size, stride=1, pad_mode="same", has_bias=True)
 
@@ -24,7 +29,7 @@ def _conv(in_channels, out_channels, kernel_size):
 class Vgg(nn.Cell):
     """VGG feature layers as one SequentialCell named ``layers`` (indices as in the reference)."""
 
-    def __init__(self, cfg=VGG19_FRONT, batch_norm=False):
+    def __init__(self, cfg=VGG19_FRONT, batch_norm=False, width_mult=1.0):
         super().__init__()
         layers = []
         in_channels = 3
@@ -32,6 +37,7 @@ class Vgg(nn.Cell):
             if value == "M":
                 layers.append(nn.MaxPool2d(kernel_size=2, stride=2, pad_mode="same"))
                 continue
+            value = scaled(value, width_mult)
             layers.append(_conv(in_channels, value, 3))
             if batch_norm:
                 layers.append(nn.BatchNorm2d(value))
@@ -46,11 +52,11 @@ class Vgg(nn.Cell):
 class BaseModel(nn.Cell):
     """VGG19 front end + conv4_3_CPM (512->256) + conv4_4_CPM (256->128), all with ReLU."""
 
-    def __init__(self, vgg_with_bn=False):
+    def __init__(self, vgg_with_bn=False, width_mult=1.0):
         super().__init__()
-        self.vgg_base = Vgg(VGG19_FRONT, batch_norm=vgg_with_bn)
-        self.conv4_3_CPM = _conv(512, 256, 3)
-        self.conv4_4_CPM = _conv(256, FEATURE_CHANNELS, 3)
+        self.vgg_base = Vgg(VGG19_FRONT, batch_norm=vgg_with_bn, width_mult=width_mult)
+        self.conv4_3_CPM = _conv(scaled(512, width_mult), scaled(256, width_mult), 3)
+        self.conv4_4_CPM = _conv(scaled(256, width_mult), scaled(FEATURE_CHANNELS, width_mult), 3)
         self.relu = nn.ReLU()
 
     def construct(self, x):
@@ -64,11 +70,12 @@ class BaseModel(nn.Cell):
 class Stage1(nn.Cell):
     """First stage: per branch three 3x3 convs (128), a 1x1 to 512, a 1x1 to the outputs."""
 
-    def __init__(self):
+    def __init__(self, width_mult=1.0):
         super().__init__()
+        feat, mid, wide = (scaled(c, width_mult) for c in (FEATURE_CHANNELS, 128, 512))
         for branch, out_channels in (("L1", NUM_PAFS), ("L2", NUM_HEATMAPS)):
-            specs = ((FEATURE_CHANNELS, 128, 3), (128, 128, 3), (128, 128, 3), (128, 512, 1),
-                     (512, out_channels, 1))
+            specs = ((feat, mid, 3), (mid, mid, 3), (mid, mid, 3), (mid, wide, 1),
+                     (wide, out_channels, 1))
             for index, (cin, cout, kernel) in enumerate(specs, start=1):
                 setattr(self, f"conv{index}_CPM_{branch}", _conv(cin, cout, kernel))
         self.relu = nn.ReLU()
@@ -93,12 +100,13 @@ class StageN(nn.Cell):
     Input: concat(previous PAFs, previous heatmaps, features) = 38 + 19 + 128 = 185 channels.
     """
 
-    def __init__(self):
+    def __init__(self, width_mult=1.0):
         super().__init__()
-        in_channels = NUM_PAFS + NUM_HEATMAPS + FEATURE_CHANNELS
+        mid = scaled(128, width_mult)
+        in_channels = NUM_PAFS + NUM_HEATMAPS + scaled(FEATURE_CHANNELS, width_mult)
         for branch, out_channels in (("L1", NUM_PAFS), ("L2", NUM_HEATMAPS)):
-            specs = ((in_channels, 128, 7), (128, 128, 7), (128, 128, 7), (128, 128, 7),
-                     (128, 128, 7), (128, 128, 1), (128, out_channels, 1))
+            specs = ((in_channels, mid, 7), (mid, mid, 7), (mid, mid, 7), (mid, mid, 7),
+                     (mid, mid, 7), (mid, mid, 1), (mid, out_channels, 1))
             for index, (cin, cout, kernel) in enumerate(specs, start=1):
                 setattr(self, f"conv{index}_{branch}", _conv(cin, cout, kernel))
         self.relu = nn.ReLU()
@@ -125,30 +133,62 @@ class OpenPoseNet(nn.Cell):
     """OpenPose body network (Cao et al. 2017, 6 stages).
 
     Input: (N, 3, H, W) float32 image in [-0.5, 0.5], H and W divisible by 8.
-    Output: ``(pafs, heatmaps)``, tuples of the 6 stages' maps, (N, 38, H/8, W/8) and
-    (N, 19, H/8, W/8). The constructor does no file I/O: load weights with src.checkpoint.
+    Output: ``(pafs, heatmaps)``, tuples of the stages' maps (6 by default), (N, 38, H/8, W/8)
+    and (N, 19, H/8, W/8). The constructor does no file I/O: load weights with src.checkpoint.
+
+    Args:
+        vgg_with_bn: BatchNorm after each VGG conv (the reference's option).
+        width_mult: scales every hidden channel count (1.0 = the reference network; smaller
+            values make the fast toy networks of the quickstart).
+        num_stages: number of stages, 1 to 6 (6 = the reference).
     """
 
-    def __init__(self, vgg_with_bn=False):
+    def __init__(self, vgg_with_bn=False, width_mult=1.0, num_stages=NUM_STAGES):
         super().__init__()
-        self.base = BaseModel(vgg_with_bn=vgg_with_bn)
-        self.stage_1 = Stage1()
-        self.stage_2 = StageN()
-        self.stage_3 = StageN()
-        self.stage_4 = StageN()
-        self.stage_5 = StageN()
-        self.stage_6 = StageN()
+        if not 1 <= int(num_stages) <= NUM_STAGES:
+            raise ValueError(f"num_stages must be 1..{NUM_STAGES}, got {num_stages}")
+        if width_mult <= 0:
+            raise ValueError(f"width_mult must be positive, got {width_mult}")
+        self.num_stages = int(num_stages)
+        self.base = BaseModel(vgg_with_bn=vgg_with_bn, width_mult=width_mult)
+        self.stage_1 = Stage1(width_mult)
+        for index in range(2, self.num_stages + 1):
+            setattr(self, f"stage_{index}", StageN(width_mult))
         self.concat = ops.Concat(axis=1)
 
     def construct(self, x):
         features = self.base(x)
         paf, heat = self.stage_1(features)
-        paf2, heat2 = self.stage_2(self.concat((paf, heat, features)))
-        paf3, heat3 = self.stage_3(self.concat((paf2, heat2, features)))
-        paf4, heat4 = self.stage_4(self.concat((paf3, heat3, features)))
-        paf5, heat5 = self.stage_5(self.concat((paf4, heat4, features)))
-        paf6, heat6 = self.stage_6(self.concat((paf5, heat5, features)))
-        return (paf, paf2, paf3, paf4, paf5, paf6), (heat, heat2, heat3, heat4, heat5, heat6)
+        pafs = (paf,)
+        heatmaps = (heat,)
+        # num_stages is a constant, so graph mode compiles only the stages that exist
+        if self.num_stages >= 2:
+            paf, heat = self.stage_2(self.concat((paf, heat, features)))
+            pafs = pafs + (paf,)
+            heatmaps = heatmaps + (heat,)
+        if self.num_stages >= 3:
+            paf, heat = self.stage_3(self.concat((paf, heat, features)))
+            pafs = pafs + (paf,)
+            heatmaps = heatmaps + (heat,)
+        if self.num_stages >= 4:
+            paf, heat = self.stage_4(self.concat((paf, heat, features)))
+            pafs = pafs + (paf,)
+            heatmaps = heatmaps + (heat,)
+        if self.num_stages >= 5:
+            paf, heat = self.stage_5(self.concat((paf, heat, features)))
+            pafs = pafs + (paf,)
+            heatmaps = heatmaps + (heat,)
+        if self.num_stages >= 6:
+            paf, heat = self.stage_6(self.concat((paf, heat, features)))
+            pafs = pafs + (paf,)
+            heatmaps = heatmaps + (heat,)
+        return pafs, heatmaps
+
+
+def build_network(cfg):
+    """Build the OpenPoseNet described by a config (vgg_with_bn, width_mult, num_stages)."""
+    return OpenPoseNet(vgg_with_bn=cfg.vgg_with_bn, width_mult=getattr(cfg, "width_mult", 1.0),
+                       num_stages=getattr(cfg, "num_stages", NUM_STAGES))
 
 
 class FinalStage(nn.Cell):

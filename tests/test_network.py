@@ -43,3 +43,16 @@ def test_forward_shapes(ms_cpu, height, width):
     final_pafs, final_heat = FinalStage(net)(x)
     np.testing.assert_array_equal(final_pafs.asnumpy(), pafs[-1].asnumpy())
     np.testing.assert_array_equal(final_heat.asnumpy(), heatmaps[-1].asnumpy())
+
+
+def test_toy_variants(ms_cpu):
+    import mindspore as ms
+    net = OpenPoseNet(width_mult=0.25, num_stages=3)
+    names = [p.name for p in net.get_parameters()]
+    assert "stage_3.conv7_L2.weight" in names and not any(n.startswith("stage_4.") for n in names)
+    net.set_train(False)
+    pafs, heatmaps = net(ms.Tensor(np.zeros((1, 3, 64, 64), np.float32)))
+    assert len(pafs) == len(heatmaps) == 3
+    assert pafs[-1].shape == (1, 38, 8, 8) and heatmaps[-1].shape == (1, 19, 8, 8)
+    with pytest.raises(ValueError, match="num_stages"):
+        OpenPoseNet(num_stages=7)
