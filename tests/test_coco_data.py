@@ -1,0 +1,87 @@
+"""Reading annotations, images and masks."""
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from src.coco_data import (AnnotationError, ImageReadError, annotations_to_poses, load_coco,
+                           read_ignore_mask, read_image, training_image_ids,
+                           valid_person_annotations)
+from src.skeleton import Joint
+
+
+def test_coco_sample_training_people(coco_sample_dir):
+    coco = load_coco(coco_sample_dir / "person_keypoints_sample.json")
+    ids = training_image_ids(coco)
+    assert ids == [785, 40083, 196141, 197388]
+    # The golden target files hold exactly these people per image.
+    counts = [len(valid_person_annotations(coco, i)) for i in ids]
+    assert counts == [1, 2, 4, 5]
+    poses = annotations_to_poses(valid_person_annotations(coco, 785))
+    assert poses.shape == (1, 18, 3) and poses.dtype == np.float32
+    ann = valid_person_annotations(coco, 785)[0]
+    coco_kp = np.array(ann["keypoints"]).reshape(17, 3)
+    assert tuple(poses[0, Joint.NOSE]) == tuple(coco_kp[0])
+    assert tuple(poses[0, Joint.LEFT_ANKLE]) == tuple(coco_kp[15])
+    neck = poses[0, Joint.NECK]
+    assert neck[2] == 2
+    assert neck[0] == int((coco_kp[5, 0] + coco_kp[6, 0]) / 2)
+
+
+def test_min_keypoints_and_area_filters():
+    data = {"images": [{"id": 1, "file_name": "a.jpg", "width": 10, "height": 10},
+                       {"id": 2, "file_name": "b.jpg", "width": 10, "height": 10}],
+            "categories": [{"id": 1, "name": "person"}],
+            "annotations": [
+                {"id": 1, "image_id": 1, "category_id": 1, "num_keypoints": 4, "area": 5000,
+                 "iscrowd": 0, "keypoints": [0] * 51},
+                {"id": 2, "image_id": 2, "category_id": 1, "num_keypoints": 5, "area": 1024,
+                 "iscrowd": 0, "keypoints": [0] * 51},
+                {"id": 3, "image_id": 2, "category_id": 1, "num_keypoints": 5, "area": 1025,
+                 "iscrowd": 0, "keypoints": [0] * 51}]}
+    from src.coco_data import index_coco
+    coco = index_coco(data)
+    assert training_image_ids(coco) == [2]
+    assert [a["id"] for a in valid_person_annotations(coco, 2)] == [3]
+    assert training_image_ids(coco, min_keypoints=4, min_area=0) == [1, 2]
+
+
+def test_annotation_errors_name_the_file(tmp_path):
+    missing = tmp_path / "nope.json"
+    with pytest.raises(AnnotationError, match="nope.json: annotation file not found"):
+        load_coco(missing)
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    with pytest.raises(AnnotationError, match="broken.json: not valid JSON"):
+        load_coco(broken)
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"hello": 1}))
+    with pytest.raises(AnnotationError, match="other.json: not a COCO annotation file"):
+        load_coco(other)
+
+
+def test_read_image(tmp_path):
+    path = tmp_path / "x.png"
+    cv2.imwrite(str(path), np.full((5, 7, 3), 9, np.uint8))
+    image = read_image(path)
+    assert image.shape == (5, 7, 3) and image.dtype == np.uint8
+    with pytest.raises(ImageReadError, match="missing.jpg: file not found"):
+        read_image(tmp_path / "missing.jpg")
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not an image")
+    with pytest.raises(ImageReadError, match="bad.jpg: cannot decode"):
+        read_image(bad)
+
+
+def test_read_ignore_mask(tmp_path):
+    assert not read_ignore_mask(tmp_path / "none.png", (4, 6)).any()
+    assert read_ignore_mask(None, (4, 6)).shape == (4, 6)
+    mask = np.zeros((4, 6), np.uint8)
+    mask[1, 2] = 255
+    path = tmp_path / "m.png"
+    cv2.imwrite(str(path), mask)
+    read = read_ignore_mask(path, (4, 6, 3))
+    assert read.dtype == np.uint8 and read[1, 2] == 1 and read.sum() == 1
+    with pytest.raises(ImageReadError, match="m.png: mask size 6x4 differs"):
+        read_ignore_mask(path, (5, 6))
