@@ -1,0 +1,433 @@
+"""src/distributed.py: launch detection (pure), helpers, launch scripts (dry run), and real
+2-process CPU runs.
+
+The multi-process part starts, all at once (about 40 s on 2 cores): three concurrent
+``mpirun -n 2`` launches (one without mpi4py), one ``msrun --worker_num=2`` launch and two
+single-process references of tests/dist_worker.py, then checks that both ranks end with
+identical parameters equal to the single-process run over the union of their batches (mean of
+the two ranks' gradients), within ``ATOL``/``RTOL``.
+"""
+import io
+import json
+import logging
+import os
+import pickle
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from src import distributed as dist
+from src.distributed import DistInfo, DistributedError, LaunchInfo, detect_launch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+WORKER = REPO_ROOT / "tests" / "dist_worker.py"
+ATOL = 1e-6   # parameters are O(0.1-1); measured difference: 0.0
+RTOL = 1e-5
+LAUNCH_TIMEOUT_S = 300
+
+OMPI_2 = {"OMPI_COMM_WORLD_SIZE": "2", "OMPI_COMM_WORLD_RANK": "1", "OMPI_COMM_WORLD_LOCAL_RANK": "1",
+          "OMPI_COMM_WORLD_LOCAL_SIZE": "2", "OMPI_MCA_ess_base_jobid": "1948385281"}
+
+
+# ----------------------------------------------------------------------------------------------
+# detect_launch (pure)
+
+
+def test_detect_single():
+    assert detect_launch({}) == LaunchInfo("single", 0, 1, 0)
+    assert detect_launch({"RANK_SIZE": "1", "RANK_ID": "0"}).kind == "single"
+    assert detect_launch({"OMPI_COMM_WORLD_SIZE": "1", "OMPI_COMM_WORLD_RANK": "0"}).kind == "single"
+
+
+def test_detect_openmpi_wins_over_rank_size():
+    # importing MindSpore copies OMPI_* into RANK_ID/RANK_SIZE; OpenMPI must still be reported
+    env = dict(OMPI_2, RANK_SIZE="2", RANK_ID="1")
+    assert detect_launch(env) == LaunchInfo("openmpi", 1, 2, 1)
+    # after the CPU mapping MS_ROLE is set too: still the OpenMPI launch
+    assert detect_launch(dict(env, MS_ROLE="MS_WORKER", MS_WORKER_NUM="2")).kind == "openmpi"
+
+
+def test_detect_openmpi_local_rank_defaults_to_rank():
+    env = {"OMPI_COMM_WORLD_SIZE": "8", "OMPI_COMM_WORLD_RANK": "5"}
+    assert detect_launch(env) == LaunchInfo("openmpi", 5, 8, 5)
+
+
+def test_detect_msrun_worker_and_scheduler():
+    base = {"MS_WORKER_NUM": "8", "MS_SCHED_HOST": "127.0.0.1", "MS_SCHED_PORT": "8118",
+            "RANK_SIZE": "8"}
+    worker = dict(base, MS_ROLE="MS_WORKER", MS_NODE_ID="3", RANK_ID="3", DEVICE_ID="3")
+    assert detect_launch(worker) == LaunchInfo("msrun", 3, 8, 3)
+    no_node_id = dict(base, MS_ROLE="MS_WORKER", RANK_ID="6", DEVICE_ID="2")
+    assert detect_launch(no_node_id) == LaunchInfo("msrun", 6, 8, 2)
+    unknown = dict(base, MS_ROLE="MS_WORKER", DEVICE_ID="1")  # multi-node msrun without node_rank
+    assert detect_launch(unknown) == LaunchInfo("msrun", -1, 8, 1)
+    sched = dict(base, MS_ROLE="MS_SCHED", RANK_ID="0")
+    assert detect_launch(sched) == LaunchInfo("msrun", -1, 8, 0, role="scheduler")
+
+
+def test_detect_rank_env():
+    assert detect_launch({"RANK_SIZE": "8", "RANK_ID": "7", "DEVICE_ID": "7"}) == \
+        LaunchInfo("rank_env", 7, 8, 7)
+    assert detect_launch({"RANK_SIZE": "4", "RANK_ID": "2"}) == LaunchInfo("rank_env", 2, 4, 2)
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"OMPI_COMM_WORLD_SIZE": "two", "OMPI_COMM_WORLD_RANK": "0"}, "not an integer"),
+    ({"OMPI_COMM_WORLD_SIZE": "2", "OMPI_COMM_WORLD_RANK": "2"}, "outside"),
+    ({"OMPI_COMM_WORLD_SIZE": "2"}, "OMPI_COMM_WORLD_RANK is not set"),
+    ({"MS_ROLE": "MS_WORKER"}, "MS_WORKER_NUM is not set"),
+    ({"MS_ROLE": "MS_PSERVER", "MS_WORKER_NUM": "2"}, "not supported"),
+    ({"RANK_SIZE": "4"}, "RANK_ID is not set"),
+    ({"RANK_SIZE": "0"}, None),  # not > 1: single
+])
+def test_detect_errors(env, message):
+    if message is None:
+        assert detect_launch(env).kind == "single"
+        return
+    with pytest.raises(DistributedError, match=message):
+        detect_launch(env)
+
+
+def test_detect_defaults_to_os_environ(monkeypatch):
+    for key in list(os.environ):
+        if key.startswith(("OMPI_COMM_WORLD", "MS_ROLE", "RANK_SIZE")):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("RANK_SIZE", "3")
+    monkeypatch.setenv("RANK_ID", "1")
+    assert detect_launch() == LaunchInfo("rank_env", 1, 3, 1)
+
+
+# ----------------------------------------------------------------------------------------------
+# CPU/OpenMPI mapping helpers (pure)
+
+
+def test_derived_port_is_per_job_and_in_range():
+    low, high = dist.DERIVED_PORT_RANGE
+    port = dist.derived_port(OMPI_2)
+    assert low <= port < high
+    assert port == dist.derived_port(dict(OMPI_2, OMPI_COMM_WORLD_RANK="0"))  # same on every rank
+    other = dist.derived_port(dict(OMPI_2, OMPI_MCA_ess_base_jobid="1947860993"))
+    assert other != port
+    assert dist.derived_port({"PMIX_NAMESPACE": "1947860993"}) == other
+    with pytest.raises(DistributedError, match="OPENPOSE_SCHED_PORT"):
+        dist.derived_port({})
+
+
+def test_sched_address():
+    launch = detect_launch(OMPI_2)
+    env = dict(OMPI_2, OPENPOSE_SCHED_PORT="23456")
+    assert dist._sched_address(launch, env) == ("127.0.0.1", 23456)  # pylint: disable=protected-access
+    multi = dict(env, OMPI_COMM_WORLD_LOCAL_SIZE="1")
+    with pytest.raises(DistributedError, match="OPENPOSE_SCHED_HOST"):
+        dist._sched_address(launch, multi)  # pylint: disable=protected-access
+    assert dist._sched_address(launch, dict(multi, OPENPOSE_SCHED_HOST="10.0.0.1")) == \
+        ("10.0.0.1", 23456)  # pylint: disable=protected-access
+
+
+def test_scheduler_and_worker_env():
+    base = dict(OMPI_2, PMIX_RANK="1", MS_NODE_ID="1", RANK_ID="1", RANK_SIZE="2", PATH="/bin",
+                GLOG_v="2")
+    env = dist.scheduler_env(base, 2, "127.0.0.1", 23456)
+    assert env == {"PATH": "/bin", "GLOG_v": "2", "MS_ROLE": "MS_SCHED", "MS_WORKER_NUM": "2",
+                   "MS_SCHED_HOST": "127.0.0.1", "MS_SCHED_PORT": "23456"}
+    worker = dist.worker_env(detect_launch(OMPI_2), "127.0.0.1", 23456)
+    assert worker == {"MS_ROLE": "MS_WORKER", "MS_WORKER_NUM": "2", "MS_SCHED_HOST": "127.0.0.1",
+                      "MS_SCHED_PORT": "23456", "MS_NODE_ID": "1", "RANK_ID": "1", "RANK_SIZE": "2"}
+
+
+def test_wait_for_port():
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        dist.wait_for_port("127.0.0.1", server.getsockname()[1], timeout_s=5)
+    port = dist.free_port()
+    start = time.monotonic()
+    with pytest.raises(DistributedError, match="no scheduler"):
+        dist.wait_for_port("127.0.0.1", port, timeout_s=0.3)
+    with pytest.raises(DistributedError, match="exited before"):
+        dist.wait_for_port("127.0.0.1", port, timeout_s=30, alive=lambda: False)
+    assert time.monotonic() - start < 5
+
+
+def test_scheduler_entry_point_refuses_bad_use(monkeypatch, capsys):
+    monkeypatch.delenv("MS_ROLE", raising=False)
+    assert dist.main([]) == 2
+    assert dist.main(["--scheduler"]) == 2
+    assert "MS_ROLE=MS_SCHED" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------------------------
+# single-process behaviour and small helpers
+
+
+def test_init_single_process_does_not_init():
+    info = dist.init_distributed("CPU", environ={})
+    assert info == DistInfo(0, 1, False, 0, "single") and info.is_main
+    assert dist.gather_objects({"a": 1}, info) == [{"a": 1}]
+    dist.barrier(info)
+    assert dist.rank_prefix(info) == ""
+
+
+def test_init_rejects_bad_input():
+    with pytest.raises(DistributedError, match="device_target"):
+        dist.init_distributed("auto", environ={})
+    with pytest.raises(DistributedError, match="msrun"):
+        dist.init_distributed("CPU", environ={"RANK_SIZE": "2", "RANK_ID": "0"})
+
+
+def test_rank_prefix_and_logging():
+    info = DistInfo(rank=1, group_size=4, is_distributed=True, local_rank=1, kind="openmpi")
+    assert dist.rank_prefix(info) == "[rank 1/4] "
+    stream = io.StringIO()
+    root = logging.getLogger()
+    old_level = root.level
+    handler = dist.setup_rank_logging(info, stream=stream)
+    try:
+        logging.getLogger("x.y").info("hello")
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+    line = stream.getvalue().strip()
+    assert line.endswith("[rank 1/4] INFO x.y: hello"), line
+
+
+def test_shard_items():
+    items = list(range(7))
+    shards = [dist.shard_items(items, DistInfo(r, 3, True)) for r in range(3)]
+    assert shards == [[0, 3, 6], [1, 4], [2, 5]]
+    assert dist.shard_items(items, dist.SINGLE) == items
+
+
+def test_pack_unpack_payloads():
+    objs = [{"a": 1}, list(range(21)), "x" * 13, np.arange(5, dtype=np.float32)]
+    payloads = [pickle.dumps(o) for o in objs]
+    width = max(map(len, payloads))
+    words = [dist.pack_payload(p, width) for p in payloads]
+    assert {w.dtype for w in words} == {np.dtype(np.int32)}
+    assert {w.size for w in words} == {-(-width // 4)}
+    out = dist.unpack_payloads(np.concatenate(words), [len(p) for p in payloads])
+    assert out[:3] == objs[:3]
+    np.testing.assert_array_equal(out[3], objs[3])
+    with pytest.raises(ValueError, match="longer"):
+        dist.pack_payload(b"12345", 4)
+
+
+# ----------------------------------------------------------------------------------------------
+# real launches: 2 CPU processes
+
+
+def _msrun():
+    """msrun installed with MindSpore next to this interpreter, else on PATH."""
+    local = Path(sys.executable).parent / "msrun"
+    return str(local) if local.exists() else shutil.which("msrun")
+
+
+def _clean_env():
+    """This environment without launcher variables, with this interpreter's folder first on PATH
+    (msrun starts workers with a bare ``python``)."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("OMPI_", "PMIX_", "MS_")) and k not in ("RANK_ID", "RANK_SIZE")}
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env.setdefault("GLOG_v", "3")  # keep MindSpore's per-retry warnings out of the logs
+    return env
+
+
+def _start(cmd, log_path, env):
+    log = open(log_path, "wb")  # pylint: disable=consider-using-with
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL)
+    return proc, log
+
+
+@pytest.fixture(scope="module")
+def launches(tmp_path_factory):
+    """Run every launch concurrently; return {name: (returncode, out_dir, log_text)}."""
+    root = tmp_path_factory.mktemp("dist")
+    env = _clean_env()
+    py = sys.executable
+    mpirun = shutil.which("mpirun")
+    msrun = _msrun()
+    jobs = {
+        "union": [py, str(WORKER), "--out", str(root / "union"), "--union", "2"],
+        "rank0_alone": [py, str(WORKER), "--out", str(root / "rank0_alone")],
+    }
+    envs = {}
+    if mpirun:
+        for name in ("mpirun_a", "mpirun_b", "mpirun_no_mpi4py"):
+            jobs[name] = [mpirun, "--allow-run-as-root", "--oversubscribe", "-n", "2", py,
+                          str(WORKER), "--out", str(root / name)]
+        # port derived from the OpenMPI job id, gather_objects over MindSpore's AllGather
+        envs["mpirun_no_mpi4py"] = dict(env, OPENPOSE_NO_MPI4PY="1")
+    if msrun:
+        jobs["msrun"] = [msrun, "--worker_num=2", "--local_worker_num=2",
+                         f"--master_port={dist.free_port()}", f"--log_dir={root / 'msrun_logs'}",
+                         "--join=True", str(WORKER), "--out", str(root / "msrun")]
+    start = time.monotonic()
+    running = {name: _start(cmd, root / f"{name}.log", envs.get(name, env))
+               for name, cmd in jobs.items()}
+    results = {}
+    for name, (proc, log) in running.items():
+        try:
+            code = proc.wait(timeout=max(1.0, LAUNCH_TIMEOUT_S - (time.monotonic() - start)))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = "timeout"
+        log.close()
+        results[name] = (code, root / name, (root / f"{name}.log").read_text(errors="replace"))
+    print(f"\n[test_distributed] {len(jobs)} launches took {time.monotonic() - start:.1f} s")
+    return results
+
+
+def _result(launches, name):
+    if name not in launches:
+        if name.startswith("mpirun"):
+            pytest.skip("mpirun not found (install OpenMPI: apt-get install openmpi-bin)")
+        pytest.skip("msrun not found (it comes with MindSpore >= 2.3)")
+    code, out, log = launches[name]
+    assert code == 0, f"{name} exited with {code}:\n{log[-3000:]}"
+    return out
+
+
+def _params(out, rank):
+    with np.load(out / f"params_rank{rank}.npz") as data:
+        return {k: data[k] for k in data.files}
+
+
+def _assert_params_close(got, want, atol=ATOL, rtol=RTOL):
+    assert got.keys() == want.keys()
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], atol=atol, rtol=rtol, err_msg=key)
+
+
+@pytest.mark.parametrize("name", ["mpirun_a", "mpirun_b", "mpirun_no_mpi4py", "msrun"])
+def test_two_ranks_equal_union_gradient_mean(launches, name):
+    out = _result(launches, name)
+    union = _params(_result(launches, "union"), 0)
+    rank0, rank1 = _params(out, 0), _params(out, 1)
+    for key in rank0:  # bitwise identical on the two ranks
+        np.testing.assert_array_equal(rank0[key], rank1[key], err_msg=key)
+    _assert_params_close(rank0, union)
+    kind = "openmpi" if name.startswith("mpirun") else "msrun"
+    for rank in (0, 1):
+        done = json.loads((out / f"done_rank{rank}.json").read_text())
+        assert (done["kind"], done["rank"], done["group_size"]) == (kind, rank, 2)
+
+
+def test_single_rank_alone_differs(launches):
+    """Sensitivity: without the gradient mean (rank 0's batch alone) the result is far off."""
+    union = _params(_result(launches, "union"), 0)
+    alone = _params(_result(launches, "rank0_alone"), 0)
+    diff = max(float(np.abs(union[k] - alone[k]).max()) for k in union)
+    assert diff > 1e-3, diff
+
+
+@pytest.mark.parametrize("name", ["mpirun_a", "mpirun_no_mpi4py", "msrun"])
+def test_gather_objects_and_rank0_only_checkpoint(launches, name):
+    out = _result(launches, name)
+    gathered = json.loads((out / "gather.json").read_text())
+    assert [g["rank"] for g in gathered] == [0, 1]
+    assert [g["items"] for g in gathered] == [[0, 1], [0, 1, 2]]
+    assert [len(g["text"]) for g in gathered] == [10, 61]
+    assert [g["array"] for g in gathered] == [[1000, 499500.0], [2000, 1999000.0]]
+    losses = [json.loads((out / f"done_rank{r}.json").read_text())["losses"][-1] for r in (0, 1)]
+    np.testing.assert_allclose([g["loss"] for g in gathered], losses, rtol=1e-6)
+    assert sorted(p.name for p in out.glob("ckpt_*")) == ["ckpt_rank0.npz"]
+
+
+def test_concurrent_mpirun_launches_use_distinct_ports(launches):
+    ports = {}
+    for name in ("mpirun_a", "mpirun_b", "mpirun_no_mpi4py"):
+        out = _result(launches, name)
+        per_rank = {json.loads((out / f"done_rank{r}.json").read_text())["sched_port"] for r in (0, 1)}
+        assert len(per_rank) == 1, per_rank  # both ranks used the same scheduler
+        ports[name] = per_rank.pop()
+    assert len(set(ports.values())) == 3 and None not in ports.values(), ports
+    low, high = dist.DERIVED_PORT_RANGE
+    assert low <= int(ports["mpirun_no_mpi4py"]) < high
+
+
+@pytest.mark.slow
+def test_failing_rank_stops_the_job(tmp_path):
+    """A rank that raises makes mpirun exit non-zero (MindSpore times out the peer in ~30 s)."""
+    mpirun = shutil.which("mpirun")
+    if not mpirun:
+        pytest.skip("mpirun not found (install OpenMPI: apt-get install openmpi-bin)")
+    cmd = [mpirun, "--allow-run-as-root", "--oversubscribe", "-n", "2", sys.executable, str(WORKER),
+           "--out", str(tmp_path / "out"), "--fail-rank", "1"]
+    start = time.monotonic()
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=_clean_env(), capture_output=True, text=True,
+                          timeout=LAUNCH_TIMEOUT_S, check=False)
+    assert proc.returncode != 0
+    assert "fails on purpose" in proc.stdout + proc.stderr
+    assert time.monotonic() - start < 180
+
+
+# ----------------------------------------------------------------------------------------------
+# launch scripts (DRY_RUN=1 prints the command)
+
+
+def _dry_run(script, args, **env):
+    run_env = dict(_clean_env(), DRY_RUN="1", **env)
+    for key in ("DEVICE_NUM", "DEVICE_TARGET", "RUN_DIR", "SAVE_MODEL_PATH", "MPIRUN_ARGS",
+                "COCO_DIR", "IMGPATH_TRAIN", "JSONPATH_TRAIN", "MASKPATH_TRAIN", "VGG_PATH",
+                "MASTER_PORT", "WORKER_NUM", "NODE_RANK", "PYTHON"):
+        if key not in env:
+            run_env.pop(key, None)
+    return subprocess.run(["bash", str(REPO_ROOT / script), *args], cwd=tempfile.gettempdir(), env=run_env,
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_gpu_script_command():
+    proc = _dry_run("scripts/run_distribute_train_gpu.sh",
+                    ["img", "/d/ann.json", "/d/mask", "none", "--batch_size", "2"],
+                    DEVICE_NUM="2", DEVICE_TARGET="CPU", RUN_DIR="/tmp/openpose_run")
+    assert proc.returncode == 0, proc.stderr
+    words = proc.stdout.split()
+    assert words[:3] == ["mpirun", "--allow-run-as-root", "-n"] and words[3] == "2"
+    assert "--oversubscribe" in words and "--merge-stderr-to-stdout" in words
+    assert words[words.index("--output-filename") + 1] == "/tmp/openpose_run/logs"
+    tail = words[words.index("train.py"):]
+    img = str(Path(tempfile.gettempdir()) / "img")
+    assert tail == ["train.py", "--device_target", "CPU", "--imgpath_train", img,
+                    "--jsonpath_train", "/d/ann.json", "--maskpath_train", "/d/mask",
+                    "--vgg_path", "none", "--save_model_path", "/tmp/openpose_run/checkpoint/",
+                    "--batch_size", "2"]
+
+
+def test_8card_script_defaults_and_save_path_override():
+    proc = _dry_run("train_openpose_coco2017_8card.sh", ["--save_model_path=/ck"])
+    assert proc.returncode == 0, proc.stderr
+    words = proc.stdout.split()
+    assert words[words.index("-n") + 1] == "8" and "--oversubscribe" not in words
+    assert words[words.index("--imgpath_train") + 1] == "/home/coco2017/train2017"
+    assert words[words.index("--vgg_path") + 1] == "/home/vgg19-0-97_5004.ckpt"
+    assert "--save_model_path" not in words and words[-1] == "--save_model_path=/ck"
+    assert words[words.index("--device_target") + 1] == "GPU"
+
+
+def test_msrun_script_command():
+    proc = _dry_run("scripts/run_distribute_train_msrun.sh", ["/i", "/j", "/m", "/v.ckpt"],
+                    DEVICE_NUM="2", MASTER_PORT="23456", RUN_DIR="/tmp/openpose_run")
+    assert proc.returncode == 0, proc.stderr
+    words = proc.stdout.split()
+    assert words[0].endswith("msrun")
+    for flag in ("--worker_num=2", "--local_worker_num=2", "--master_port=23456", "--node_rank=0",
+                 "--log_dir=/tmp/openpose_run/logs", "--join=True"):
+        assert flag in words, flag
+    assert words[words.index("train.py") + 1:words.index("train.py") + 3] == ["--device_target", "GPU"]
+
+
+@pytest.mark.parametrize("script", ["scripts/run_distribute_train_gpu.sh",
+                                    "scripts/run_distribute_train_msrun.sh"])
+def test_scripts_reject_bad_use(script):
+    proc = _dry_run(script, ["only", "three", "args"])
+    assert proc.returncode == 2 and "Usage" in proc.stderr
+    proc = _dry_run(script, ["a", "b", "c", "d"], DEVICE_NUM="eight")
+    assert proc.returncode == 2 and "DEVICE_NUM" in proc.stderr
