@@ -1,0 +1,487 @@
+"""The training run behind train.py: settings, data per epoch, the loop, checkpoints, resume.
+
+The loop is plain Python over per-epoch batch iterators (no ``Model.train``):
+
+* every step runs :class:`src.train_step.OpenPoseTrainStep` and checks the loss is finite;
+* every ``log_interval`` steps one line with the mean loss, the per-stage PAF/heatmap terms, the
+  stage learning rate and images/s; a tqdm bar per epoch;
+* every ``ckpt_interval`` steps, and once at the end, a training checkpoint
+  (:class:`src.callbacks.CheckpointManager`);
+* ``resume`` continues from a training checkpoint (weights, optimizer state, global step); the
+  data of epoch ``e`` is a pure function of ``(seed, e)`` (see :func:`epoch_seed`) and the
+  batches already consumed in the interrupted epoch are skipped, so a resumed run sees the same
+  batches as an uninterrupted one.
+
+Multi-device runs (``group_size > 1``) take the reference's ``*_NP`` settings; the caller sets
+up the communication and data-parallel context first (see :mod:`src.distributed`).
+"""
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from src.callbacks import (CheckpointManager, LossMeter, TrainError, check_finite_loss,
+                           format_report, restore_training_state)
+from src.config import parse_int_list
+from src.lr_schedule import build_lr_schedules
+
+NO_PATH = ("", "none", "None", "null")
+#: Seconds between progress-bar refreshes when stderr is a file or pipe (logs stay short).
+BAR_INTERVAL_LOGGED = 30.0
+#: Steps profiled with enable_profiling.
+PROFILE_STEPS = 10
+
+
+def get_device_num():
+    """Number of training processes (1: single process; distributed launch sets its own)."""
+    return 1
+
+
+def get_rank_id():
+    """This process's rank (0: single process)."""
+    return 0
+
+
+def epoch_seed(seed, epoch):
+    """The data seed of one epoch: a pure function of the run seed and the epoch index."""
+    return int(np.random.SeedSequence([int(seed), int(epoch)]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+@dataclass
+class TrainSettings:
+    """Everything the loop needs, resolved from the configuration (see default_config.yaml)."""
+
+    save_model_path: str = "./checkpoint/"
+    rank: int = 0
+    group_size: int = 1
+    batch_size: int = 10
+    max_epoch: int = 60
+    lr: float = 1e-4
+    lr_gamma: float = 0.1
+    lr_steps: tuple = (100000, 200000, 250000)
+    lr_type: str = "default"
+    warmup_epoch: int = 5
+    optimizer: str = "Adam"
+    group_params: bool = True
+    train_type: str = "fix_loss_scale"
+    loss_scale: float = 16384.0
+    clip_type: int = 1
+    clip_value: float = 10.0
+    unscale_before_clip: bool = False
+    log_interval: int = 100
+    ckpt_interval: int = 5304
+    keep_checkpoint_max: int = 5
+    max_train_steps: int = 0
+    resume: str = ""
+    load_pretrain: bool = False
+    pretrained_model_path: str = ""
+    vgg_path: str = ""
+    vgg_with_bn: bool = False
+    amp_level: str = "O0"
+    device_target: str = "CPU"
+    seed: int = 1
+    progress: bool = True
+    enable_profiling: bool = False
+
+
+def settings_from_config(cfg, rank=0, group_size=1, device_target="CPU"):
+    """Resolve a :class:`src.config.Config` into :class:`TrainSettings`.
+
+    With ``group_size > 1`` the reference's multi-card values apply: ``max_epoch_train_NP``,
+    ``loss_scale / 2``, ``lr_steps_NP``, ``train_type_NP``, ``optimizer_NP``, ``group_params_NP``.
+    """
+    multi = int(group_size) > 1
+    vgg_path = "" if str(cfg.vgg_path) in NO_PATH else str(cfg.vgg_path)
+    return TrainSettings(
+        save_model_path=str(cfg.save_model_path), rank=int(rank), group_size=int(group_size),
+        batch_size=int(cfg.batch_size),
+        max_epoch=int(cfg.max_epoch_train_NP if multi else cfg.max_epoch_train),
+        lr=float(cfg.lr), lr_gamma=float(cfg.lr_gamma),
+        lr_steps=tuple(parse_int_list(cfg.lr_steps_NP if multi else cfg.lr_steps, "lr_steps")),
+        lr_type=str(cfg.lr_type), warmup_epoch=int(cfg.warmup_epoch),
+        optimizer=str(cfg.optimizer_NP if multi else cfg.optimizer),
+        group_params=bool(cfg.group_params_NP if multi else cfg.group_params),
+        train_type=str(cfg.train_type_NP if multi else cfg.train_type),
+        loss_scale=float(cfg.loss_scale) / (2.0 if multi else 1.0),
+        clip_type=int(cfg.GRADIENT_CLIP_TYPE), clip_value=float(cfg.GRADIENT_CLIP_VALUE),
+        unscale_before_clip=bool(cfg.unscale_before_clip), log_interval=int(cfg.log_interval),
+        ckpt_interval=int(cfg.ckpt_interval), keep_checkpoint_max=int(cfg.keep_checkpoint_max),
+        max_train_steps=int(cfg.max_train_steps), resume=str(cfg.resume),
+        load_pretrain=bool(cfg.load_pretrain), pretrained_model_path=str(cfg.pretrained_model_path),
+        vgg_path=vgg_path, vgg_with_bn=bool(cfg.vgg_with_bn), amp_level=str(cfg.amp_level),
+        device_target=str(device_target), seed=int(cfg.seed),
+        enable_profiling=bool(cfg.enable_profiling))
+
+
+def check_train_inputs(cfg):
+    """Check the paths a training run needs before anything heavy starts.
+
+    Raises:
+        TrainError: naming the first missing path.
+    """
+    checks = [("imgpath_train", cfg.imgpath_train, "dir"), ("jsonpath_train", cfg.jsonpath_train, "file"),
+              ("maskpath_train", cfg.maskpath_train, "dir")]
+    if str(cfg.vgg_path) not in NO_PATH:
+        checks.append(("vgg_path", cfg.vgg_path, "file"))
+    if cfg.load_pretrain:
+        checks.append(("pretrained_model_path", cfg.pretrained_model_path, "file"))
+    if cfg.resume and cfg.resume != "auto":
+        checks.append(("resume", cfg.resume, "file"))
+    for key, value, kind in checks:
+        if not str(value):
+            raise TrainError(f"--{key} is not set")
+        ok = os.path.isdir(value) if kind == "dir" else os.path.isfile(value)
+        if not ok:
+            what = "folder" if kind == "dir" else "file"
+            raise TrainError(f"{value}: no such {what} (--{key})")
+    if int(cfg.insize) % 8:
+        raise TrainError(f"--insize must be a multiple of 8, got {cfg.insize}")
+    if int(cfg.batch_size) < 1:
+        raise TrainError(f"--batch_size must be at least 1, got {cfg.batch_size}")
+
+
+# ----------------------------------------------------------------------------------------------
+# data
+
+
+class ArrayTrainData:
+    """In-memory training data (tests, benchmarks): per-epoch seeded shuffle, no augmentation.
+
+    Args:
+        images (M, 3, s, s), pafs (M, 38, s/8, s/8), heatmaps (M, 19, s/8, s/8),
+        masks (M, s/8, s/8): float32 arrays.
+        batch_size: samples per batch (remainder dropped).
+        shuffle: permute every epoch with :func:`epoch_seed`.
+        seed: run seed.
+    """
+
+    def __init__(self, images, pafs, heatmaps, masks, batch_size, shuffle=True, seed=0):
+        self.arrays = tuple(np.ascontiguousarray(a, dtype=np.float32)
+                            for a in (images, pafs, heatmaps, masks))
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self.seed = int(seed)
+        self.steps_per_epoch = len(self.arrays[0]) // self.batch_size
+
+    def order(self, epoch):
+        """Sample order of ``epoch``."""
+        count = len(self.arrays[0])
+        if not self.shuffle:
+            return np.arange(count)
+        return np.random.default_rng(epoch_seed(self.seed, epoch)).permutation(count)
+
+    def batches(self, epoch, skip_batches=0):
+        """Yield ``(image, pafs, heatmaps, ignore_mask)`` batches of ``epoch`` from ``skip_batches``."""
+        order = self.order(epoch)
+        for index in range(int(skip_batches), self.steps_per_epoch):
+            rows = order[index * self.batch_size:(index + 1) * self.batch_size]
+            yield tuple(a[rows] for a in self.arrays)
+
+
+def pipeline_error_line(exc):
+    """The most telling line of a MindSpore data-pipeline error (the worker's own exception)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for line in reversed(lines):
+        if "Error:" in line and not line.startswith(("File ", "Traceback", "[ERROR]")):
+            return line[:300]
+    return lines[0][:300] if lines else type(exc).__name__
+
+
+class CocoTrainData:
+    """The COCO training pipeline (:func:`src.dataset.create_dataset`), one dataset per epoch.
+
+    Epoch ``e`` is built with seed :func:`epoch_seed` ``(seed, e)``, so its order and
+    augmentation do not depend on which epochs ran before in this process; on resume the
+    consumed batches of the interrupted epoch are skipped (MindSpore still produces them, so
+    skipping costs their loading time once).
+    """
+
+    def __init__(self, json_path, img_path, mask_path, batch_size, insize=368, rank=0,
+                 group_size=1, num_workers=None, seed=0, **dataset_kwargs):
+        self.kwargs = dict(json_path=json_path, img_path=img_path, mask_path=mask_path,
+                           batch_size=int(batch_size), rank=int(rank), group_size=int(group_size),
+                           insize=int(insize), num_workers=num_workers, shuffle=True,
+                           **dataset_kwargs)
+        self.seed = int(seed)
+        try:
+            first = self._create(0)
+        except ValueError as exc:
+            from src.coco_data import AnnotationError  # pylint: disable=import-outside-toplevel
+            if isinstance(exc, AnnotationError):
+                raise
+            raise TrainError(f"{json_path}: {exc}") from None
+        self.steps_per_epoch = int(first.get_dataset_size())
+        self._ready = (0, first)
+
+    def _create(self, epoch):
+        from src.dataset import create_dataset  # pylint: disable=import-outside-toplevel
+        return create_dataset(seed=epoch_seed(self.seed, epoch), **self.kwargs)
+
+    def batches(self, epoch, skip_batches=0):
+        """Yield ``(image, pafs, heatmaps, ignore_mask)`` numpy batches of ``epoch``."""
+        if self._ready is not None and self._ready[0] == epoch:
+            dataset = self._ready[1]
+        else:
+            dataset = self._create(epoch)
+        self._ready = None
+        if skip_batches:
+            dataset = dataset.skip(int(skip_batches))
+        iterator = dataset.create_tuple_iterator(num_epochs=1, output_numpy=True)
+        try:
+            for row in iterator:
+                yield tuple(row)
+        except RuntimeError as exc:
+            raise TrainError(f"data pipeline failed in epoch {epoch + 1}: {pipeline_error_line(exc)}") \
+                from None
+        finally:
+            stop = getattr(iterator, "stop", None)
+            if callable(stop):
+                stop()
+
+
+# ----------------------------------------------------------------------------------------------
+# the run
+
+
+@dataclass
+class TrainResult:
+    """What a run did."""
+
+    global_step: int
+    epoch: int
+    last_loss: float
+    last_checkpoint: str
+    resumed_from: str = ""
+    steps_run: int = 0
+
+
+def _prepare_network(settings, network, log, resuming):
+    """Build the network (or take the given one), load VGG/pretrained weights, apply AMP."""
+    from src.checkpoint import load_vgg_weights, load_weights  # pylint: disable=import-outside-toplevel
+    if network is None:
+        from src.network import OpenPoseNet  # pylint: disable=import-outside-toplevel
+        network = OpenPoseNet(vgg_with_bn=settings.vgg_with_bn)
+    if resuming:
+        log("resuming: VGG and pretrained weights come from the training checkpoint")
+    else:
+        if settings.vgg_path:
+            log(load_vgg_weights(network, settings.vgg_path).summary())
+        else:
+            log("no vgg_path: the VGG layers start from random weights")
+        if settings.load_pretrain:
+            log("load pretrained model: " + load_weights(network, settings.pretrained_model_path).summary())
+    if settings.amp_level != "O0":
+        if settings.device_target == "CPU":
+            raise TrainError(f"amp_level {settings.amp_level} needs a GPU or Ascend device; use O0 on CPU")
+        import mindspore  # pylint: disable=import-outside-toplevel
+        network = mindspore.amp.auto_mixed_precision(network, settings.amp_level)
+    return network
+
+
+class _StepProfiler:
+    """MindSpore's profiler over the first ``PROFILE_STEPS`` steps (``enable_profiling``)."""
+
+    def __init__(self, settings, log):
+        self.log = log
+        self.profiler = None
+        if not settings.enable_profiling:
+            return
+        import mindspore  # pylint: disable=import-outside-toplevel
+        self.path = Path(settings.save_model_path) / "profiler"
+        log(f"profiling the first {PROFILE_STEPS} steps into {self.path}")
+        self.profiler = mindspore.Profiler(output_path=str(self.path))
+
+    def step_done(self, steps_run):
+        """Stop after ``PROFILE_STEPS`` steps."""
+        if self.profiler is not None and steps_run >= PROFILE_STEPS:
+            self.finish()
+
+    def finish(self):
+        """Stop and write the analysis (once)."""
+        if self.profiler is None:
+            return
+        profiler, self.profiler = self.profiler, None
+        try:
+            profiler.stop()
+            profiler.analyse()
+            self.log(f"profile written to {self.path}")
+        except Exception as exc:  # noqa: BLE001 - profiling must not end a training run
+            self.log(f"warning: profiling failed: {str(exc).splitlines()[0] if str(exc) else exc!r}")
+
+
+def log_first_step(log, seconds, loss):
+    """Report the first step apart: it includes the graph compile (not in the img/s figures)."""
+    log(f"first step done in {seconds:.1f} s (graph compile and data start-up included), loss {loss:.6f}")
+
+
+def _as_tensors(batch):
+    import mindspore  # pylint: disable=import-outside-toplevel
+    return tuple(mindspore.Tensor(np.asarray(a, dtype=np.float32)) for a in batch)
+
+
+def run_training(settings, data, network=None, log=print):
+    """Train ``network`` on ``data`` as ``settings`` say.
+
+    Args:
+        settings: :class:`TrainSettings`.
+        data: an object with ``steps_per_epoch`` and ``batches(epoch, skip_batches)``
+            (:class:`CocoTrainData`, :class:`ArrayTrainData`).
+        network: the network to train (default: a new ``OpenPoseNet``); anything with
+            OpenPoseNet's parameter names and outputs works.
+        log: function taking one line of text.
+
+    Returns:
+        :class:`TrainResult`.
+
+    Raises:
+        TrainError: bad settings, an unusable resume checkpoint, or a NaN/Inf loss.
+    """
+    from tqdm import tqdm  # pylint: disable=import-outside-toplevel
+    from src.optimizer import build_optimizer  # pylint: disable=import-outside-toplevel
+    from src.train_step import build_train_step  # pylint: disable=import-outside-toplevel
+
+    steps_per_epoch = int(data.steps_per_epoch)
+    if steps_per_epoch < 1:
+        raise TrainError(f"the dataset has fewer images than one batch of {settings.batch_size} "
+                         f"(per device, {settings.group_size} devices)")
+    total_steps = steps_per_epoch * int(settings.max_epoch)
+    stop_step = min(total_steps, settings.max_train_steps) if settings.max_train_steps > 0 else total_steps
+    manager = CheckpointManager(settings.save_model_path, settings.rank, settings.keep_checkpoint_max)
+    resume_path = manager.resolve_resume(settings.resume)
+    if settings.resume == "auto" and resume_path is None:
+        log(f"resume auto: no checkpoint in {manager.directory}, starting from scratch")
+
+    network = _prepare_network(settings, network, log, resume_path is not None)
+    schedules = build_lr_schedules(settings.lr * settings.group_size, settings.lr_gamma,
+                                   steps_per_epoch, settings.max_epoch, settings.lr_steps,
+                                   settings.group_size, settings.lr_type, settings.warmup_epoch)
+    try:
+        optimizer = build_optimizer(network.trainable_params(), schedules, settings.optimizer,
+                                    settings.group_params)
+        step_cell = build_train_step(network, optimizer, settings.train_type, settings.loss_scale,
+                                     settings.clip_type, settings.clip_value,
+                                     settings.unscale_before_clip)
+    except ValueError as exc:
+        raise TrainError(str(exc)) from None
+
+    global_step = 0
+    if resume_path is not None:
+        position = restore_training_state(resume_path, network, optimizer, steps_per_epoch)
+        global_step = position.global_step
+        log(f"resumed from {resume_path} at global step {global_step} "
+            f"(epoch {position.epoch + 1}, {position.step_in_epoch} batches into it)")
+        if global_step > total_steps:
+            raise TrainError(f"{resume_path}: global step {global_step} is past the end of this run "
+                             f"({total_steps} steps = {settings.max_epoch} epochs x {steps_per_epoch})")
+
+    log(f"steps per epoch: {steps_per_epoch}, epochs: {settings.max_epoch}, total steps: {total_steps}"
+        + (f", stopping at step {stop_step} (max_train_steps)" if stop_step < total_steps else ""))
+    log(f"train type {settings.train_type}, optimizer {settings.optimizer} "
+        f"(group params {settings.group_params}), loss scale {settings.loss_scale:g}, "
+        f"batch {settings.batch_size} x {settings.group_size} device(s)")
+    log(f"checkpoints: {manager.directory}")
+
+    images_per_step = settings.batch_size * settings.group_size
+    meter = LossMeter()
+    last_loss = float("nan")
+    last_saved_step = global_step if resume_path is not None else -1
+    last_checkpoint = str(resume_path) if resume_path is not None else ""
+    steps_run = 0
+    profiler = _StepProfiler(settings, log)
+    run_started = time.perf_counter()
+    start_epoch = global_step // steps_per_epoch
+    for epoch in range(start_epoch, settings.max_epoch):
+        if global_step >= stop_step:
+            break
+        skip = global_step - epoch * steps_per_epoch
+        bar = tqdm(total=steps_per_epoch, initial=skip, desc=f"epoch {epoch + 1}/{settings.max_epoch}",
+                   disable=not settings.progress, file=sys.stderr, dynamic_ncols=True, leave=False,
+                   mininterval=0.1 if sys.stderr.isatty() else BAR_INTERVAL_LOGGED)
+        batches = data.batches(epoch, skip)
+        try:
+            for batch in batches:
+                loss, paf_losses, heatmap_losses = step_cell(*_as_tensors(batch))
+                last_loss = float(loss.asnumpy())
+                global_step += 1
+                steps_run += 1
+                step_in_epoch = global_step - epoch * steps_per_epoch
+                check_finite_loss(last_loss, epoch, step_in_epoch, global_step)
+                meter.add(last_loss, paf_losses.asnumpy(), heatmap_losses.asnumpy())
+                if steps_run == 1:
+                    log_first_step(log, time.perf_counter() - run_started, last_loss)
+                    meter.restart_clock()
+                profiler.step_done(steps_run)
+                bar.update(1)
+                bar.set_postfix(loss=f"{last_loss:.4f}", refresh=False)
+                if settings.log_interval > 0 and global_step % settings.log_interval == 0:
+                    lr = float(schedules.stage[global_step - 1])
+                    tqdm.write(format_report(meter.report(images_per_step), epoch, step_in_epoch,
+                                             steps_per_epoch, global_step, lr), file=sys.stdout)
+                    sys.stdout.flush()
+                if settings.ckpt_interval > 0 and global_step % settings.ckpt_interval == 0:
+                    last_checkpoint = manager.save(network, optimizer, global_step, steps_per_epoch,
+                                                   settings.loss_scale)
+                    last_saved_step = global_step
+                if global_step >= stop_step:
+                    break
+        finally:
+            close = getattr(batches, "close", None)
+            if callable(close):
+                close()
+            bar.close()
+    profiler.finish()
+    if global_step != last_saved_step and steps_run > 0:
+        last_checkpoint = manager.save(network, optimizer, global_step, steps_per_epoch,
+                                       settings.loss_scale)
+    if steps_run:
+        log(f"finished at global step {global_step}, last loss {last_loss:.6f}; "
+            f"last checkpoint {last_checkpoint}")
+    else:
+        log(f"nothing to do: the run is already at global step {global_step} of {stop_step}")
+    return TrainResult(global_step=global_step, epoch=global_step // steps_per_epoch,
+                       last_loss=last_loss, last_checkpoint=last_checkpoint,
+                       resumed_from=str(resume_path or ""), steps_run=steps_run)
+
+
+def single_process(device_target):  # pylint: disable=unused-argument
+    """Parallel set-up of a single-process run: ``(rank, group_size) = (0, 1)``."""
+    return get_rank_id(), get_device_num()
+
+
+def train_from_config(cfg, log=print, parallel_setup=single_process):
+    """train.py's whole run: check inputs, set the context, build the data, train.
+
+    Args:
+        cfg: :class:`src.config.Config` (keys of default_config.yaml).
+        log: function taking one line.
+        parallel_setup: called with the resolved device target after the MindSpore context is
+            set and before anything is built; starts communication / the data-parallel context
+            if needed and returns ``(rank, group_size)``.
+
+    Returns:
+        :class:`TrainResult`.
+
+    Raises:
+        TrainError and the data/checkpoint errors (one-line messages).
+    """
+    check_train_inputs(cfg)
+    from src.context import setup_context  # pylint: disable=import-outside-toplevel
+    target = setup_context(cfg.device_target, mode="graph", device_id=cfg.device_id, seed=cfg.seed)
+    rank, group_size = parallel_setup(target)
+    np.random.seed(int(cfg.seed) % (2 ** 32))
+    settings = settings_from_config(cfg, rank, group_size, target)
+    log(f"device {target}, rank {rank} of {group_size}, insize {cfg.insize}")
+    started = time.perf_counter()
+    workers = int(cfg.num_parallel_workers) or None
+    from src.augment import AugmentParams  # pylint: disable=import-outside-toplevel
+    data = CocoTrainData(cfg.jsonpath_train, cfg.imgpath_train, cfg.maskpath_train,
+                         settings.batch_size, insize=int(cfg.insize), rank=rank,
+                         group_size=group_size, num_workers=workers, seed=settings.seed,
+                         heatmap_sigma=float(cfg.heatmap_sigma), paf_sigma=float(cfg.paf_sigma),
+                         min_keypoints=int(cfg.min_keypoints), min_area=int(cfg.min_area),
+                         aug=AugmentParams.from_config(cfg))
+    log(f"dataset ready in {time.perf_counter() - started:.1f} s: {data.steps_per_epoch} batches per epoch")
+    return run_training(settings, data, log=log)

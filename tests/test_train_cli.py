@@ -1,0 +1,161 @@
+"""train.py end to end on a toy COCO set (real network, real data pipeline, CPU), its error
+handling, and the data order of the real pipeline on resume."""
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+
+
+@pytest.fixture(scope="module")
+def toy_coco(tmp_path_factory):
+    out = tmp_path_factory.mktemp("toy_coco")
+    subprocess.run([PYTHON, str(REPO / "scripts" / "make_toy_coco.py"), "--out", str(out),
+                    "--num_train", "6", "--num_val", "1", "--size", "128", "--seed", "3", "--quiet"],
+                   check=True, cwd=REPO, timeout=120)
+    return {"imgpath_train": str(out / "train2017"),
+            "jsonpath_train": str(out / "annotations" / "person_keypoints_train2017.json"),
+            "maskpath_train": str(out / "ignore_mask_train")}
+
+
+def _train(args, timeout=300):
+    return subprocess.run([PYTHON, "train.py", "--device_target", "CPU"] + args, cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _flags(paths, **extra):
+    args = []
+    for key, value in {**paths, **extra}.items():
+        args += [f"--{key}", str(value)]
+    return args
+
+
+@pytest.fixture(scope="module")
+def trained(toy_coco, tmp_path_factory):
+    """train.py for 2 steps at insize 64 (real network, real pipeline): (process, save dir)."""
+    save = tmp_path_factory.mktemp("train_run")
+    proc = _train(_flags(toy_coco, insize=64, batch_size=2, max_train_steps=2, log_interval=1,
+                         ckpt_interval=100, num_parallel_workers=1, save_model_path=save))
+    return proc, save
+
+
+def test_train_py_runs_and_writes_a_loadable_checkpoint(ms_cpu, trained):
+    from src.checkpoint import load_weights, read_checkpoint
+    from src.network import OpenPoseNet
+    proc, save = trained
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert f"checkpoints: {save / 'ckpt_0'}" in proc.stdout
+    assert "mean loss" in proc.stdout and "heatmap stages" in proc.stdout and "img/s" in proc.stdout
+    ckpts = sorted((save / "ckpt_0").glob("*.ckpt"))
+    assert [p.name for p in ckpts] == ["0-1_2.ckpt"], proc.stdout[-2000:]
+    entries = read_checkpoint(ckpts[0])
+    assert int(entries["step_num"]) == 2
+    net = OpenPoseNet()
+    report = load_weights(net, ckpts[0])
+    assert len(report.loaded) == 184 and not report.missing and not report.unexpected
+    assert report.skipped_state > 0          # moments, global_step, loop position
+    np.testing.assert_array_equal(net.stage_6.conv7_L2.bias.asnumpy(),
+                                  entries["stage_6.conv7_L2.bias"])
+
+
+@pytest.mark.slow
+def test_export_and_eval_accept_the_checkpoint(trained, toy_coco, tmp_path):
+    proc, save = trained
+    assert proc.returncode == 0
+    ckpt = save / "ckpt_0" / "0-1_2.ckpt"
+    exported = subprocess.run([PYTHON, "export.py", "--device_target", "CPU", "--ckpt_file", str(ckpt),
+                               "--file_name", str(tmp_path / "toy"), "--file_format", "MINDIR",
+                               "--insize", "64"], cwd=REPO, capture_output=True, text=True,
+                              timeout=600)
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    assert (tmp_path / "toy.mindir").is_file()
+    toy_root = Path(toy_coco["imgpath_train"]).parent
+    evaluated = subprocess.run([PYTHON, "eval.py", "--device_target", "CPU", "--model_path", str(ckpt),
+                                "--imgpath_val", str(toy_root / "val2017"),
+                                "--ann", str(toy_root / "annotations" / "person_keypoints_val2017.json"),
+                                "--eva_num", "1", "--inference_img_size", "64",
+                                "--output_img_path", str(tmp_path / "eval")], cwd=REPO,
+                               capture_output=True, text=True, timeout=600)
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("imgpath_train", "/nonexistent/train2017", "no such folder (--imgpath_train)"),
+    ("jsonpath_train", "/nonexistent/ann.json", "no such file (--jsonpath_train)"),
+    ("maskpath_train", "", "--maskpath_train is not set"),
+    ("vgg_path", "/nonexistent/vgg19.ckpt", "no such file (--vgg_path)"),
+    ("resume", "/nonexistent/x.ckpt", "no such file (--resume)"),
+])
+def test_missing_paths_exit_nonzero_with_one_line(toy_coco, key, value, message):
+    proc = _train(_flags({**toy_coco, key: value}), timeout=120)
+    assert proc.returncode == 1
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("train.py: error:")]
+    assert len(lines) == 1 and message in lines[0], proc.stderr[-1000:]
+    assert "Traceback" not in proc.stderr
+
+
+def test_bad_annotation_file_exits_nonzero(toy_coco, tmp_path):
+    bad = tmp_path / "broken.json"
+    bad.write_text("{not json")
+    proc = _train(_flags({**toy_coco, "jsonpath_train": bad}), timeout=120)
+    assert proc.returncode == 1
+    assert "train.py: error:" in proc.stderr and str(bad) in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_bad_vgg_file_exits_nonzero(toy_coco, tmp_path):
+    bad = tmp_path / "vgg.ckpt"
+    bad.write_bytes(b"not a checkpoint")
+    proc = _train(_flags({**toy_coco, "vgg_path": bad}, insize=64, batch_size=2,
+                         num_parallel_workers=1, save_model_path=tmp_path), timeout=180)
+    assert proc.returncode == 1
+    assert "train.py: error:" in proc.stderr and "not a readable MindSpore checkpoint" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_amp_on_cpu_is_refused(toy_coco, tmp_path):
+    proc = _train(_flags(toy_coco, insize=64, batch_size=2, amp_level="O2", num_parallel_workers=1,
+                         save_model_path=tmp_path), timeout=180)
+    assert proc.returncode == 1 and "amp_level O2 needs a GPU" in proc.stderr
+
+
+def test_coco_pipeline_order_on_resume(toy_coco):
+    """Epoch e of the real pipeline is the same whether or not earlier epochs ran, and
+    skipping k batches yields the rest of that epoch."""
+    from src.trainer import CocoTrainData
+    kwargs = dict(json_path=toy_coco["jsonpath_train"], img_path=toy_coco["imgpath_train"],
+                  mask_path=toy_coco["maskpath_train"], batch_size=1, insize=64, num_workers=1,
+                  seed=5)
+    fresh = CocoTrainData(**kwargs)
+    assert fresh.steps_per_epoch >= 3
+    epoch0 = [b[0] for b in fresh.batches(0)]
+    epoch1 = [b[0] for b in fresh.batches(1)]
+    assert len(epoch1) == fresh.steps_per_epoch
+    assert not all(np.array_equal(a, b) for a, b in zip(epoch0, epoch1))
+    restarted = CocoTrainData(**kwargs)          # a new process resuming in epoch 1 after 2 batches
+    rest = [b for b in restarted.batches(1, skip_batches=2)]
+    assert len(rest) == fresh.steps_per_epoch - 2
+    for got, want in zip(rest, epoch1[2:]):
+        np.testing.assert_array_equal(got[0], want)
+
+
+def test_unreadable_image_gives_a_one_line_error(toy_coco, tmp_path):
+    import shutil
+    from src.callbacks import TrainError
+    from src.trainer import CocoTrainData
+    root = tmp_path / "toy"
+    shutil.copytree(Path(toy_coco["imgpath_train"]).parent, root)
+    first = sorted((root / "train2017").iterdir())[0]
+    first.write_bytes(b"garbage")
+    data = CocoTrainData(str(root / "annotations" / "person_keypoints_train2017.json"),
+                         str(root / "train2017"), str(root / "ignore_mask_train"), 1, insize=64,
+                         num_workers=1, seed=0)
+    with pytest.raises(TrainError) as err:
+        for _ in data.batches(0):
+            pass
+    message = str(err.value)
+    assert "\n" not in message and first.name in message and "cannot decode" in message
