@@ -14,7 +14,8 @@ def main(argv=None):
         output, report = export_network(cfg.ckpt_file, cfg.file_name, cfg.file_format,
                                         batch_size=cfg.export_batch_size, insize=cfg.insize,
                                         vgg_with_bn=cfg.vgg_with_bn, stages=cfg.export_stages,
-                                        device_target=target)
+                                        device_target=target, width_mult=cfg.width_mult,
+                                        num_stages=cfg.num_stages)
     except (ExportError, CheckpointError) as exc:
         print(f"export.py: error: {exc}", file=sys.stderr)
         return 2

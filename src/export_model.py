@@ -14,7 +14,8 @@ class ExportError(ValueError):
 
 
 def export_network(ckpt_file, file_name, file_format="MINDIR", batch_size=1, insize=368,
-                   vgg_with_bn=False, stages="final", device_target="CPU"):
+                   vgg_with_bn=False, stages="final", device_target="CPU", width_mult=1.0,
+                   num_stages=6):
     """Load ``ckpt_file`` into an OpenPoseNet and export it.
 
     Args:
@@ -26,6 +27,7 @@ def export_network(ckpt_file, file_name, file_format="MINDIR", batch_size=1, ins
         stages: "final" exports the last stage's ``(pafs, heatmaps)``; "all" every stage
             (MINDIR/AIR only: MindSpore's ONNX exporter cannot emit the list outputs).
         device_target: the resolved device the context was set to.
+        width_mult, num_stages: the network's shape (see src.network.OpenPoseNet).
 
     Returns:
         ``(output_path, load_report)``.
@@ -46,7 +48,7 @@ def export_network(ckpt_file, file_name, file_format="MINDIR", batch_size=1, ins
         raise ExportError(f"export_batch_size must be positive, got {batch_size}")
     if not ckpt_file:
         raise ExportError("ckpt_file is empty: pass --ckpt_file PATH")
-    net = OpenPoseNet(vgg_with_bn=vgg_with_bn)
+    net = OpenPoseNet(vgg_with_bn=vgg_with_bn, width_mult=width_mult, num_stages=num_stages)
     report = load_weights(net, ckpt_file)
     net.set_train(False)
     model = FinalStage(net) if stages == "final" else net
