@@ -16,7 +16,7 @@ REFERENCE_KEYS = {  # reference keys that must keep their names and defaults
     "min_area": 1024, "insize": 368, "downscale": 8, "paf_sigma": 8, "heatmap_sigma": 7,
     "keep_checkpoint_max": 5, "log_interval": 100, "ckpt_interval": 5304, "min_box_size": 64,
     "max_box_size": 512, "min_scale": 0.5, "max_scale": 2.0, "max_rotate_degree": 40,
-    "center_perterb_max": 40, "is_distributed": 0, "eva_num": 100, "output_img_path": "./output_imgs/",
+    "center_perterb_max": 40, "is_distributed": 0, "output_img_path": "./output_imgs/",
     "inference_img_size": 368, "inference_scales": [0.5, 1, 1.5, 2], "gaussian_sigma": 2.5,
     "n_integ_points": 10, "n_integ_points_thresh": 8, "heatmap_peak_thresh": 0.05,
     "inner_product_thresh": 0.05, "limb_length_ratio": 1.0, "length_penalty_value": 1,

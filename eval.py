@@ -1,0 +1,42 @@
+"""Evaluate an OpenPose checkpoint on COCO person keypoints (COCO keypoint AP/AR).
+
+    python eval.py --model_path CKPT --imgpath_val DIR --ann FILE \\
+        [--output_img_path DIR] [--eva_num N] [--vis True] [--inference_img_size 368] \\
+        [--multi_scale True] [--flip True] [--key value ...]
+
+The checkpoint may be ours or a reference training checkpoint. The images evaluated are those
+with person annotations (sorted ids; the first ``eva_num`` when it is > 0). Results
+(``eval_result.json``, COCO keypoint format) and metrics (``eval_metrics.json``) go to
+``output_img_path``; ``--vis True`` also writes a skeleton drawing per image. Errors (missing
+files, bad checkpoint or annotations) print one line and exit with status 1 (2 for a bad
+command line).
+"""
+import os
+import sys
+
+from src.config import load_config
+
+
+def main(argv=None):
+    """Command-line entry point; returns the exit status."""
+    # The decoder's matrix products are small: one BLAS thread avoids idle threads spinning
+    # on the cores the network needs (takes effect when numpy is not imported yet).
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    cfg = load_config(argv, prog="eval.py")
+    # pylint: disable=import-outside-toplevel
+    from src.checkpoint import CheckpointError
+    from src.coco_data import AnnotationError, ImageReadError
+    from src.coco_eval import EvaluationError, check_eval_inputs, run_evaluation
+    from src.context import setup_context
+    try:
+        check_eval_inputs(cfg)
+        setup_context(cfg.device_target, mode="graph", device_id=cfg.device_id)
+        run_evaluation(cfg, log=lambda line: print(line, flush=True))
+    except (EvaluationError, CheckpointError, AnnotationError, ImageReadError) as exc:
+        print(f"eval.py: error: {exc}", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""Tests of src.coco_eval, including the oracle round trip: maps rendered from the ground truth
+decode back to the ground truth (COCO AP >= 0.9)."""
+import json
+
+import numpy as np
+import pytest
+
+from src.coco_data import annotations_to_poses, load_coco
+from src.coco_eval import (STAT_NAMES, EvaluationError, evaluate_keypoints, format_metrics,
+                           poses_to_results, write_json)
+from src.decoder import DecodeParams, decode_poses
+from src.inference import compute_input_size
+from src.skeleton import COCO_TO_OURS_ARRAY, NUM_JOINTS
+from src.targets import generate_heatmaps, generate_pafs
+from src.toy_coco import make_split
+
+
+def oracle_results(ann_path, img_size=368, shift=0.05):
+    """Render stride-8 maps from each image's annotated people, decode them, return results.
+
+    The joints are moved by ``shift`` input pixels before rendering: a joint exactly between
+    two map cells renders a perfectly symmetric blob whose two centre pixels tie, and the
+    reference's strict peak test then (faithfully) drops it, which real network maps never do.
+    """
+    coco = load_coco(ann_path)
+    results = []
+    for image_id in coco.image_ids_with_people():
+        info = coco.images[image_id]
+        orig_w, orig_h = int(info["width"]), int(info["height"])
+        input_w, input_h = compute_input_size(orig_w, orig_h, img_size)
+        people = [a for a in coco.person_annotations(image_id)
+                  if not a.get("iscrowd", 0) and a.get("num_keypoints", 0) > 0]
+        poses = annotations_to_poses(people).astype(np.float64)
+        poses[:, :, 0] *= input_w / orig_w
+        poses[:, :, 1] *= input_h / orig_h
+        poses[:, :, :2] += shift
+        heatmaps = generate_heatmaps(poses, input_h // 8, input_w // 8, 7)
+        pafs = generate_pafs(poses, input_h // 8, input_w // 8, 8)
+        found, scores = decode_poses(heatmaps, pafs, (input_w, input_h), (orig_w, orig_h),
+                                     DecodeParams())
+        results += poses_to_results(image_id, found, scores)
+    return results
+
+
+def test_results_are_in_coco_order_and_rounded():
+    poses = np.zeros((2, NUM_JOINTS, 3))
+    poses[0, :, 0] = np.arange(NUM_JOINTS) + 0.4
+    poses[0, :, 1] = 100 + np.arange(NUM_JOINTS)
+    poses[0, :, 2] = 2
+    poses[0, 3] = 0  # a missing joint (right elbow)
+    results = poses_to_results(42, poses, [3.5, 1.0])
+    assert len(results) == 2
+    first = results[0]
+    assert first["image_id"] == 42 and first["category_id"] == 1 and first["score"] == 3.5
+    kps = np.array(first["keypoints"]).reshape(17, 3)
+    np.testing.assert_array_equal(kps[:, 0], np.where(COCO_TO_OURS_ARRAY == 3, 0,
+                                                      COCO_TO_OURS_ARRAY))
+    assert kps[8].tolist() == [0, 0, 0]  # COCO right elbow
+    assert kps[0].tolist() == [0, 100, 2]  # nose
+    json.dumps(results)  # plain Python types only
+
+
+def test_no_detections_gives_zero_metrics(capsys, coco_sample_dir):
+    metrics = evaluate_keypoints(coco_sample_dir / "person_keypoints_sample.json", [])
+    assert metrics == {name: 0.0 for name in STAT_NAMES}
+    assert "no detections" in capsys.readouterr().out
+
+
+def test_unknown_image_is_a_clear_error(coco_sample_dir):
+    results = poses_to_results(123456789, np.zeros((1, NUM_JOINTS, 3)), [1.0])
+    with pytest.raises(EvaluationError, match="not in the annotations"):
+        evaluate_keypoints(coco_sample_dir / "person_keypoints_sample.json", results)
+
+
+def test_ground_truth_as_results_scores_one(coco_sample_dir, tmp_path):
+    ann = coco_sample_dir / "person_keypoints_sample.json"
+    data = json.loads(ann.read_text())
+    results = [{"image_id": a["image_id"], "category_id": 1, "keypoints": a["keypoints"],
+                "score": 1.0} for a in data["annotations"] if a["num_keypoints"] > 0]
+    path = write_json(results, tmp_path / "sub" / "results.json")
+    metrics = evaluate_keypoints(ann, path)
+    assert metrics["AP"] == pytest.approx(1.0)
+    assert metrics["AR"] == pytest.approx(1.0)
+    table = format_metrics(metrics)
+    assert "AP(M)" in table and "1.0000" in table
+
+
+def test_subset_of_images(coco_sample_dir):
+    ann = coco_sample_dir / "person_keypoints_sample.json"
+    data = json.loads(ann.read_text())
+    results = [{"image_id": a["image_id"], "category_id": 1, "keypoints": a["keypoints"],
+                "score": 1.0} for a in data["annotations"]
+               if a["num_keypoints"] > 0 and a["image_id"] == 785]
+    assert evaluate_keypoints(ann, results)["AR"] < 0.5
+    assert evaluate_keypoints(ann, results, image_ids=[785])["AP"] == pytest.approx(1.0)
+
+
+def test_oracle_round_trip_coco_sample(coco_sample_dir):
+    ann = coco_sample_dir / "person_keypoints_sample.json"
+    results = oracle_results(ann)
+    metrics = evaluate_keypoints(ann, results)
+    assert metrics["AP"] >= 0.9, metrics
+
+
+def test_oracle_round_trip_toy_val(tmp_path):
+    make_split(str(tmp_path), "val", 24, seed=0)  # the start of the default toy val split
+    ann = tmp_path / "annotations" / "person_keypoints_val2017.json"
+    results = oracle_results(ann)
+    metrics = evaluate_keypoints(ann, results)
+    assert metrics["AP"] >= 0.9, metrics

@@ -1,0 +1,400 @@
+"""Tests of src.decoder: golden parity with the reference, and agreement with a slow,
+straightforward implementation of the same algorithm on synthetic maps."""
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+import pytest
+from scipy.ndimage import gaussian_filter
+
+import src.decoder as decoder
+from src.decoder import DecodeParams, decode_poses, find_peaks, greedy_match, group_people
+from src.skeleton import EAR_SHOULDER_LIMBS, LIMB_ARRAY, NUM_JOINTS
+from src.targets import generate_heatmaps, generate_pafs
+
+GOLDEN_IMAGES = (785, 40083, 196141, 197388)
+
+
+# ------------------------------------------------------------------------------------------
+# Slow, literal implementation of the algorithm (loops everywhere), for comparisons.
+# ------------------------------------------------------------------------------------------
+def slow_peaks(heatmaps, input_size, params):
+    width, height = input_size
+    peaks = []
+    for joint in range(NUM_JOINTS):
+        smooth = gaussian_filter(cv2.resize(heatmaps[joint], (width, height)),
+                                 params.gaussian_sigma)
+        padded = np.pad(smooth, 1)  # zeros outside, like the reference's shifted copies
+        centre = padded[1:-1, 1:-1]
+        is_peak = ((centre > params.heatmap_peak_thresh) & (centre > padded[:-2, 1:-1])
+                   & (centre > padded[2:, 1:-1]) & (centre > padded[1:-1, :-2])
+                   & (centre > padded[1:-1, 2:]))
+        for y, x in zip(*np.nonzero(is_peak)):
+            peaks.append((joint, int(x), int(y), float(smooth[y, x])))
+    return peaks
+
+
+def slow_pair_score(upsampled_pafs, limb, pa, pb, img_len, params):
+    vector = np.array([pb[1] - pa[1], pb[2] - pa[2]], dtype=np.float64)
+    norm = np.linalg.norm(vector)
+    if norm == 0:
+        return None
+    xs = np.linspace(pa[1], pb[1], num=params.n_integ_points)
+    ys = np.linspace(pa[2], pb[2], num=params.n_integ_points)
+    px, py = np.rint(xs).astype(int), np.rint(ys).astype(int)
+    unit = vector / norm
+    prods = np.array([float(upsampled_pafs[2 * limb][y, x]) * unit[0]
+                      + float(upsampled_pafs[2 * limb + 1][y, x]) * unit[1]
+                      for x, y in zip(px, py)])
+    score = prods.sum() / len(prods) + min(
+        params.limb_length_ratio * img_len / norm - params.length_penalty_value, 0)
+    if np.count_nonzero(prods > params.inner_product_thresh) > params.n_integ_points_thresh \
+            and score > 0:
+        return score
+    return None
+
+
+def slow_connections(pafs, peaks, input_size, params):
+    width, height = input_size
+    upsampled = [cv2.resize(channel, (width, height)) for channel in pafs]
+    connections = []
+    for limb, (ja, jb) in enumerate(LIMB_ARRAY.tolist()):
+        cand_a = [(i, p) for i, p in enumerate(peaks) if p[0] == ja]
+        cand_b = [(i, p) for i, p in enumerate(peaks) if p[0] == jb]
+        scored = []
+        for ia, pa in cand_a:
+            for ib, pb in cand_b:
+                score = slow_pair_score(upsampled, limb, pa, pb, width, params)
+                if score is not None:
+                    scored.append((ia, ib, score))
+        scored.sort(key=lambda item: -item[2])
+        used_a, used_b, chosen = set(), set(), []
+        for ia, ib, score in scored:
+            if ia not in used_a and ib not in used_b:
+                used_a.add(ia)
+                used_b.add(ib)
+                chosen.append((ia, ib, score))
+        connections.append(chosen)
+    return connections
+
+
+def slow_group(connections, peak_scores, params):
+    people = []  # each: [18 ids..., score, count]
+    for limb, chosen in enumerate(connections):
+        ja, jb = LIMB_ARRAY[limb]
+        for ia, ib, score in chosen:
+            found = [k for k, person in enumerate(people) if person[ja] == ia or person[jb] == ib]
+            if len(found) == 1:
+                person = people[found[0]]
+                if person[jb] != ib:
+                    person[jb] = ib
+                    person[19] += 1
+                    person[18] += peak_scores[ib] + score
+            elif len(found) == 2:
+                p1, p2 = people[found[0]], people[found[1]]
+                if not any(p1[j] >= 0 and p2[j] >= 0 for j in range(NUM_JOINTS)):
+                    for j in range(NUM_JOINTS):
+                        if p2[j] >= 0:
+                            p1[j] = p2[j]
+                    p1[18] += p2[18]
+                    p1[19] += p2[19]
+                    p1[18] += score
+                    del people[found[1]]
+                else:
+                    for person in (p1, p2):
+                        if person[ja] == -1:
+                            person[ja] = ia
+                            person[19] += 1
+                            person[18] += peak_scores[ia] + score
+                        elif person[jb] == -1:
+                            person[jb] = ib
+                            person[19] += 1
+                            person[18] += peak_scores[ib] + score
+            elif not found and limb not in EAR_SHOULDER_LIMBS:
+                person = [-1] * NUM_JOINTS + [peak_scores[ia] + peak_scores[ib] + score, 2]
+                person[ja], person[jb] = ia, ib
+                people.append(person)
+    return [p for p in people if p[19] >= params.n_subset_limbs_thresh
+            and p[18] / p[19] >= params.subset_score_thresh]
+
+
+def slow_decode(heatmaps, pafs, input_size, orig_size, params):
+    peaks = slow_peaks(heatmaps, input_size, params)
+    connections = slow_connections(pafs, peaks, input_size, params)
+    people = slow_group(connections, [p[3] for p in peaks], params)
+    poses = np.zeros((len(people), NUM_JOINTS, 3))
+    for n, person in enumerate(people):
+        for j in range(NUM_JOINTS):
+            if person[j] >= 0:
+                peak = peaks[person[j]]
+                poses[n, j] = (peak[1] * (orig_size[0] / input_size[0]),
+                               peak[2] * (orig_size[1] / input_size[1]), 2)
+    return poses, np.array([p[18] for p in people])
+
+
+# ------------------------------------------------------------------------------------------
+# Helpers
+# ------------------------------------------------------------------------------------------
+def assert_same_people(poses, scores, ref_poses, ref_scores, pos_tol=1e-3, score_tol=1e-4):
+    """People compared as sets: sort both by (score, joints) and compare one to one."""
+    assert poses.shape == ref_poses.shape, (poses.shape, ref_poses.shape)
+    assert scores.shape == ref_scores.shape
+    if len(scores) == 0:
+        return
+    order = np.lexsort((poses[:, :, 0].sum(1), np.round(scores, 3)))
+    ref_order = np.lexsort((ref_poses[:, :, 0].sum(1), np.round(ref_scores, 3)))
+    np.testing.assert_allclose(scores[order], ref_scores[ref_order], rtol=0, atol=score_tol)
+    np.testing.assert_allclose(poses[order], ref_poses[ref_order], rtol=0, atol=pos_tol)
+
+
+def synthetic_maps(seed, map_h=20, map_w=28, people=3, noise=0.0):
+    """Stride-8 maps rendered from random people, optionally with Gaussian noise."""
+    rng = np.random.default_rng(seed)
+    height, width = 8 * map_h, 8 * map_w
+    poses = np.zeros((people, NUM_JOINTS, 3))
+    for n in range(people):
+        centre = rng.uniform([0.2 * width, 0.3 * height], [0.8 * width, 0.7 * height])
+        poses[n, :, :2] = centre + rng.normal(0, 0.15 * height, (NUM_JOINTS, 2))
+        poses[n, :, 2] = rng.random(NUM_JOINTS) > 0.1
+    poses[:, :, 0] = np.clip(poses[:, :, 0], 0, width - 1)
+    poses[:, :, 1] = np.clip(poses[:, :, 1], 0, height - 1)
+    heatmaps = generate_heatmaps(poses, map_h, map_w, 7)
+    pafs = generate_pafs(poses, map_h, map_w, 8)
+    if noise:
+        heatmaps = heatmaps + rng.normal(0, noise, heatmaps.shape).astype(np.float32)
+        pafs = pafs + rng.normal(0, noise, pafs.shape).astype(np.float32)
+    return heatmaps.astype(np.float32), pafs.astype(np.float32), (width, height)
+
+
+# ------------------------------------------------------------------------------------------
+# Tests
+# ------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def golden(golden_dir):
+    return dict(np.load(golden_dir / "decode.npz"))
+
+
+@pytest.mark.parametrize("kind", ["clean", "noisy"])
+@pytest.mark.parametrize("image_id", GOLDEN_IMAGES)
+def test_golden_parity(golden, image_id, kind):
+    key = f"img{image_id}_"
+    poses, scores = decode_poses(golden[f"{key}{kind}_heatmaps"], golden[f"{key}{kind}_pafs"],
+                                 golden[f"{key}input_wh"], golden[f"{key}orig_wh"])
+    assert poses.dtype == np.float64 and poses.shape[1:] == (NUM_JOINTS, 3)
+    assert len(scores) > 0
+    assert_same_people(poses, scores, golden[f"{key}{kind}_poses"], golden[f"{key}{kind}_scores"])
+
+
+@pytest.mark.parametrize("seed,noise", [(0, 0.0), (1, 0.0), (2, 0.02), (3, 0.04)])
+def test_matches_slow_implementation(seed, noise):
+    heatmaps, pafs, input_size = synthetic_maps(seed, noise=noise)
+    params = DecodeParams()
+    orig_size = (input_size[0] * 3 // 2, input_size[1] * 3 // 2)
+    poses, scores = decode_poses(heatmaps, pafs, input_size, orig_size, params)
+    ref_poses, ref_scores = slow_decode(heatmaps, pafs, input_size, orig_size, params)
+    assert len(ref_scores) > 0
+    assert_same_people(poses, scores, ref_poses, ref_scores, pos_tol=1e-9, score_tol=1e-5)
+
+
+def test_plateaus_and_ties_match_slow_implementation():
+    """Flat and quantised maps (float32 rounding decides the reference's peaks there) go
+    through the exact paths: whole channels and exact crops."""
+    heatmaps, pafs, input_size = synthetic_maps(11, people=2)
+    heatmaps[3] = 0.3                                   # a plateau over the whole channel
+    heatmaps[4, 5:12, 6:15] = 0.5                       # a plateau block
+    heatmaps[7] = np.round(heatmaps[7], 1)              # many exact ties
+    params = DecodeParams()
+    joint, xs, ys, score = find_peaks(heatmaps, input_size, params)
+    ref = slow_peaks(heatmaps, input_size, params)
+    assert [(p[0], p[1], p[2]) for p in ref] == list(zip(joint.tolist(), xs.tolist(),
+                                                         ys.tolist()))
+    np.testing.assert_allclose(score, [p[3] for p in ref], rtol=0, atol=1e-6)
+    poses, scores = decode_poses(heatmaps, pafs, input_size, input_size, params)
+    ref_poses, ref_scores = slow_decode(heatmaps, pafs, input_size, input_size, params)
+    assert_same_people(poses, scores, ref_poses, ref_scores, pos_tol=1e-9, score_tol=1e-5)
+
+
+def test_any_size_ratio_uses_the_dense_path():
+    heatmaps, pafs, _ = synthetic_maps(5, map_h=16, map_w=20, people=2)
+    input_size = (150, 122)  # not a multiple of the map size
+    params = DecodeParams()
+    poses, scores = decode_poses(heatmaps, pafs, input_size, (300, 244), params)
+    ref_poses, ref_scores = slow_decode(heatmaps, pafs, input_size, (300, 244), params)
+    assert len(ref_scores) > 0
+    assert_same_people(poses, scores, ref_poses, ref_scores, pos_tol=1e-9, score_tol=1e-5)
+
+
+def test_screening_paths_and_staging_agree(golden, monkeypatch):
+    key = "img196141_"
+    args = (golden[f"{key}noisy_heatmaps"], golden[f"{key}noisy_pafs"],
+            golden[f"{key}input_wh"], golden[f"{key}orig_wh"])
+    base_poses, base_scores = decode_poses(*args)
+    for changes in [{"_DENSE_FRACTION": 2.0, "_BUSY_FRACTION": 2.0},  # blocks only
+                    {"_DENSE_FRACTION": -1.0},                          # dense only
+                    {"_WHOLE_CHANNEL_FRACTION": 0.0},                   # reference-exact
+                    {"_ALL_POINTS_AT_ONCE": 10 ** 9}, {"_GRID_CHUNK": 1}]:
+        with monkeypatch.context() as patch:
+            for name, value in changes.items():
+                patch.setattr(decoder, name, value)
+            poses, scores = decode_poses(*args)
+        np.testing.assert_array_equal(poses, base_poses, err_msg=str(changes))
+        np.testing.assert_allclose(scores, base_scores, rtol=0, atol=1e-6,
+                                   err_msg=str(changes))
+
+
+def test_peaks_match_reference_values():
+    heatmaps, _, input_size = synthetic_maps(7, noise=0.03)
+    params = DecodeParams()
+    joint, xs, ys, score = find_peaks(heatmaps, input_size, params)
+    ref = slow_peaks(heatmaps, input_size, params)
+    assert len(ref) > 50
+    np.testing.assert_array_equal(joint, [p[0] for p in ref])
+    np.testing.assert_array_equal(xs, [p[1] for p in ref])
+    np.testing.assert_array_equal(ys, [p[2] for p in ref])
+    np.testing.assert_allclose(score, [p[3] for p in ref], rtol=0, atol=1e-6)
+
+
+def test_fast_smoothing_error_is_far_below_the_margin(golden):
+    """The float64 operator value vs the reference's float32 cv2 + scipy pipeline."""
+    key = "img40083_noisy_heatmaps"
+    maps = golden[key][:NUM_JOINTS]
+    width, height = (int(v) for v in golden["img40083_input_wh"])
+    _, h, w = maps.shape
+    rows = decoder._smooth_upsample_matrix(h, height, 2.5)
+    cols = decoder._smooth_upsample_matrix(w, width, 2.5)
+    for channel in (0, 9, 17):
+        ref = gaussian_filter(cv2.resize(maps[channel], (width, height)), 2.5)
+        fast = rows @ maps[channel].astype(np.float64) @ cols.T
+        err = np.abs(fast - ref).max() / np.abs(maps[channel]).max()
+        assert err < decoder._EPS_REL / 4
+
+
+def test_pair_sampling_matches_cv2_resize(golden):
+    pafs = golden["img197388_noisy_pafs"]
+    width, height = (int(v) for v in golden["img197388_input_wh"])
+    _, h, w = pafs.shape
+    tables = decoder._sampling_tables(h, w, height, width)
+    rng = np.random.default_rng(0)
+    ys = rng.integers(0, height, 5000)
+    xs = rng.integers(0, width, 5000)
+    limb = rng.integers(0, 19, 5000)
+    val_x, val_y = decoder._sample_limb_field(pafs.ravel(), h * w, limb, ys, xs, tables)
+    ref = np.stack([cv2.resize(channel, (width, height)) for channel in pafs])
+    np.testing.assert_allclose(val_x, ref[2 * limb, ys, xs], rtol=0, atol=3e-7)
+    np.testing.assert_allclose(val_y, ref[2 * limb + 1, ys, xs], rtol=0, atol=3e-7)
+
+
+def test_exact_check_breaks_near_ties_like_the_reference(golden):
+    """img785's right ear sits between two pixels whose float32 values tie: no peak."""
+    maps = golden["img785_clean_heatmaps"]
+    input_size = tuple(int(v) for v in golden["img785_input_wh"])
+    joint, _, _, _ = find_peaks(maps, input_size, DecodeParams())
+    assert 16 not in joint.tolist()
+    assert 17 in joint.tolist()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_greedy_match_equals_sorted_greedy(seed):
+    rng = np.random.default_rng(seed)
+    n = 300
+    limb = np.sort(rng.integers(0, 3, n))
+    id_a = rng.integers(0, 12, n)
+    id_b = rng.integers(100, 112, n)
+    score = np.round(rng.random(n), 1)  # many ties: the earlier pair wins
+    chosen = greedy_match(limb, id_a, id_b, score)
+    expected = []
+    for current in range(3):
+        idx = [i for i in range(n) if limb[i] == current]
+        idx.sort(key=lambda i: -score[i])
+        used_a, used_b = set(), set()
+        for i in idx:
+            if id_a[i] not in used_a and id_b[i] not in used_b:
+                used_a.add(id_a[i])
+                used_b.add(id_b[i])
+                expected.append(i)
+    assert chosen.tolist() == expected
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_grouping_equals_literal_rules(seed):
+    """Random one-to-one connections per limb exercise every merge branch."""
+    rng = np.random.default_rng(seed)
+    per_joint = 4
+    peak_scores = rng.random(NUM_JOINTS * per_joint)
+    params = DecodeParams(n_subset_limbs_thresh=2, subset_score_thresh=0.0)
+    connections = []
+    for ja, jb in LIMB_ARRAY.tolist():
+        k = rng.integers(0, per_joint + 1)
+        a = rng.permutation(per_joint)[:k] + ja * per_joint
+        b = rng.permutation(per_joint)[:k] + jb * per_joint
+        s = np.sort(rng.random(k))[::-1]
+        connections.append(list(zip(a.tolist(), b.tolist(), s.tolist())))
+    limb = np.array([l for l, c in enumerate(connections) for _ in c], dtype=np.int64)
+    flat = [item for c in connections for item in c]
+    id_a = np.array([c[0] for c in flat], dtype=np.int64)
+    id_b = np.array([c[1] for c in flat], dtype=np.int64)
+    score = np.array([c[2] for c in flat])
+    joints, scores = group_people(limb, id_a, id_b, score, peak_scores, params)
+    expected = slow_group(connections, peak_scores.tolist(), params)
+    assert joints.tolist() == [p[:NUM_JOINTS] for p in expected]
+    np.testing.assert_allclose(scores, [p[18] for p in expected], rtol=0, atol=1e-12)
+
+
+def test_ear_limbs_never_start_a_person():
+    params = DecodeParams(n_subset_limbs_thresh=0, subset_score_thresh=0.0)
+    peak_scores = np.ones(40)
+    for limb in EAR_SHOULDER_LIMBS:
+        ja, jb = LIMB_ARRAY[limb]
+        joints, _ = group_people(np.array([limb]), np.array([ja]), np.array([jb + 18]),
+                                 np.array([1.0]), peak_scores, params)
+        assert joints.shape == (0, NUM_JOINTS)
+    joints, scores = group_people(np.array([0]), np.array([1]), np.array([8]), np.array([0.5]),
+                                  peak_scores, params)
+    assert joints.shape == (1, NUM_JOINTS) and scores[0] == 2.5
+
+
+def test_empty_and_flat_maps_give_no_people():
+    for heat in (np.zeros((19, 10, 12), np.float32), np.full((19, 10, 12), 0.04, np.float32)):
+        poses, scores = decode_poses(heat, np.zeros((38, 10, 12), np.float32), (96, 80),
+                                     (192, 160))
+        assert poses.shape == (0, NUM_JOINTS, 3) and scores.shape == (0,)
+
+
+def test_bad_shapes_raise():
+    with pytest.raises(ValueError, match="heatmaps"):
+        decode_poses(np.zeros((5, 4, 4)), np.zeros((38, 4, 4)), (32, 32), (32, 32))
+    with pytest.raises(ValueError, match="pafs"):
+        decode_poses(np.zeros((19, 4, 4)), np.zeros((38, 4, 5)), (32, 32), (32, 32))
+
+
+def test_params_from_config_and_validation():
+    cfg = SimpleNamespace(gaussian_sigma=3, heatmap_peak_thresh=0.1, n_integ_points=12,
+                          length_penalty_value=1, other_key="ignored")
+    params = DecodeParams.from_config(cfg)
+    assert params.gaussian_sigma == 3.0 and isinstance(params.gaussian_sigma, float)
+    assert params.n_integ_points == 12 and params.n_integ_points_thresh == 8
+    assert params.subset_score_thresh == 0.2
+    with pytest.raises(ValueError, match="n_integ_points"):
+        DecodeParams(n_integ_points=1)
+
+
+def test_random_sizes_strides_and_sigmas_match_slow_implementation():
+    """Tiny and odd map sizes, strides 1 to 8, non-integer ratios, quantised (tied) maps."""
+    rng = np.random.default_rng(123)
+    for trial in range(8):
+        h, w = (int(v) for v in rng.integers(1, 14, size=2))
+        stride = int(rng.choice([1, 2, 4, 8]))
+        heat = (rng.random((19, h, w)) ** 3).astype(np.float32)
+        if trial % 3 == 0:
+            heat = np.round(heat, 1).astype(np.float32)
+        paf = rng.normal(0, 0.5, (38, h, w)).astype(np.float32)
+        params = DecodeParams(gaussian_sigma=float(rng.choice([1.0, 2.5, 4.0])),
+                              n_subset_limbs_thresh=2, subset_score_thresh=0.0)
+        input_size = (w * stride, h * stride) if trial % 4 else (w * stride + 3, h * stride + 1)
+        joint, xs, ys, _ = find_peaks(heat, input_size, params)
+        ref = slow_peaks(heat, input_size, params)
+        assert [(p[0], p[1], p[2]) for p in ref] == list(zip(joint.tolist(), xs.tolist(),
+                                                             ys.tolist())), trial
+        poses, scores = decode_poses(heat, paf, input_size, input_size, params)
+        ref_poses, ref_scores = slow_decode(heat, paf, input_size, input_size, params)
+        assert_same_people(poses, scores, ref_poses, ref_scores, pos_tol=1e-9, score_tol=1e-5)
