@@ -10,6 +10,9 @@ with person annotations (sorted ids; the first ``eva_num`` when it is > 0). Resu
 ``output_img_path``; ``--vis True`` also writes a skeleton drawing per image. Errors (missing
 files, bad checkpoint or annotations) print one line and exit with status 1 (2 for a bad
 command line).
+
+Distributed (``--is_distributed 1`` under ``mpirun -n N`` or ``msrun``): every rank evaluates
+its shard of the images, rank 0 gathers the results and runs one COCOeval.
 """
 import os
 import sys
@@ -28,11 +31,20 @@ def main(argv=None):
     from src.coco_data import AnnotationError, ImageReadError
     from src.coco_eval import EvaluationError, check_eval_inputs, run_evaluation
     from src.context import setup_context
+    from src.distributed import DistributedError, gather_objects, init_distributed, rank_prefix
     try:
+        target = setup_context(cfg.device_target, mode="graph", device_id=cfg.device_id)
+        dist = init_distributed(target) if cfg.is_distributed else None
         check_eval_inputs(cfg)
-        setup_context(cfg.device_target, mode="graph", device_id=cfg.device_id)
-        run_evaluation(cfg, log=lambda line: print(line, flush=True))
-    except (EvaluationError, CheckpointError, AnnotationError, ImageReadError) as exc:
+        if dist is None or not dist.is_distributed:
+            run_evaluation(cfg, log=lambda line: print(line, flush=True))
+        else:
+            prefix = rank_prefix(dist)
+            run_evaluation(cfg, rank=dist.rank, group_size=dist.group_size,
+                           gather=lambda obj: gather_objects(obj, dist),
+                           log=lambda line: print(prefix + line, flush=True))
+    except (EvaluationError, CheckpointError, AnnotationError, ImageReadError,
+            DistributedError) as exc:
         print(f"eval.py: error: {exc}", file=sys.stderr, flush=True)
         return 1
     return 0
