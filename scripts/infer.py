@@ -1,0 +1,48 @@
+"""Detect people in an image, a folder of images or a video and draw their skeletons.
+
+    python scripts/infer.py --model_path CKPT --input PATH [--output DIR]
+        [--inference_img_size 368] [--multi_scale True] [--flip True] [--max_frames N]
+        [--config_path configs/toy.yaml] [--key value ...]
+
+Writes ``<name>.png`` drawings (``<name>_pose.mp4`` for a video) and ``people.json`` (per image
+or frame, each person's 17 COCO keypoints and score) into ``--output``.
+"""
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+EXTRA_KEYS = {"input": "", "output": "./infer_output/", "max_frames": 0}
+
+
+def main(argv=None):
+    """Command-line entry point; returns the exit status."""
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    # pylint: disable=import-outside-toplevel
+    from src.config import load_config
+    cfg = load_config(argv, prog="infer.py", extra_defaults=EXTRA_KEYS)
+    from src.checkpoint import CheckpointError, load_weights
+    from src.context import setup_context
+    from src.inference import mindspore_forward, predictor_from_config
+    from src.media_inference import MediaError, classify_input, run_media_inference
+    from src.network import build_network
+    try:
+        if not cfg.input:
+            raise MediaError("--input is empty: pass an image, a folder of images or a video")
+        if not cfg.model_path:
+            raise MediaError("--model_path is empty: pass a checkpoint")
+        classify_input(cfg.input)
+        setup_context(cfg.device_target, mode="graph", device_id=cfg.device_id)
+        network = build_network(cfg)
+        print(load_weights(network, cfg.model_path).summary())
+        predictor = predictor_from_config(mindspore_forward(network), cfg)
+        run_media_inference(predictor, cfg.input, cfg.output, max_frames=cfg.max_frames)
+    except (MediaError, CheckpointError) as exc:
+        print(f"infer.py: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
