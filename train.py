@@ -1,11 +1,17 @@
-"""Train OpenPose on COCO person keypoints.
+"""Train OpenPose on COCO person keypoints, on one device or data-parallel on several.
 
     python train.py --imgpath_train DIR --jsonpath_train FILE --maskpath_train DIR \\
         [--vgg_path vgg19.ckpt] [--resume auto] [--max_train_steps N] [--key value ...]
+    mpirun -n 8 python train.py ...          (or scripts/run_distribute_train_gpu.sh)
+    msrun --worker_num=8 ... train.py ...    (or scripts/run_distribute_train_msrun.sh)
 
-Every key of default_config.yaml can be given as ``--key value``; see ``--help``. Checkpoints go
-to ``<save_model_path>/ckpt_<rank>/``. Errors (missing paths, bad files, NaN loss) print one
-line and exit with status 1 (2 for a bad command line).
+Every key of default_config.yaml can be given as ``--key value``; see ``--help``. Rank and group
+size come from the launcher (src/distributed.py); several processes train one data-parallel
+model (each reads its own shard, gradients are averaged, the reference's ``*_NP`` settings
+apply). Checkpoints go to ``<save_model_path>/ckpt_0/``, written by rank 0 only; ``--resume
+auto`` continues every rank from the newest of them. Every rank logs, each line starting with
+``[rank r/n]`` when distributed. Errors (missing paths, bad files, NaN loss, a bad launch) print
+one line and exit with status 1 (2 for a bad command line).
 """
 import sys
 
@@ -17,12 +23,19 @@ from src.config import load_config
 def main(argv=None):
     """Command-line entry point; returns the exit status."""
     cfg = load_config(argv, prog="train.py")
-    from src.coco_data import AnnotationError, ImageReadError  # pylint: disable=import-outside-toplevel
-    from src.trainer import train_from_config  # pylint: disable=import-outside-toplevel
+    # pylint: disable=import-outside-toplevel
+    from src.coco_data import AnnotationError, ImageReadError
+    from src.distributed import DistributedError, rank_prefix
+    from src.trainer import distributed_setup, train_from_config
+
+    def log(line):
+        sys.stdout.write(f"{rank_prefix()}{line}\n")  # one write: ranks' lines stay whole
+        sys.stdout.flush()
+
     try:
-        train_from_config(cfg, log=lambda line: print(line, flush=True))
-    except (TrainError, CheckpointError, AnnotationError, ImageReadError) as exc:
-        print(f"train.py: error: {exc}", file=sys.stderr, flush=True)
+        train_from_config(cfg, log=log, parallel_setup=distributed_setup)
+    except (TrainError, CheckpointError, AnnotationError, ImageReadError, DistributedError) as exc:
+        print(f"{rank_prefix()}train.py: error: {exc}", file=sys.stderr, flush=True)
         return 1
     return 0
 

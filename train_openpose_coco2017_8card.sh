@@ -13,8 +13,11 @@
 # Further arguments (those starting with --) go to train.py.
 # DEVICE_NUM (default 8), DEVICE_TARGET, RUN_DIR, SAVE_MODEL_PATH, PYTHON, MPIRUN_ARGS (e.g. a
 # hostfile for several nodes): see scripts/run_distribute_train_gpu.sh.
-# A functional test on CPU with 2 processes:
-#   DEVICE_TARGET=CPU DEVICE_NUM=2 bash train_openpose_coco2017_8card.sh IMG JSON MASK none --max_train_steps 2
+# Rank 0 writes the checkpoints ($SAVE_MODEL_PATH/ckpt_0/); add --resume auto to continue every
+# rank from the newest of them (several nodes: put SAVE_MODEL_PATH on a folder all nodes see).
+# A functional test on CPU with 2 processes and a tiny network (toy data: scripts/make_toy_coco.py):
+#   DEVICE_TARGET=CPU DEVICE_NUM=2 bash train_openpose_coco2017_8card.sh IMG JSON MASK none \
+#       --max_train_steps 3 --insize 64 --width_mult 0.25 --num_stages 2 --batch_size 1
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 COCO_DIR=${COCO_DIR:-/home/coco2017}

@@ -16,6 +16,8 @@
 #                    ranks), logs/1/rank.N/stdout (one file per rank), checkpoint/ (unless
 #                    SAVE_MODEL_PATH or --save_model_path is given)
 #   SAVE_MODEL_PATH  checkpoint folder (default $RUN_DIR/checkpoint/); rank 0 writes ckpt_0/ in it
+#                    (only rank 0 writes; --resume auto continues every rank from it: a folder
+#                    all nodes see on multi-node runs)
 #   MPIRUN           mpirun executable (default: mpirun on PATH)
 #   MPIRUN_ARGS      extra mpirun options (hostfile, -x VAR, --mca ...)
 #   DRY_RUN=1        print the command instead of running it

@@ -20,6 +20,8 @@
 #   RUN_DIR           folder of this run (default ./runs/msrun_<date>_<pid>): msrun.log,
 #                     logs/worker_N.log, logs/scheduler.log, checkpoint/
 #   SAVE_MODEL_PATH   checkpoint folder (default $RUN_DIR/checkpoint/); rank 0 writes ckpt_0/ in it
+#                     (only rank 0 writes; --resume auto continues every rank from it: a folder
+#                     all nodes see on multi-node runs)
 #   DRY_RUN=1         print the command instead of running it
 #
 # Two nodes of 8 devices (run on each, same MASTER_ADDR/MASTER_PORT):

@@ -143,11 +143,14 @@ def _state_params(optimizer, network):
 
 
 class CheckpointManager:
-    """Writes, lists, prunes and restores training checkpoints of one rank.
+    """Writes, lists, prunes and restores training checkpoints of one rank's folder.
+
+    A data-parallel job keeps one folder, rank 0's: rank 0 writes it and every rank resumes
+    from it (the ranks hold identical weights), see :func:`src.trainer.run_training`.
 
     Args:
         save_model_path: root folder; checkpoints go to ``<root>/ckpt_<rank>/``.
-        rank: this process's rank.
+        rank: the rank whose folder and file names are used.
         keep_checkpoint_max: how many of this rank's checkpoints to keep (<= 0: all).
     """
 
@@ -235,8 +238,9 @@ def restore_training_state(path, network, optimizer, steps_per_epoch):
         :class:`TrainingPosition`.
 
     Raises:
-        CheckpointError / TrainError: unreadable file, shape mismatch, or no optimizer state
-        (a weights-only file: use ``load_pretrain`` for those).
+        CheckpointError / TrainError: unreadable file, shape mismatch, no optimizer state
+        (a weights-only file: use ``load_pretrain`` for those), or parameters of another
+        network shape (e.g. more stages).
     """
     import mindspore  # pylint: disable=import-outside-toplevel
     entries = read_checkpoint(path)
@@ -259,7 +263,12 @@ def restore_training_state(path, network, optimizer, steps_per_epoch):
         if tuple(value.shape) != tuple(param.shape):
             raise TrainError(f"{path}: shape mismatch for optimizer state '{param.name}': "
                              f"{tuple(value.shape)} vs {tuple(param.shape)}")
-        param.set_data(mindspore.Tensor(value.astype(mindspore.dtype_to_nptype(param.dtype))))
+        param.set_data(mindspore.Tensor(value, dtype=param.dtype))
+    state_prefixes = {p.name.split(".")[0] for p in state}
+    foreign = [name for name in report.unexpected if name.split(".")[0] not in state_prefixes]
+    if foreign:
+        raise TrainError(f"{path}: {len(foreign)} parameters the network lacks (e.g. '{foreign[0]}'); "
+                         "was it written with other width_mult/num_stages/vgg_with_bn?")
     global_step = int(np.asarray(entries["step_num"]).reshape(-1)[0])
     epoch, step_in_epoch = divmod(global_step, int(steps_per_epoch))
     return TrainingPosition(global_step=global_step, epoch=epoch, step_in_epoch=step_in_epoch,

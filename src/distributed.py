@@ -37,6 +37,9 @@ Typical use (train.py / eval.py)::
         enable_data_parallel(dist.group_size)                 # training only
     ...
     results = gather_objects(my_results, dist)                # list on rank 0, None elsewhere
+    values = all_gather_objects(my_value, dist)               # list on every rank
+
+train.py goes through ``src.trainer.distributed_setup`` (the same calls).
 """
 import atexit
 import logging
@@ -479,6 +482,31 @@ def unpack_payloads(gathered, lengths):
     """
     rows = np.asarray(gathered, dtype=np.int32).reshape(len(lengths), -1)
     return [pickle.loads(row.view(np.uint8)[:int(n)].tobytes()) for row, n in zip(rows, lengths)]
+
+
+def all_gather_objects(obj, info=None):
+    """Collect one picklable object from every rank on every rank.
+
+    Like :func:`gather_objects`, but every rank receives the list (e.g. to check that all ranks
+    agree on a value before training). Every rank must call it.
+
+    Returns:
+        list of the objects in rank order (``[obj]`` when not distributed).
+    """
+    info = info or _STATE["info"] or SINGLE
+    if not info.is_distributed:
+        return [obj]
+    if _use_mpi(info):
+        return _mpi_comm().allgather(obj)
+    payload = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    lengths = _ms_all_gather(np.array([len(payload)], dtype=np.int32))
+    gathered = _ms_all_gather(pack_payload(payload, int(lengths.max())))
+    return unpack_payloads(gathered, lengths)
+
+
+def current_info():
+    """The :class:`DistInfo` of the last :func:`init_distributed` in this process (SINGLE before)."""
+    return _STATE["info"] or SINGLE
 
 
 def barrier(info=None):

@@ -12,13 +12,20 @@ The loop is plain Python over per-epoch batch iterators (no ``Model.train``):
   batches already consumed in the interrupted epoch are skipped, so a resumed run sees the same
   batches as an uninterrupted one.
 
-Multi-device runs (``group_size > 1``) take the reference's ``*_NP`` settings; the caller sets
-up the communication and data-parallel context first (see :mod:`src.distributed`).
+Multi-device runs (``group_size > 1``) take the reference's ``*_NP`` settings;
+:func:`distributed_setup` (train.py) starts the communication and the data-parallel context (see
+:mod:`src.distributed`). Every rank starts from the same seed (equal initial weights), reads its
+own shard of each epoch and logs its own lines; only rank 0 writes checkpoints, into
+``<save_model_path>/ckpt_0/``, and on resume every rank loads rank 0's checkpoint (a shared
+folder on multi-node runs), after checking that all ranks resume from the same step.
+
+Debugging aid: with the environment variable ``OPENPOSE_DUMP_PARAMS=DIR`` every rank writes its
+final network parameters to ``DIR/params_rank<r>.npz`` (used by the distributed-training tests).
 """
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,18 +38,28 @@ from src.lr_schedule import build_lr_schedules
 NO_PATH = ("", "none", "None", "null")
 #: Seconds between progress-bar refreshes when stderr is a file or pipe (logs stay short).
 BAR_INTERVAL_LOGGED = 30.0
+#: Environment variable: folder where every rank dumps its final parameters (tests, debugging).
+ENV_DUMP_PARAMS = "OPENPOSE_DUMP_PARAMS"
+#: The rank whose checkpoints are written and resumed from (the reference's ``ckpt_0``).
+CHECKPOINT_RANK = 0
 #: Steps profiled with enable_profiling.
 PROFILE_STEPS = 10
 
 
 def get_device_num():
-    """Number of training processes (1: single process; distributed launch sets its own)."""
-    return 1
+    """Number of training processes of this job, as the launcher started it (1: single process).
+
+    Valid after :func:`src.distributed.init_distributed` (``distributed_setup``); the group size
+    comes from the launch itself (OpenMPI, msrun, RANK_SIZE), not from ``RANK_SIZE`` alone.
+    """
+    from src.distributed import current_info  # pylint: disable=import-outside-toplevel
+    return current_info().group_size
 
 
 def get_rank_id():
-    """This process's rank (0: single process)."""
-    return 0
+    """This process's rank (0: single process); see :func:`get_device_num`."""
+    from src.distributed import current_info  # pylint: disable=import-outside-toplevel
+    return current_info().rank
 
 
 def epoch_seed(seed, epoch):
@@ -80,6 +97,8 @@ class TrainSettings:
     pretrained_model_path: str = ""
     vgg_path: str = ""
     vgg_with_bn: bool = False
+    width_mult: float = 1.0
+    num_stages: int = 6
     amp_level: str = "O0"
     device_target: str = "CPU"
     seed: int = 1
@@ -111,7 +130,9 @@ def settings_from_config(cfg, rank=0, group_size=1, device_target="CPU"):
         ckpt_interval=int(cfg.ckpt_interval), keep_checkpoint_max=int(cfg.keep_checkpoint_max),
         max_train_steps=int(cfg.max_train_steps), resume=str(cfg.resume),
         load_pretrain=bool(cfg.load_pretrain), pretrained_model_path=str(cfg.pretrained_model_path),
-        vgg_path=vgg_path, vgg_with_bn=bool(cfg.vgg_with_bn), amp_level=str(cfg.amp_level),
+        vgg_path=vgg_path, vgg_with_bn=bool(cfg.vgg_with_bn),
+        width_mult=float(getattr(cfg, "width_mult", 1.0)), num_stages=int(getattr(cfg, "num_stages", 6)),
+        amp_level=str(cfg.amp_level),
         device_target=str(device_target), seed=int(cfg.seed),
         enable_profiling=bool(cfg.enable_profiling))
 
@@ -256,6 +277,7 @@ class TrainResult:
     last_checkpoint: str
     resumed_from: str = ""
     steps_run: int = 0
+    network: object = field(default=None, repr=False, compare=False)
 
 
 def _prepare_network(settings, network, log, resuming):
@@ -263,7 +285,11 @@ def _prepare_network(settings, network, log, resuming):
     from src.checkpoint import load_vgg_weights, load_weights  # pylint: disable=import-outside-toplevel
     if network is None:
         from src.network import OpenPoseNet  # pylint: disable=import-outside-toplevel
-        network = OpenPoseNet(vgg_with_bn=settings.vgg_with_bn)
+        try:
+            network = OpenPoseNet(vgg_with_bn=settings.vgg_with_bn, width_mult=settings.width_mult,
+                                  num_stages=settings.num_stages)
+        except ValueError as exc:
+            raise TrainError(str(exc)) from None
     if resuming:
         log("resuming: VGG and pretrained weights come from the training checkpoint")
     else:
@@ -322,26 +348,50 @@ def _as_tensors(batch):
     return tuple(mindspore.Tensor(np.asarray(a, dtype=np.float32)) for a in batch)
 
 
-def run_training(settings, data, network=None, log=print):
+def check_ranks_agree(values, what):
+    """Raise :class:`TrainError` unless every rank reported the same value.
+
+    Args:
+        values: one value per rank, in rank order (from an all-gather).
+        what: what the values are, for the message.
+    """
+    values = list(values)
+    if any(value != values[0] for value in values[1:]):
+        listed = ", ".join(f"rank {rank}: {value}" for rank, value in enumerate(values))
+        raise TrainError(f"the ranks disagree on {what} ({listed}); is save_model_path a folder "
+                         "every rank sees?")
+
+
+def run_training(settings, data, network=None, log=print, all_gather=None):
     """Train ``network`` on ``data`` as ``settings`` say.
 
     Args:
-        settings: :class:`TrainSettings`.
+        settings: :class:`TrainSettings`. With ``group_size > 1`` the data-parallel context must
+            already be set (:func:`distributed_setup`); only rank 0 writes checkpoints.
         data: an object with ``steps_per_epoch`` and ``batches(epoch, skip_batches)``
-            (:class:`CocoTrainData`, :class:`ArrayTrainData`).
+            (:class:`CocoTrainData`, :class:`ArrayTrainData`); a rank's own shard.
         network: the network to train (default: a new ``OpenPoseNet``); anything with
             OpenPoseNet's parameter names and outputs works.
         log: function taking one line of text.
+        all_gather: distributed runs: function mapping this rank's picklable value to the list
+            of every rank's value (:func:`src.distributed.all_gather_objects`); used to check
+            that all ranks resume from the same step. None: no check.
 
     Returns:
-        :class:`TrainResult`.
+        :class:`TrainResult` (its ``network`` is the trained network).
 
     Raises:
-        TrainError: bad settings, an unusable resume checkpoint, or a NaN/Inf loss.
+        TrainError: bad settings, an unusable resume checkpoint, ranks that disagree on where
+        to resume, or a NaN/Inf loss.
     """
     from tqdm import tqdm  # pylint: disable=import-outside-toplevel
     from src.optimizer import build_optimizer  # pylint: disable=import-outside-toplevel
     from src.train_step import build_train_step  # pylint: disable=import-outside-toplevel
+
+    def say(line):
+        """``log`` with the progress bar cleared around the line (both may share a terminal)."""
+        with tqdm.external_write_mode(file=sys.stdout):
+            log(line)
 
     steps_per_epoch = int(data.steps_per_epoch)
     if steps_per_epoch < 1:
@@ -349,10 +399,15 @@ def run_training(settings, data, network=None, log=print):
                          f"(per device, {settings.group_size} devices)")
     total_steps = steps_per_epoch * int(settings.max_epoch)
     stop_step = min(total_steps, settings.max_train_steps) if settings.max_train_steps > 0 else total_steps
-    manager = CheckpointManager(settings.save_model_path, settings.rank, settings.keep_checkpoint_max)
+    # one checkpoint folder for the job: rank 0 writes it, every rank resumes from it
+    manager = CheckpointManager(settings.save_model_path, CHECKPOINT_RANK, settings.keep_checkpoint_max)
+    writes_checkpoints = settings.rank == CHECKPOINT_RANK
     resume_path = manager.resolve_resume(settings.resume)
     if settings.resume == "auto" and resume_path is None:
         log(f"resume auto: no checkpoint in {manager.directory}, starting from scratch")
+    if settings.resume and all_gather is not None and settings.group_size > 1:
+        check_ranks_agree(all_gather(resume_path.name if resume_path is not None else None),
+                          "the checkpoint to resume from")
 
     network = _prepare_network(settings, network, log, resume_path is not None)
     schedules = build_lr_schedules(settings.lr * settings.group_size, settings.lr_gamma,
@@ -382,9 +437,13 @@ def run_training(settings, data, network=None, log=print):
     log(f"train type {settings.train_type}, optimizer {settings.optimizer} "
         f"(group params {settings.group_params}), loss scale {settings.loss_scale:g}, "
         f"batch {settings.batch_size} x {settings.group_size} device(s)")
-    log(f"checkpoints: {manager.directory}")
+    log(f"checkpoints: {manager.directory}" + ("" if writes_checkpoints else
+                                                 f" (written by rank {CHECKPOINT_RANK})"))
 
     images_per_step = settings.batch_size * settings.group_size
+    # distributed: no bars in the ranks' merged logs; rank 0 shows one on a terminal
+    show_bar = settings.progress and (settings.group_size == 1
+                                      or (settings.rank == 0 and sys.stderr.isatty()))
     meter = LossMeter()
     last_loss = float("nan")
     last_saved_step = global_step if resume_path is not None else -1
@@ -398,7 +457,7 @@ def run_training(settings, data, network=None, log=print):
             break
         skip = global_step - epoch * steps_per_epoch
         bar = tqdm(total=steps_per_epoch, initial=skip, desc=f"epoch {epoch + 1}/{settings.max_epoch}",
-                   disable=not settings.progress, file=sys.stderr, dynamic_ncols=True, leave=False,
+                   disable=not show_bar, file=sys.stderr, dynamic_ncols=True, leave=False,
                    mininterval=0.1 if sys.stderr.isatty() else BAR_INTERVAL_LOGGED)
         batches = data.batches(epoch, skip)
         try:
@@ -411,17 +470,17 @@ def run_training(settings, data, network=None, log=print):
                 check_finite_loss(last_loss, epoch, step_in_epoch, global_step)
                 meter.add(last_loss, paf_losses.asnumpy(), heatmap_losses.asnumpy())
                 if steps_run == 1:
-                    log_first_step(log, time.perf_counter() - run_started, last_loss)
+                    log_first_step(say, time.perf_counter() - run_started, last_loss)
                     meter.restart_clock()
                 profiler.step_done(steps_run)
                 bar.update(1)
                 bar.set_postfix(loss=f"{last_loss:.4f}", refresh=False)
                 if settings.log_interval > 0 and global_step % settings.log_interval == 0:
                     lr = float(schedules.stage[global_step - 1])
-                    tqdm.write(format_report(meter.report(images_per_step), epoch, step_in_epoch,
-                                             steps_per_epoch, global_step, lr), file=sys.stdout)
-                    sys.stdout.flush()
-                if settings.ckpt_interval > 0 and global_step % settings.ckpt_interval == 0:
+                    say(format_report(meter.report(images_per_step), epoch, step_in_epoch,
+                                      steps_per_epoch, global_step, lr))
+                if (writes_checkpoints and settings.ckpt_interval > 0
+                        and global_step % settings.ckpt_interval == 0):
                     last_checkpoint = manager.save(network, optimizer, global_step, steps_per_epoch,
                                                    settings.loss_scale)
                     last_saved_step = global_step
@@ -433,47 +492,95 @@ def run_training(settings, data, network=None, log=print):
                 close()
             bar.close()
     profiler.finish()
-    if global_step != last_saved_step and steps_run > 0:
+    if writes_checkpoints and global_step != last_saved_step and steps_run > 0:
         last_checkpoint = manager.save(network, optimizer, global_step, steps_per_epoch,
                                        settings.loss_scale)
     if steps_run:
-        log(f"finished at global step {global_step}, last loss {last_loss:.6f}; "
-            f"last checkpoint {last_checkpoint}")
+        saved = f"last checkpoint {last_checkpoint}" if writes_checkpoints else \
+            f"checkpoints by rank {CHECKPOINT_RANK}"
+        log(f"finished at global step {global_step}, last loss {last_loss:.6f}; {saved}")
     else:
         log(f"nothing to do: the run is already at global step {global_step} of {stop_step}")
     return TrainResult(global_step=global_step, epoch=global_step // steps_per_epoch,
                        last_loss=last_loss, last_checkpoint=last_checkpoint,
-                       resumed_from=str(resume_path or ""), steps_run=steps_run)
+                       resumed_from=str(resume_path or ""), steps_run=steps_run,
+                       network=network)
 
 
 def single_process(device_target):  # pylint: disable=unused-argument
     """Parallel set-up of a single-process run: ``(rank, group_size) = (0, 1)``."""
-    return get_rank_id(), get_device_num()
+    return 0, 1
+
+
+def distributed_setup(device_target):
+    """Parallel set-up of train.py: join the launch's cluster, if any (see :mod:`src.distributed`).
+
+    Single process: nothing is started, ``(0, 1)``. Under mpirun / msrun / RANK_SIZE: starts the
+    communication (msrun's scheduler process never returns from here), prefixes Python log
+    records with the rank and sets data parallelism with mean-reduced gradients.
+
+    Returns:
+        ``(rank, group_size)``, the group size as the launcher started it.
+
+    Raises:
+        src.distributed.DistributedError: an inconsistent or unsupported launch.
+    """
+    # pylint: disable-next=import-outside-toplevel
+    from src.distributed import enable_data_parallel, init_distributed, setup_rank_logging
+    info = init_distributed(device_target)
+    if info.is_distributed:
+        setup_rank_logging(info)
+        enable_data_parallel(info.group_size)
+    return info.rank, info.group_size
+
+
+def launch_device_id(configured, environ=None):
+    """The device index for this process: the launch's local rank when several processes were
+    started (one device each), else ``configured`` (``--device_id``)."""
+    from src.distributed import detect_launch  # pylint: disable=import-outside-toplevel
+    launch = detect_launch(environ)
+    return int(configured) if launch.kind == "single" else int(launch.local_rank)
+
+
+def dump_parameters(network, directory, rank):
+    """Write the network's parameters to ``directory/params_rank<rank>.npz``; returns the path."""
+    path = Path(directory) / f"params_rank{int(rank)}.npz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **{p.name: p.asnumpy() for p in network.get_parameters()})
+    return path
 
 
 def train_from_config(cfg, log=print, parallel_setup=single_process):
-    """train.py's whole run: check inputs, set the context, build the data, train.
+    """train.py's whole run: check inputs, set the context, join the cluster, build the data, train.
+
+    Nothing is written before ``parallel_setup`` has run (msrun runs train.py once more as its
+    scheduler, which stays inside it until the job ends).
 
     Args:
         cfg: :class:`src.config.Config` (keys of default_config.yaml).
         log: function taking one line.
         parallel_setup: called with the resolved device target after the MindSpore context is
             set and before anything is built; starts communication / the data-parallel context
-            if needed and returns ``(rank, group_size)``.
+            if needed and returns ``(rank, group_size)`` (:func:`distributed_setup` for
+            train.py, :func:`single_process` by default).
 
     Returns:
         :class:`TrainResult`.
 
     Raises:
-        TrainError and the data/checkpoint errors (one-line messages).
+        TrainError and the data/checkpoint/launch errors (one-line messages).
     """
     check_train_inputs(cfg)
     from src.context import setup_context  # pylint: disable=import-outside-toplevel
-    target = setup_context(cfg.device_target, mode="graph", device_id=cfg.device_id, seed=cfg.seed)
+    target = setup_context(cfg.device_target, mode="graph", device_id=launch_device_id(cfg.device_id),
+                           seed=cfg.seed)
     rank, group_size = parallel_setup(target)
     np.random.seed(int(cfg.seed) % (2 ** 32))
     settings = settings_from_config(cfg, rank, group_size, target)
-    log(f"device {target}, rank {rank} of {group_size}, insize {cfg.insize}")
+    sched = os.environ.get("MS_SCHED_PORT", "") if group_size > 1 else ""
+    log(f"device {target}, rank {rank} of {group_size}, insize {cfg.insize}, "
+        f"network width {settings.width_mult:g} x {settings.num_stages} stages"
+        + (f", scheduler {os.environ.get('MS_SCHED_HOST', '?')}:{sched}" if sched else ""))
     started = time.perf_counter()
     workers = int(cfg.num_parallel_workers) or None
     from src.augment import AugmentParams  # pylint: disable=import-outside-toplevel
@@ -483,5 +590,14 @@ def train_from_config(cfg, log=print, parallel_setup=single_process):
                          heatmap_sigma=float(cfg.heatmap_sigma), paf_sigma=float(cfg.paf_sigma),
                          min_keypoints=int(cfg.min_keypoints), min_area=int(cfg.min_area),
                          aug=AugmentParams.from_config(cfg))
-    log(f"dataset ready in {time.perf_counter() - started:.1f} s: {data.steps_per_epoch} batches per epoch")
-    return run_training(settings, data, log=log)
+    log(f"dataset ready in {time.perf_counter() - started:.1f} s: {data.steps_per_epoch} batches per epoch"
+        + (f" (this rank's shard of {group_size})" if group_size > 1 else ""))
+    all_gather = None
+    if group_size > 1:
+        from src.distributed import all_gather_objects  # pylint: disable=import-outside-toplevel
+        all_gather = all_gather_objects
+    result = run_training(settings, data, log=log, all_gather=all_gather)
+    dump_dir = os.environ.get(ENV_DUMP_PARAMS, "").strip()
+    if dump_dir and result.network is not None:
+        log(f"parameters dumped to {dump_parameters(result.network, dump_dir, rank)} ({ENV_DUMP_PARAMS})")
+    return result
