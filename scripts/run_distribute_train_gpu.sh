@@ -86,7 +86,8 @@ if [ "$DEVICE_TARGET" = CPU ]; then
 fi
 # shellcheck disable=SC2206  # MPIRUN_ARGS is split on spaces on purpose
 MPI_OPTS+=($MPIRUN_ARGS)
-CMD=("$MPIRUN" "${MPI_OPTS[@]}" -x PYTHONUNBUFFERED=1
+export GLOG_v=${GLOG_v:-2}   # MindSpore log level: 2 keeps warnings, drops INFO noise (0 = debug)
+CMD=("$MPIRUN" "${MPI_OPTS[@]}" -x PYTHONUNBUFFERED=1 -x GLOG_v
      "$PYTHON" train.py
      --device_target "$DEVICE_TARGET"
      --imgpath_train "$IMGPATH_TRAIN"

@@ -89,6 +89,7 @@ for arg in "$@"; do   # --save_model_path among the extra arguments wins
 done
 
 export PYTHONUNBUFFERED=1
+export GLOG_v=${GLOG_v:-2}   # MindSpore log level: 2 keeps warnings, drops INFO noise (0 = debug)
 CMD=("$MSRUN" --worker_num="$WORKER_NUM" --local_worker_num="$DEVICE_NUM"
      --master_addr="$MASTER_ADDR" --master_port="$MASTER_PORT" --node_rank="$NODE_RANK"
      --log_dir="$RUN_DIR/logs" --join=True

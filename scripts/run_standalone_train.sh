@@ -33,6 +33,7 @@ if [ -z "$PYTHON" ]; then
 fi
 export DEVICE_ID=${DEVICE_ID:-0}
 export PYTHONUNBUFFERED=1
+export GLOG_v=${GLOG_v:-2}   # MindSpore log level: 2 keeps warnings, drops INFO noise (0 = debug)
 
 # where checkpoints go: --save_model_path from the extra arguments, else $SAVE_MODEL_PATH
 SAVE_MODEL_PATH=${SAVE_MODEL_PATH:-./checkpoint/}
