@@ -12,19 +12,10 @@
 # Further arguments (those starting with --) go to train.py, e.g. --resume auto.
 # See scripts/run_standalone_train.sh for LOG_DIR, SAVE_MODEL_PATH, PYTHON and DEVICE_ID.
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+source "$REPO_ROOT/scripts/common.sh" || exit 1
 
-COCO_DIR=${COCO_DIR:-/home/coco2017}
-IMGPATH_TRAIN=${IMGPATH_TRAIN:-$COCO_DIR/train2017}
-JSONPATH_TRAIN=${JSONPATH_TRAIN:-$COCO_DIR/annotations/person_keypoints_train2017.json}
-MASKPATH_TRAIN=${MASKPATH_TRAIN:-$COCO_DIR/ignore_mask_train}
-VGG_PATH=${VGG_PATH-/home/vgg19-0-97_5004.ckpt}
-
-if [ $# -ge 4 ] && [ "${1:0:2}" != "--" ]; then
-    IMGPATH_TRAIN=$1; JSONPATH_TRAIN=$2; MASKPATH_TRAIN=$3; VGG_PATH=$4
+if coco_train_paths "Usage: bash train_openpose_coco2017_1card.sh [IMGPATH_TRAIN JSONPATH_TRAIN MASKPATH_TRAIN VGG_PATH] [--key value ...]" "$@"; then
     shift 4
-elif [ $# -gt 0 ] && [ "${1:0:2}" != "--" ]; then
-    echo "Usage: bash train_openpose_coco2017_1card.sh [IMGPATH_TRAIN JSONPATH_TRAIN MASKPATH_TRAIN VGG_PATH] [--key value ...]" >&2
-    exit 2
 fi
 
 exec bash "$REPO_ROOT/scripts/run_standalone_train.sh" "$IMGPATH_TRAIN" "$JSONPATH_TRAIN" \

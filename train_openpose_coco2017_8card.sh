@@ -19,19 +19,10 @@
 #   DEVICE_TARGET=CPU DEVICE_NUM=2 bash train_openpose_coco2017_8card.sh IMG JSON MASK none \
 #       --max_train_steps 3 --insize 64 --width_mult 0.25 --num_stages 2 --batch_size 1
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+source "$REPO_ROOT/scripts/common.sh" || exit 1
 
-COCO_DIR=${COCO_DIR:-/home/coco2017}
-IMGPATH_TRAIN=${IMGPATH_TRAIN:-$COCO_DIR/train2017}
-JSONPATH_TRAIN=${JSONPATH_TRAIN:-$COCO_DIR/annotations/person_keypoints_train2017.json}
-MASKPATH_TRAIN=${MASKPATH_TRAIN:-$COCO_DIR/ignore_mask_train}
-VGG_PATH=${VGG_PATH-/home/vgg19-0-97_5004.ckpt}
-
-if [ $# -ge 4 ] && [ "${1:0:2}" != "--" ]; then
-    IMGPATH_TRAIN=$1; JSONPATH_TRAIN=$2; MASKPATH_TRAIN=$3; VGG_PATH=$4
+if coco_train_paths "Usage: bash train_openpose_coco2017_8card.sh [IMGPATH_TRAIN JSONPATH_TRAIN MASKPATH_TRAIN VGG_PATH] [--key value ...]" "$@"; then
     shift 4
-elif [ $# -gt 0 ] && [ "${1:0:2}" != "--" ]; then
-    echo "Usage: bash train_openpose_coco2017_8card.sh [IMGPATH_TRAIN JSONPATH_TRAIN MASKPATH_TRAIN VGG_PATH] [--key value ...]" >&2
-    exit 2
 fi
 
 export DEVICE_NUM=${DEVICE_NUM:-8}

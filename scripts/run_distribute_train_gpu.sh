@@ -33,34 +33,21 @@
 # (optional: -x OPENPOSE_SCHED_PORT=29500; by default rank 0 picks a free port and broadcasts it).
 set -o pipefail
 
-if [ $# -lt 4 ]; then
-    echo "Usage: DEVICE_NUM=8 bash scripts/run_distribute_train_gpu.sh IMGPATH_TRAIN JSONPATH_TRAIN MASKPATH_TRAIN VGG_PATH [train.py args...]" >&2
-    exit 2
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh" || exit 1
 
-abspath() {   # absolute path of $1 relative to the caller's directory ("" and "none" stay)
-    if [ -z "$1" ] || [ "$1" = "none" ] || [ "${1:0:1}" = "/" ]; then echo "$1"; else echo "$(pwd)/$1"; fi
-}
-
-IMGPATH_TRAIN=$(abspath "$1")
-JSONPATH_TRAIN=$(abspath "$2")
-MASKPATH_TRAIN=$(abspath "$3")
-VGG_PATH=$(abspath "$4")
+train_paths_from_args "Usage: DEVICE_NUM=8 bash scripts/run_distribute_train_gpu.sh IMGPATH_TRAIN JSONPATH_TRAIN MASKPATH_TRAIN VGG_PATH [train.py args...]" "$@"
 shift 4
 RUN_DIR=${RUN_DIR:+$(abspath "$RUN_DIR")}
 SAVE_MODEL_PATH=${SAVE_MODEL_PATH:+$(abspath "$SAVE_MODEL_PATH")}
 
-REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$REPO_ROOT" || exit 1
+cd_repo_root
 
 DEVICE_NUM=${DEVICE_NUM:-8}
 DEVICE_TARGET=${DEVICE_TARGET:-GPU}
 case "$DEVICE_NUM" in
     ''|*[!0-9]*|0) echo "run_distribute_train_gpu.sh: DEVICE_NUM must be a positive integer, got '$DEVICE_NUM'" >&2; exit 2 ;;
 esac
-if [ -z "$PYTHON" ]; then
-    if [ -x "$REPO_ROOT/.venv/bin/python" ]; then PYTHON="$REPO_ROOT/.venv/bin/python"; else PYTHON=python3; fi
-fi
+default_python
 MPIRUN=${MPIRUN:-mpirun}
 if [ "${DRY_RUN:-0}" != 1 ] && ! command -v "$MPIRUN" >/dev/null 2>&1; then
     echo "run_distribute_train_gpu.sh: $MPIRUN not found (install OpenMPI: apt-get install openmpi-bin)" >&2
@@ -69,15 +56,7 @@ fi
 
 RUN_DIR=${RUN_DIR:-$REPO_ROOT/runs/distribute_$(date +%Y%m%d_%H%M%S)_$$}
 SAVE_MODEL_PATH=${SAVE_MODEL_PATH:-$RUN_DIR/checkpoint/}
-SAVE_ARGS=(--save_model_path "$SAVE_MODEL_PATH")
-prev=""
-for arg in "$@"; do   # --save_model_path among the extra arguments wins
-    case "$arg" in
-        --save_model_path=*) SAVE_MODEL_PATH="${arg#*=}"; SAVE_ARGS=() ;;
-    esac
-    if [ "$prev" = "--save_model_path" ]; then SAVE_MODEL_PATH="$arg"; SAVE_ARGS=(); fi
-    prev="$arg"
-done
+save_model_args "$@"   # --save_model_path among the extra arguments wins
 
 MPI_OPTS=(--allow-run-as-root -n "$DEVICE_NUM" --output-filename "$RUN_DIR/logs" --merge-stderr-to-stdout)
 if [ "$DEVICE_TARGET" = CPU ]; then

@@ -29,25 +29,14 @@
 #   node 1: WORKER_NUM=16 DEVICE_NUM=8 NODE_RANK=1 MASTER_ADDR=10.0.0.1 MASTER_PORT=29500 bash scripts/run_distribute_train_msrun.sh ...
 set -o pipefail
 
-if [ $# -lt 4 ]; then
-    echo "Usage: DEVICE_NUM=8 bash scripts/run_distribute_train_msrun.sh IMGPATH_TRAIN JSONPATH_TRAIN MASKPATH_TRAIN VGG_PATH [train.py args...]" >&2
-    exit 2
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh" || exit 1
 
-abspath() {   # absolute path of $1 relative to the caller's directory ("" and "none" stay)
-    if [ -z "$1" ] || [ "$1" = "none" ] || [ "${1:0:1}" = "/" ]; then echo "$1"; else echo "$(pwd)/$1"; fi
-}
-
-IMGPATH_TRAIN=$(abspath "$1")
-JSONPATH_TRAIN=$(abspath "$2")
-MASKPATH_TRAIN=$(abspath "$3")
-VGG_PATH=$(abspath "$4")
+train_paths_from_args "Usage: DEVICE_NUM=8 bash scripts/run_distribute_train_msrun.sh IMGPATH_TRAIN JSONPATH_TRAIN MASKPATH_TRAIN VGG_PATH [train.py args...]" "$@"
 shift 4
 RUN_DIR=${RUN_DIR:+$(abspath "$RUN_DIR")}
 SAVE_MODEL_PATH=${SAVE_MODEL_PATH:+$(abspath "$SAVE_MODEL_PATH")}
 
-REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$REPO_ROOT" || exit 1
+cd_repo_root
 
 DEVICE_NUM=${DEVICE_NUM:-8}
 WORKER_NUM=${WORKER_NUM:-$DEVICE_NUM}
@@ -59,9 +48,7 @@ for pair in "DEVICE_NUM=$DEVICE_NUM" "WORKER_NUM=$WORKER_NUM" "NODE_RANK=$NODE_R
         ''|*[!0-9]*) echo "run_distribute_train_msrun.sh: ${pair%%=*} must be a non-negative integer, got '${pair#*=}'" >&2; exit 2 ;;
     esac
 done
-if [ -z "$PYTHON" ]; then
-    if [ -x "$REPO_ROOT/.venv/bin/python" ]; then PYTHON="$REPO_ROOT/.venv/bin/python"; else PYTHON=python3; fi
-fi
+default_python
 PY_DIR=$(dirname "$(command -v "$PYTHON" || echo "$PYTHON")")
 if [ ! -x "$PY_DIR/python" ]; then
     echo "run_distribute_train_msrun.sh: msrun runs 'python', but $PY_DIR has no 'python' (set PYTHON to a venv's python)" >&2
@@ -78,15 +65,7 @@ MASTER_PORT=${MASTER_PORT:-$("$PYTHON" -c 'import socket; s = socket.socket(); s
 
 RUN_DIR=${RUN_DIR:-$REPO_ROOT/runs/msrun_$(date +%Y%m%d_%H%M%S)_$$}
 SAVE_MODEL_PATH=${SAVE_MODEL_PATH:-$RUN_DIR/checkpoint/}
-SAVE_ARGS=(--save_model_path "$SAVE_MODEL_PATH")
-prev=""
-for arg in "$@"; do   # --save_model_path among the extra arguments wins
-    case "$arg" in
-        --save_model_path=*) SAVE_MODEL_PATH="${arg#*=}"; SAVE_ARGS=() ;;
-    esac
-    if [ "$prev" = "--save_model_path" ]; then SAVE_MODEL_PATH="$arg"; SAVE_ARGS=(); fi
-    prev="$arg"
-done
+save_model_args "$@"   # --save_model_path among the extra arguments wins
 
 export PYTHONUNBUFFERED=1
 export GLOG_v=${GLOG_v:-2}   # MindSpore log level: 2 keeps warnings, drops INFO noise (0 = debug)

@@ -10,42 +10,20 @@
 # The output goes to the console and to $LOG_DIR/train_<date>.log.
 set -o pipefail
 
-if [ $# -lt 4 ]; then
-    echo "Usage: bash scripts/run_standalone_train.sh IMGPATH_TRAIN JSONPATH_TRAIN MASKPATH_TRAIN VGG_PATH [train.py args...]" >&2
-    exit 2
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh" || exit 1
 
-abspath() {   # absolute path of $1 relative to the caller's directory ("" stays "")
-    if [ -z "$1" ] || [ "$1" = "none" ] || [ "${1:0:1}" = "/" ]; then echo "$1"; else echo "$(pwd)/$1"; fi
-}
-
-IMGPATH_TRAIN=$(abspath "$1")
-JSONPATH_TRAIN=$(abspath "$2")
-MASKPATH_TRAIN=$(abspath "$3")
-VGG_PATH=$(abspath "$4")
+train_paths_from_args "Usage: bash scripts/run_standalone_train.sh IMGPATH_TRAIN JSONPATH_TRAIN MASKPATH_TRAIN VGG_PATH [train.py args...]" "$@"
 shift 4
 
-REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$REPO_ROOT" || exit 1
-
-if [ -z "$PYTHON" ]; then
-    if [ -x "$REPO_ROOT/.venv/bin/python" ]; then PYTHON="$REPO_ROOT/.venv/bin/python"; else PYTHON=python3; fi
-fi
+cd_repo_root
+default_python
 export DEVICE_ID=${DEVICE_ID:-0}
 export PYTHONUNBUFFERED=1
 export GLOG_v=${GLOG_v:-2}   # MindSpore log level: 2 keeps warnings, drops INFO noise (0 = debug)
 
 # where checkpoints go: --save_model_path from the extra arguments, else $SAVE_MODEL_PATH
 SAVE_MODEL_PATH=${SAVE_MODEL_PATH:-./checkpoint/}
-SAVE_ARGS=(--save_model_path "$SAVE_MODEL_PATH")
-prev=""
-for arg in "$@"; do
-    case "$arg" in
-        --save_model_path=*) SAVE_MODEL_PATH="${arg#*=}"; SAVE_ARGS=() ;;
-    esac
-    if [ "$prev" = "--save_model_path" ]; then SAVE_MODEL_PATH="$arg"; SAVE_ARGS=(); fi
-    prev="$arg"
-done
+save_model_args "$@"
 
 LOG_DIR=${LOG_DIR:-./runs}
 mkdir -p "$LOG_DIR"
