@@ -82,6 +82,28 @@ def benchmark_golden(path, repeats, noisy_repeats, params, profile):
     return report
 
 
+def benchmark_baseline(path, params, ours):
+    """Time the literal loop decoder (the reference's algorithm, tests/test_decoder.py) once per
+    clean image and on the first noisy image, and the speed-up of ours measured in this run."""
+    from tests.test_decoder import slow_decode  # pylint: disable=import-outside-toplevel
+    data = np.load(path)
+    report = {}
+    for kind, images in (("clean", GOLDEN_IMAGES), ("noisy", GOLDEN_IMAGES[:1])):
+        per_image = {}
+        for image_id in images:
+            key = f"img{image_id}_"
+            start = time.perf_counter()
+            slow_decode(data[f"{key}{kind}_heatmaps"], data[f"{key}{kind}_pafs"],
+                        tuple(data[f"{key}input_wh"]), tuple(data[f"{key}orig_wh"]), params)
+            loop_ms = 1000 * (time.perf_counter() - start)
+            ours_ms = ours[kind]["per_image"][str(image_id)]["ms"]
+            per_image[str(image_id)] = {"loop_ms": round(loop_ms, 1), "ours_ms": ours_ms,
+                                        "speedup": round(loop_ms / ours_ms, 1)}
+        report[kind] = {"median_speedup": round(statistics.median(
+            v["speedup"] for v in per_image.values()), 1), "per_image": per_image}
+    return report
+
+
 def benchmark_checkpoint(args, params):
     """Network maps of the sample images from a checkpoint, then decode timings on them."""
     from src.checkpoint import load_weights
@@ -124,6 +146,10 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=20, help="decodes per clean image")
     parser.add_argument("--noisy_repeats", type=int, default=5, help="decodes per noisy image")
     parser.add_argument("--profile", action="store_true", help="median time per stage")
+    parser.add_argument("--baseline", action="store_true",
+                        help="also time, in this run, the literal per-pair loop decoder of "
+                             "tests/test_decoder.py (the reference's algorithm; every clean image "
+                             "and one noisy image, once: about a minute)")
     parser.add_argument("--ckpt", help="also decode the maps of this checkpoint's network")
     parser.add_argument("--images", default=str(shared_dir() / "data" / "coco_sample"))
     parser.add_argument("--ann", default=str(shared_dir() / "data" / "coco_sample" /
@@ -144,6 +170,8 @@ def main(argv=None):
     params = DecodeParams()
     report = {"golden": benchmark_golden(args.golden, args.repeats, args.noisy_repeats, params,
                                          args.profile)}
+    if args.baseline:
+        report["in_run_baseline"] = benchmark_baseline(args.golden, params, report["golden"])
     if args.ckpt:
         report["checkpoint"] = benchmark_checkpoint(args, params)
     print(json.dumps(report, indent=2))

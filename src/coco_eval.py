@@ -42,7 +42,8 @@ def poses_to_results(image_id, poses, scores):
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     if len(poses) != len(scores):
         raise ValueError(f"{len(poses)} poses but {len(scores)} scores")
-    keypoints = np.rint(ours_to_coco(poses)).astype(np.int64).reshape(len(poses), -1)
+    keypoints = np.rint(ours_to_coco(poses)).astype(np.int64)
+    keypoints = keypoints.reshape(len(poses), 3 * NUM_COCO_KEYPOINTS)
     return [{"image_id": int(image_id), "category_id": PERSON_CATEGORY_ID,
              "keypoints": kps.tolist(), "score": float(score)}
             for kps, score in zip(keypoints, scores)]

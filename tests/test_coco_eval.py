@@ -108,3 +108,9 @@ def test_oracle_round_trip_toy_val(tmp_path):
     results = oracle_results(ann)
     metrics = evaluate_keypoints(ann, results)
     assert metrics["AP"] >= 0.9, metrics
+
+
+def test_no_people_gives_no_records():
+    from src.coco_eval import poses_to_results
+    assert poses_to_results(7, np.zeros((0, 18, 3)), np.zeros(0)) == []
+    assert poses_to_results(7, np.empty((0, 18, 3)), []) == []

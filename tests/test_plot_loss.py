@@ -1,0 +1,95 @@
+"""Tests of scripts/plot_loss.py on a tiny synthetic train.py log."""
+import importlib.util
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from src.callbacks import format_report
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "scripts" / "plot_loss.py"
+
+
+def _load_module():
+    spec = importlib.util.spec_from_file_location("plot_loss", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+plot_loss = _load_module()
+
+
+def _report(loss, paf, heatmap, speed=12.5):
+    return {"loss": loss, "paf": np.asarray(paf), "heatmap": np.asarray(heatmap),
+            "images_per_s": speed, "s_per_step": 8 / speed if math.isfinite(speed) else speed,
+            "steps": 10}
+
+
+def _synthetic_log(tmp_path):
+    """A log as train.py writes it: messages, progress-bar junk and three report lines."""
+    lines = [
+        "device CPU, rank 0 of 1, insize 128",
+        "first step done in 6.0 s (graph compile and data start-up included), loss 0.201695",
+        "epoch 1/8:  40%|####      | 50/125 [00:10<00:15, 5.0it/s, loss=0.1]\r"
+        + format_report(_report(0.2, [0.08, 0.07], [0.03, 0.02]), 0, 10, 25, 10, 2e-3),
+        format_report(_report(0.1, [0.04, 0.03], [0.02, 0.01]), 0, 20, 25, 20, 1.5e-3),
+        format_report(_report(0.05, [0.02, 0.015], [0.01, 0.005], float("nan")), 1, 5, 25, 30,
+                      1e-3),
+        "finished at global step 30, last loss 0.050000; last checkpoint x.ckpt",
+    ]
+    path = tmp_path / "train.log"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_parse_values(tmp_path):
+    history = plot_loss.read_log(_synthetic_log(tmp_path))
+    assert history.steps == [10, 20, 30]
+    assert history.loss == pytest.approx([0.2, 0.1, 0.05])
+    assert history.num_stages == 2
+    assert history.paf[0] == pytest.approx([0.08, 0.07])
+    assert history.heatmap[2] == pytest.approx([0.01, 0.005])
+    assert history.lr == pytest.approx([2e-3, 1.5e-3, 1e-3])
+    assert history.images_per_s[0] == pytest.approx(12.5)
+    assert math.isnan(history.images_per_s[2])
+
+
+def test_later_duplicate_step_wins_and_no_stage_values():
+    lines = ["epoch 1 step 5/5 (global 5): mean loss 0.500000",
+             "epoch 1 step 5/5 (global 5): mean loss 0.400000",
+             "epoch 2 step 5/5 (global 10): mean loss 0.300000"]
+    history = plot_loss.parse_log_lines(lines)
+    assert history.steps == [5, 10]
+    assert history.loss == pytest.approx([0.4, 0.3])
+    assert history.num_stages == 0
+
+
+def test_cli_writes_png(tmp_path):
+    out = tmp_path / "plots" / "loss.png"
+    proc = subprocess.run([sys.executable, str(SCRIPT), str(_synthetic_log(tmp_path)), "-o", str(out)],
+                          capture_output=True, text=True, cwd=REPO, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "3 points" in proc.stdout
+    data = out.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    import cv2  # pylint: disable=import-outside-toplevel
+    image = cv2.imread(str(out))
+    assert image.shape == (420, 1200, 3)          # two panels, 6 x 4.2 inches each at 100 dpi
+    assert image.std() > 10                        # something was drawn
+
+
+def test_cli_errors(tmp_path):
+    empty = tmp_path / "empty.log"
+    empty.write_text("no loss here\n")
+    for path, needle in ((tmp_path / "missing.log", "cannot read"), (empty, "no training loss lines")):
+        proc = subprocess.run([sys.executable, str(SCRIPT), str(path), "-o", str(tmp_path / "x.png")],
+                              capture_output=True, text=True, cwd=REPO, timeout=120, check=False)
+        assert proc.returncode == 1
+        assert needle in proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
