@@ -10,52 +10,10 @@ import pytest
 from src.callbacks import NonFiniteLossError, TrainError
 from src.checkpoint import load_weights, read_checkpoint
 from src.trainer import ArrayTrainData, TrainSettings, epoch_seed, run_training
+from tests.tiny_nets import tiny_pose_net
 
 INSIZE = 16
 SAMPLES, BATCH = 7, 2          # 3 batches per epoch, one sample dropped
-
-
-def tiny_pose_net(seed):
-    """OpenPoseNet-shaped toy (base.vgg_base, base.conv4_*_CPM, stage_1/2), stride 8."""
-    import mindspore as ms
-    import mindspore.nn as nn
-    import mindspore.ops as ops
-    ms.set_seed(seed)
-
-    class Base(nn.Cell):
-        def __init__(self):
-            super().__init__()
-            self.vgg_base = nn.SequentialCell([nn.Conv2d(3, 4, 3, stride=2, has_bias=True), nn.ReLU(),
-                                               nn.Conv2d(4, 6, 3, stride=4, has_bias=True), nn.ReLU()])
-            self.conv4_3_CPM = nn.Conv2d(6, 5, 3, has_bias=True)
-
-        def construct(self, x):
-            return ops.relu(self.conv4_3_CPM(self.vgg_base(x)))
-
-    class Stage(nn.Cell):
-        def __init__(self, cin):
-            super().__init__()
-            self.conv1_L1 = nn.Conv2d(cin, 38, 3, has_bias=True)
-            self.conv1_L2 = nn.Conv2d(cin, 19, 3, has_bias=True)
-
-        def construct(self, x):
-            return self.conv1_L1(x), self.conv1_L2(x)
-
-    class Net(nn.Cell):
-        def __init__(self):
-            super().__init__()
-            self.base = Base()
-            self.stage_1 = Stage(5)
-            self.stage_2 = Stage(5 + 38 + 19)
-            self.concat = ops.Concat(axis=1)
-
-        def construct(self, x):
-            feat = self.base(x)
-            paf1, heat1 = self.stage_1(feat)
-            paf2, heat2 = self.stage_2(self.concat((paf1, heat1, feat)))
-            return (paf1, paf2), (heat1, heat2)
-
-    return Net()
 
 
 def toy_data(seed=0, nan=False):
@@ -148,32 +106,32 @@ def test_checkpoints_pruned_and_loadable(ms_cpu, tmp_path):
 
 
 def test_resume_past_the_end_does_nothing(ms_cpu, tmp_path):
-    run_training(settings(tmp_path, max_train_steps=3), toy_data(), tiny_pose_net(1), log=_quiet)
+    run_training(settings(tmp_path, max_train_steps=3), toy_data(), tiny_pose_net(seed=1), log=_quiet)
     again = run_training(settings(tmp_path, max_train_steps=3, resume="auto"), toy_data(),
-                         tiny_pose_net(1), log=_quiet)
+                         tiny_pose_net(seed=1), log=_quiet)
     assert again.steps_run == 0 and again.global_step == 3
 
 
 def test_bad_resume_files(ms_cpu, tmp_path):
     with pytest.raises(TrainError, match="resume checkpoint not found"):
         run_training(settings(tmp_path, resume=str(tmp_path / "nope.ckpt")), toy_data(),
-                     tiny_pose_net(1), log=_quiet)
+                     tiny_pose_net(seed=1), log=_quiet)
     import mindspore as ms
     weights_only = tmp_path / "weights.ckpt"
-    ms.save_checkpoint(tiny_pose_net(1), str(weights_only))
+    ms.save_checkpoint(tiny_pose_net(seed=1), str(weights_only))
     with pytest.raises(TrainError, match="not a training checkpoint"):
-        run_training(settings(tmp_path, resume=str(weights_only)), toy_data(), tiny_pose_net(1),
+        run_training(settings(tmp_path, resume=str(weights_only)), toy_data(), tiny_pose_net(seed=1),
                      log=_quiet)
-    adam = run_training(settings(tmp_path / "adam", max_train_steps=1), toy_data(), tiny_pose_net(1),
+    adam = run_training(settings(tmp_path / "adam", max_train_steps=1), toy_data(), tiny_pose_net(seed=1),
                         log=_quiet)
     with pytest.raises(TrainError, match="another optimizer"):
         run_training(settings(tmp_path, resume=adam.last_checkpoint, optimizer="Momentum"),
-                     toy_data(), tiny_pose_net(1), log=_quiet)
+                     toy_data(), tiny_pose_net(seed=1), log=_quiet)
 
 
 def test_nan_loss_stops_with_a_clear_message(ms_cpu, tmp_path):
     with pytest.raises(NonFiniteLossError, match="loss is nan at epoch 1, step 1"):
-        run_training(settings(tmp_path, max_train_steps=3), toy_data(nan=True), tiny_pose_net(1),
+        run_training(settings(tmp_path, max_train_steps=3), toy_data(nan=True), tiny_pose_net(seed=1),
                      log=_quiet)
 
 

@@ -9,51 +9,9 @@ import pytest
 from src.lr_schedule import build_lr_schedules
 from src.optimizer import build_optimizer, split_param_groups
 from src.train_step import build_train_step
+from tests.tiny_nets import tiny_pose_net
 
 INSIZE = 16
-
-
-def tiny_pose_net(stages=2):
-    """OpenPoseNet-shaped toy: base.vgg_base / base.conv4_*_CPM / stage_k, stride 8."""
-    import mindspore.nn as nn
-    import mindspore.ops as ops
-
-    class Base(nn.Cell):
-        def __init__(self):
-            super().__init__()
-            self.vgg_base = nn.SequentialCell([nn.Conv2d(3, 4, 3, stride=2, has_bias=True), nn.ReLU(),
-                                               nn.Conv2d(4, 6, 3, stride=4, has_bias=True), nn.ReLU()])
-            self.conv4_3_CPM = nn.Conv2d(6, 6, 3, has_bias=True)
-            self.conv4_4_CPM = nn.Conv2d(6, 5, 1, has_bias=True)
-
-        def construct(self, x):
-            return ops.relu(self.conv4_4_CPM(ops.relu(self.conv4_3_CPM(self.vgg_base(x)))))
-
-    class Stage(nn.Cell):
-        def __init__(self, cin):
-            super().__init__()
-            self.conv1_L1 = nn.Conv2d(cin, 38, 3, has_bias=True)
-            self.conv1_L2 = nn.Conv2d(cin, 19, 3, has_bias=True)
-
-        def construct(self, x):
-            return self.conv1_L1(x), self.conv1_L2(x)
-
-    class Net(nn.Cell):
-        def __init__(self):
-            super().__init__()
-            self.base = Base()
-            self.stage_1 = Stage(5)
-            self.stage_2 = Stage(5 + 38 + 19)
-            self.concat = ops.Concat(axis=1)
-
-        def construct(self, x):
-            feat = self.base(x)
-            paf1, heat1 = self.stage_1(feat)
-            paf2, heat2 = self.stage_2(self.concat((paf1, heat1, feat)))
-            return (paf1, paf2), (heat1, heat2)
-
-    assert stages == 2
-    return Net()
 
 
 def toy_batch(seed=0, n=2, size=INSIZE):
