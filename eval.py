@@ -4,7 +4,8 @@
         [--output_img_path DIR] [--eva_num N] [--vis True] [--inference_img_size 368] \\
         [--multi_scale True] [--flip True] [--key value ...]
 
-The checkpoint may be ours or a reference training checkpoint. The images evaluated are those
+The checkpoint may be ours or a reference training checkpoint; the network built is the one it
+records (or whose parameter shapes it has), and loading is strict. The images evaluated are those
 with person annotations (sorted ids; the first ``eva_num`` when it is > 0). Results
 (``eval_result.json``, COCO keypoint format) and metrics (``eval_metrics.json``) go to
 ``output_img_path``; ``--vis True`` also writes a skeleton drawing per image. Errors (missing
@@ -31,9 +32,10 @@ def main(argv=None):
     from src.coco_data import AnnotationError, ImageReadError
     from src.coco_eval import EvaluationError, check_eval_inputs, run_evaluation
     from src.context import setup_context
-    from src.distributed import DistributedError, gather_objects, init_distributed, rank_prefix
+    from src.distributed import (DistributedError, device_id_for, gather_objects, init_distributed,
+                                 rank_prefix)
     try:
-        target = setup_context(cfg.device_target, mode="graph", device_id=cfg.device_id)
+        target = setup_context(cfg.device_target, mode="graph", device_id=device_id_for(cfg))
         dist = init_distributed(target) if cfg.is_distributed else None
         check_eval_inputs(cfg)
         if dist is None or not dist.is_distributed:

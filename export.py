@@ -1,25 +1,35 @@
-"""Export an OpenPose checkpoint: python export.py --ckpt_file X --file_name Y --file_format ONNX."""
+"""Export an OpenPose checkpoint: python export.py --ckpt_file X --file_name Y --file_format ONNX.
+
+The network exported is the one the checkpoint records (or whose parameter shapes it has);
+loading is strict. A bad request (format, sizes) exits 2, a checkpoint that does not fit (a
+contradicting --num_stages / --width_mult / --vgg_with_bn, a missing or extra parameter) exits 1.
+"""
 import sys
 
 from src.checkpoint import CheckpointError
 from src.config import load_config
 from src.context import setup_context
+from src.distributed import DistributedError, device_id_for
 from src.export_model import ExportError, export_network
 
 
 def main(argv=None):
+    """Command-line entry point; returns the exit status."""
     cfg = load_config(argv, prog="export.py")
-    target = setup_context(cfg.device_target, device_id=cfg.device_id)
     try:
-        output, report = export_network(cfg.ckpt_file, cfg.file_name, cfg.file_format,
-                                        batch_size=cfg.export_batch_size, insize=cfg.insize,
-                                        vgg_with_bn=cfg.vgg_with_bn, stages=cfg.export_stages,
-                                        device_target=target, width_mult=cfg.width_mult,
-                                        num_stages=cfg.num_stages)
-    except (ExportError, CheckpointError) as exc:
+        target = setup_context(cfg.device_target, device_id=device_id_for(cfg))
+        output, report, spec = export_network(cfg.ckpt_file, cfg.file_name, cfg.file_format,
+                                              batch_size=cfg.export_batch_size, insize=cfg.insize,
+                                              stages=cfg.export_stages, device_target=target,
+                                              cfg=cfg)
+    except ExportError as exc:
         print(f"export.py: error: {exc}", file=sys.stderr)
         return 2
+    except (CheckpointError, DistributedError) as exc:
+        print(f"export.py: error: {exc}", file=sys.stderr)
+        return 1
     print(report.summary())
+    print(f"network: {spec.describe()}")
     print(f"exported {cfg.file_format} ({cfg.export_batch_size}x3x{cfg.insize}x{cfg.insize}, "
           f"{cfg.export_stages} stage outputs) to {output}")
     return 0

@@ -2,7 +2,7 @@
 
     python scripts/benchmark_decode.py [--golden decode.npz] [--repeats 20] [--noisy_repeats 5]
         [--profile] [--ckpt CKPT [--images DIR --ann FILE] [--inference_img_size 368]
-        [--width_mult 1.0 --num_stages 6 --vgg_with_bn] [--device_target CPU]]
+        [--device_target CPU]]   (the network is the one the checkpoint records)
 
 Decodes the clean and the noisy maps of ``../shared/golden/decode.npz`` (the reference's
 inputs) and reports the median time of ``--repeats`` runs per image, their median over the
@@ -106,18 +106,16 @@ def benchmark_baseline(path, params, ours):
 
 def benchmark_checkpoint(args, params):
     """Network maps of the sample images from a checkpoint, then decode timings on them."""
-    from src.checkpoint import load_weights
     from src.coco_data import image_path, load_coco, read_image
     from src.context import setup_context
     from src.inference import Predictor, mindspore_forward
-    from src.network import OpenPoseNet
+    from src.network_spec import open_network
 
     setup_context(args.device_target)
-    network = OpenPoseNet(vgg_with_bn=args.vgg_with_bn, width_mult=args.width_mult,
-                          num_stages=args.num_stages)
-    load_weights(network, args.ckpt)
+    network, spec, _ = open_network(args.ckpt)
     forward = mindspore_forward(network)
-    predictor = Predictor(forward, img_size=args.inference_img_size, params=params)
+    predictor = Predictor(forward, img_size=args.inference_img_size, params=params,
+                          input_scale=spec.input_scale)
     coco = load_coco(args.ann)
     per_image = {}
     for image_id in coco.image_ids_with_people():
@@ -155,9 +153,6 @@ def main(argv=None):
     parser.add_argument("--ann", default=str(shared_dir() / "data" / "coco_sample" /
                                              "person_keypoints_sample.json"))
     parser.add_argument("--inference_img_size", type=int, default=368)
-    parser.add_argument("--width_mult", type=float, default=1.0)
-    parser.add_argument("--num_stages", type=int, default=6)
-    parser.add_argument("--vgg_with_bn", action="store_true")
     parser.add_argument("--device_target", default="auto")
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.noisy_repeats < 1:

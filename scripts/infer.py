@@ -2,10 +2,12 @@
 
     python scripts/infer.py --model_path CKPT --input PATH [--output DIR]
         [--inference_img_size 368] [--multi_scale True] [--flip True] [--max_frames N]
-        [--config_path configs/toy.yaml] [--key value ...]
+        [--key value ...]
 
 Writes ``<name>.png`` drawings (``<name>_pose.mp4`` for a video) and ``people.json`` (per image
-or frame, each person's 17 COCO keypoints and score) into ``--output``.
+or frame, each person's 17 COCO keypoints and score) into ``--output``. The network is the one
+the checkpoint records (or whose shapes it has); a contradicting --num_stages / --width_mult /
+--vgg_with_bn, or a parameter that does not fit, stops with one line (exit 1).
 """
 import os
 import sys
@@ -22,23 +24,25 @@ def main(argv=None):
     # pylint: disable=import-outside-toplevel
     from src.config import load_config
     cfg = load_config(argv, prog="infer.py", extra_defaults=EXTRA_KEYS)
-    from src.checkpoint import CheckpointError, load_weights
+    from src.checkpoint import CheckpointError
     from src.context import setup_context
+    from src.distributed import DistributedError, device_id_for
     from src.inference import mindspore_forward, predictor_from_config
     from src.media_inference import MediaError, classify_input, run_media_inference
-    from src.network import build_network
+    from src.network_spec import open_network
     try:
         if not cfg.input:
             raise MediaError("--input is empty: pass an image, a folder of images or a video")
         if not cfg.model_path:
             raise MediaError("--model_path is empty: pass a checkpoint")
         classify_input(cfg.input)
-        setup_context(cfg.device_target, mode="graph", device_id=cfg.device_id)
-        network = build_network(cfg)
-        print(load_weights(network, cfg.model_path).summary())
-        predictor = predictor_from_config(mindspore_forward(network), cfg)
+        setup_context(cfg.device_target, mode="graph", device_id=device_id_for(cfg))
+        network, spec, report = open_network(cfg.model_path, cfg)
+        print(report.summary())
+        print(f"network: {spec.describe()}")
+        predictor = predictor_from_config(mindspore_forward(network), cfg, input_scale=spec.input_scale)
         run_media_inference(predictor, cfg.input, cfg.output, max_frames=cfg.max_frames)
-    except (MediaError, CheckpointError) as exc:
+    except (MediaError, CheckpointError, DistributedError) as exc:
         print(f"infer.py: error: {exc}", file=sys.stderr)
         return 1
     return 0

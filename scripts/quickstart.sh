@@ -83,8 +83,9 @@ echo "training took ${TRAIN_SECONDS} s (mean ${SPEED} img/s); checkpoint $CKPT"
 step 4 "evaluation on toy val (eval.py, COCO keypoint AP)"
 EVAL_DIR=$OUT/eval_toy
 rm -rf "$EVAL_DIR"
-$PY eval.py --config_path "$CONFIG" --model_path "$CKPT" --imgpath_val "$DATA/val2017" \
-    --ann "$VAL_ANN" --output_img_path "$EVAL_DIR" --eva_num 0 \
+# no --config_path: the checkpoint records its network (1 stage, width 0.25, BatchNorm VGG)
+$PY eval.py --model_path "$CKPT" --imgpath_val "$DATA/val2017" \
+    --ann "$VAL_ANN" --output_img_path "$EVAL_DIR" --eva_num 0 --inference_img_size 240 \
     --vis True 2>&1 | tee "$OUT/eval.log"
 AP=$($PY -c "import json,sys; print('%.4f' % json.load(open(sys.argv[1]))['metrics']['AP'])" \
      "$EVAL_DIR/eval_metrics.json")
@@ -97,7 +98,7 @@ $PY scripts/plot_loss.py "$OUT/train.log" -o "$OUT/loss.png" \
 # ------------------------------------------------------------------------------------------
 step 6 "export (MINDIR and ONNX)"
 for FORMAT in MINDIR ONNX; do
-    $PY export.py --config_path "$CONFIG" --ckpt_file "$CKPT" --file_format "$FORMAT" \
+    $PY export.py --ckpt_file "$CKPT" --file_format "$FORMAT" \
         --file_name "$OUT/openpose_toy"
 done
 
@@ -107,7 +108,7 @@ REAL_DIR=$OUT/vis_real
 rm -rf "$REAL_DIR"
 if [ -f "$SAMPLE/person_keypoints_sample.json" ]; then
     # The toy model has only seen stick figures: expect few or wrong people on photos.
-    $PY eval.py --config_path "$CONFIG" --model_path "$CKPT" --imgpath_val "$SAMPLE" \
+    $PY eval.py --model_path "$CKPT" --imgpath_val "$SAMPLE" \
         --ann "$SAMPLE/person_keypoints_sample.json" --output_img_path "$REAL_DIR" --eva_num 0 \
         --inference_img_size 368 --vis True 2>&1 | tee "$OUT/eval_real.log"
 else

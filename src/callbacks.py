@@ -4,8 +4,11 @@ Checkpoints go to ``<save_model_path>/ckpt_<rank>/<rank>-<epoch>_<step>.ckpt`` (
 ``ModelCheckpoint`` names: epoch counted from 1, step = batches done in that epoch) and are
 written atomically (:func:`src.checkpoint.save_checkpoint_atomic`). A training checkpoint holds
 
-* the network's parameters under their own names (``base.vgg_base.layers.0.weight`` ...), so
-  :func:`src.checkpoint.load_weights` (eval, export, ``load_pretrain``) reads it directly;
+* the network's parameters under the reference's training names (``network.`` + the network's
+  own name, ``network.base.vgg_base.layers.0.weight`` ...), so the reference's ``load_model`` /
+  eval.py and this repository's loaders both read it;
+* the network's shape and input normalisation (``openpose_spec.*``, see
+  :mod:`src.network_spec`), which the reference's loading rule ignores;
 * the optimizer state (``moment1.*``/``moment2.*``/``beta1_power``/``beta2_power`` for Adam,
   ``moments.*`` for Momentum, and ``global_step``, the index into the learning-rate arrays);
 * the loop position: ``step_num`` (global steps done), ``epoch_num`` (epochs completed),
@@ -22,12 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
-from src.checkpoint import assign_weights, read_checkpoint, save_checkpoint_atomic
+from src.checkpoint import (TRAINING_PREFIX, assign_weights, read_checkpoint, save_checkpoint_atomic,
+                            to_network_names)
 
 CKPT_NAME = re.compile(r"^(?P<rank>\d+)-(?P<epoch>\d+)_(?P<step>\d+)\.ckpt$")
 #: Optimizer entries that are recomputed, never saved or restored.
 RECOMPUTED_STATE = ("learning_rate",)
-POSITION_KEYS = ("step_num", "epoch_num", "step_num_in_epoch", "step_num_per_epoch")
 
 
 class TrainError(RuntimeError):
@@ -152,9 +155,12 @@ class CheckpointManager:
         save_model_path: root folder; checkpoints go to ``<root>/ckpt_<rank>/``.
         rank: the rank whose folder and file names are used.
         keep_checkpoint_max: how many of this rank's checkpoints to keep (<= 0: all).
+        spec: the :class:`src.network_spec.NetworkSpec` recorded in every checkpoint, or None
+            (a network that is not an OpenPoseNet: nothing recorded).
     """
 
-    def __init__(self, save_model_path, rank=0, keep_checkpoint_max=5):
+    def __init__(self, save_model_path, rank=0, keep_checkpoint_max=5, spec=None):
+        self.spec = spec
         self.rank = int(rank)
         self.directory = Path(save_model_path) / f"ckpt_{self.rank}"
         self.keep_checkpoint_max = int(keep_checkpoint_max)
@@ -188,11 +194,13 @@ class CheckpointManager:
         epoch, step_in_epoch = divmod(int(global_step), int(steps_per_epoch))
         if step_in_epoch == 0 and epoch > 0:
             epoch, step_in_epoch = epoch - 1, int(steps_per_epoch)
-        entries = [{"name": p.name, "data": p} for p in network.get_parameters()]
+        entries = [{"name": TRAINING_PREFIX + p.name, "data": p} for p in network.get_parameters()]
         entries += [{"name": p.name, "data": p} for p in _state_params(optimizer, network)]
         append = {"step_num": int(global_step), "epoch_num": int(global_step) // int(steps_per_epoch),
                   "step_num_in_epoch": int(global_step) % int(steps_per_epoch),
                   "step_num_per_epoch": int(steps_per_epoch), "loss_scale": float(loss_scale)}
+        if self.spec is not None:
+            append.update(self.spec.to_record())
         path = save_checkpoint_atomic(entries, self.path_for(epoch, step_in_epoch), append_dict=append)
         self.prune()
         return path
@@ -247,8 +255,7 @@ def restore_training_state(path, network, optimizer, steps_per_epoch):
     if "step_num" not in entries:
         raise TrainError(f"{path}: not a training checkpoint of this project (no step_num); "
                          "use --load_pretrain True --pretrained_model_path for weights only")
-    weights = {name: value for name, value in entries.items()
-               if not name.startswith(POSITION_KEYS + ("loss_scale",))}
+    weights, _ = to_network_names(entries)
     report = assign_weights(network, weights, path)
     if report.missing:
         raise TrainError(f"{path}: {len(report.missing)} network parameters missing "
@@ -264,11 +271,10 @@ def restore_training_state(path, network, optimizer, steps_per_epoch):
             raise TrainError(f"{path}: shape mismatch for optimizer state '{param.name}': "
                              f"{tuple(value.shape)} vs {tuple(param.shape)}")
         param.set_data(mindspore.Tensor(value, dtype=param.dtype))
-    state_prefixes = {p.name.split(".")[0] for p in state}
-    foreign = [name for name in report.unexpected if name.split(".")[0] not in state_prefixes]
-    if foreign:
-        raise TrainError(f"{path}: {len(foreign)} parameters the network lacks (e.g. '{foreign[0]}'); "
-                         "was it written with other width_mult/num_stages/vgg_with_bn?")
+    if report.unexpected:
+        raise TrainError(f"{path}: {len(report.unexpected)} parameters the network lacks "
+                         f"(e.g. '{report.unexpected[0]}'); was it written with other "
+                         "width_mult/num_stages/vgg_with_bn?")
     global_step = int(np.asarray(entries["step_num"]).reshape(-1)[0])
     epoch, step_in_epoch = divmod(global_step, int(steps_per_epoch))
     return TrainingPosition(global_step=global_step, epoch=epoch, step_in_epoch=step_in_epoch,

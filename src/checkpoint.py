@@ -19,10 +19,13 @@ from pathlib import Path
 import numpy as np
 
 TRAINING_PREFIX = "network."
+#: Entries recording which network a checkpoint holds (src/network_spec.py). The reference's
+#: loading rule keeps only ``network.*`` entries, so it ignores them.
+SPEC_PREFIX = "openpose_spec."
 VGG_SOURCE_PREFIX = "network.backbone.layers."
 VGG_TARGET_PREFIX = "base.vgg_base.layers."
 #: Entries of training checkpoints that are optimizer or loop state, never network weights.
-STATE_PREFIXES = ("moment1.", "moment2.", "moments.", "accum.", "adam_m.", "adam_v.",
+STATE_PREFIXES = ("moment1.", "moment2.", "moments.", "momentum", "accum.", "adam_m.", "adam_v.",
                   "global_step", "beta1_power", "beta2_power", "learning_rate", "scale_sense",
                   "current_iterator_step", "last_overflow_iterator_step", "epoch_num", "step_num",
                   "loss_scale")
@@ -42,10 +45,19 @@ class LoadReport:
     unexpected: list = field(default_factory=list)
     skipped_state: int = 0
 
-    def summary(self):
-        """One line: counts of loaded, missing, unexpected and skipped entries."""
-        return (f"{self.path}: loaded {len(self.loaded)} parameters, missing {len(self.missing)}, "
+    def summary(self, detail=False):
+        """One line: counts of loaded, missing, unexpected and skipped entries.
+
+        With ``detail``, the first few missing and unexpected names follow the counts.
+        """
+        line = (f"{self.path}: loaded {len(self.loaded)} parameters, missing {len(self.missing)}, "
                 f"unexpected {len(self.unexpected)}, skipped {self.skipped_state} optimizer/state entries")
+        if detail:
+            for label, names in (("missing", self.missing), ("unexpected", self.unexpected)):
+                if names:
+                    more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+                    line += f"; {label}: " + ", ".join(names[:3]) + more
+        return line
 
 
 def read_checkpoint(path):
@@ -69,8 +81,8 @@ def read_checkpoint(path):
 
 
 def is_state_entry(name):
-    """True for optimizer/loop state entries of a training checkpoint."""
-    return name.startswith(STATE_PREFIXES)
+    """True for optimizer/loop state and network-record entries of a checkpoint."""
+    return name.startswith(STATE_PREFIXES + (SPEC_PREFIX,))
 
 
 def to_network_names(entries):
@@ -123,7 +135,9 @@ def assign_weights(net, weights, path="<weights>", only_prefix=None):
 
 
 def load_weights(net, path):
-    """Load network weights from our checkpoint, a reference training checkpoint or VGG19.
+    """Load network weights from our checkpoint, a reference training checkpoint or VGG19,
+    *partially*: what fits is loaded, the rest is reported (``load_pretrain``). Evaluation,
+    export, inference and resume load strictly (:func:`src.network_spec.open_network`).
 
     Optimizer state is skipped. Returns a :class:`LoadReport`.
 

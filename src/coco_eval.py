@@ -10,7 +10,6 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from src.checkpoint import load_weights
 from src.coco_data import image_path, load_coco, read_image
 from src.drawing import draw_poses
 from src.inference import mindspore_forward, predictor_from_config
@@ -159,8 +158,9 @@ def run_evaluation(cfg, rank=0, group_size=1, gather=None, log=print):
 
     Args:
         cfg: Config with model_path, ann, imgpath_val, output_img_path, eva_num, vis,
-            inference_img_size, multi_scale, inference_scales, flip, the network keys
-            (vgg_with_bn, width_mult, num_stages) and the decoder keys. The MindSpore context
+            inference_img_size, multi_scale, inference_scales, flip and the decoder keys; the
+            network is the one the checkpoint holds (explicit network keys must agree with
+            it, see :func:`src.network_spec.open_network`). The MindSpore context
             must already be set.
         rank, group_size: this process's shard of the images.
         gather: callable(obj) -> list of every rank's obj on rank 0, None elsewhere (e.g.
@@ -174,7 +174,7 @@ def run_evaluation(cfg, rank=0, group_size=1, gather=None, log=print):
         EvaluationError, src.checkpoint.CheckpointError, src.coco_data.AnnotationError,
         src.coco_data.ImageReadError: one-line messages naming the file.
     """
-    from src.network import build_network  # pylint: disable=import-outside-toplevel
+    from src.network_spec import open_network  # pylint: disable=import-outside-toplevel
 
     check_eval_inputs(cfg)
     gather = gather or (lambda obj: [obj])
@@ -184,10 +184,10 @@ def run_evaluation(cfg, rank=0, group_size=1, gather=None, log=print):
     out_dir = str(cfg.output_img_path)
     os.makedirs(out_dir, exist_ok=True)
 
-    network = build_network(cfg)
-    report = load_weights(network, cfg.model_path)
+    network, spec, report = open_network(cfg.model_path, cfg)
     if rank == 0:
         log(report.summary())
+        log(f"network: {spec.describe()}")
     forward = mindspore_forward(network)
     timing = {"network": 0.0, "total": 0.0}
 
@@ -197,7 +197,7 @@ def run_evaluation(cfg, rank=0, group_size=1, gather=None, log=print):
         timing["network"] += time.perf_counter() - start
         return out
 
-    predictor = predictor_from_config(timed_forward, cfg)
+    predictor = predictor_from_config(timed_forward, cfg, input_scale=spec.input_scale)
     if rank == 0:
         log(f"evaluating {len(image_ids)} images on {group_size} process(es): input short side "
             f"{predictor.img_size}, scales {list(predictor.scales)}, flip {predictor.flip}")

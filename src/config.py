@@ -19,23 +19,32 @@ class ConfigError(ValueError):
 
 
 class Config:
-    """Attribute bag of configuration values (one attribute per key)."""
+    """Attribute bag of configuration values (one attribute per key).
 
-    def __init__(self, values):
+    ``explicit`` names the keys the user set (on the command line or in a ``--config_path``
+    file), as opposed to defaults of default_config.yaml; see :meth:`is_explicit`.
+    """
+
+    def __init__(self, values, explicit=()):
         self.__dict__.update(values)
+        self.__dict__["_explicit"] = frozenset(explicit)
 
     def to_dict(self):
         """Return a shallow copy of all values as a dict."""
-        return dict(self.__dict__)
+        return {key: value for key, value in self.__dict__.items() if key != "_explicit"}
+
+    def is_explicit(self, key):
+        """True when ``key`` was set by the user rather than left at its default."""
+        return key in self._explicit
 
     def replace(self, **changes):
-        """Return a copy with some values changed."""
+        """Return a copy with some values changed (explicitness kept)."""
         values = self.to_dict()
         values.update(changes)
-        return Config(values)
+        return Config(values, self._explicit)
 
     def __repr__(self):
-        items = ", ".join(f"{k}={v!r}" for k, v in sorted(self.__dict__.items()))
+        items = ", ".join(f"{k}={v!r}" for k, v in sorted(self.to_dict().items()))
         return f"Config({items})"
 
 
@@ -161,6 +170,7 @@ def parse_config(argv=None, config_path=None, extra_defaults=None, overrides=Non
     defaults = dict(default_values)
     defaults.update(extra_defaults or {})
     values = dict(defaults)
+    explicit = set()
     if config_path is not None and Path(config_path).resolve() != DEFAULT_CONFIG_PATH:
         file_values, _, _ = read_yaml(config_path)
         for key, value in file_values.items():
@@ -168,6 +178,7 @@ def parse_config(argv=None, config_path=None, extra_defaults=None, overrides=Non
                 raise ConfigError(f"{config_path}: unknown key '{key}'")
             values[key] = coerce_value(key, value, defaults[key], str(config_path))
             _check_choice(key, values[key], choices, str(config_path))
+            explicit.add(key)
     for key, value in (overrides or {}).items():
         if key not in defaults:
             raise ConfigError(f"overrides: unknown key '{key}'")
@@ -179,10 +190,11 @@ def parse_config(argv=None, config_path=None, extra_defaults=None, overrides=Non
             raise ConfigError(f"command line: unknown key '--{key}'")
         values[key] = coerce_value(key, value, defaults[key], "command line")
         _check_choice(key, values[key], choices, "command line")
+        explicit.add(key)
     for key, value in values.items():
         _check_choice(key, value, choices, str(config_path or DEFAULT_CONFIG_PATH))
     values["config_path"] = str(config_path or DEFAULT_CONFIG_PATH)
-    return Config(values)
+    return Config(values, explicit)
 
 
 def format_help(prog, extra_defaults=None):

@@ -192,6 +192,35 @@ def detect_launch(environ=None):
     return LaunchInfo("single", 0, 1, 0)
 
 
+def select_device_id(given=None, environ=None):
+    """The device index of this process: the one rule for train.py, eval.py and the others.
+
+    ``given`` (``--device_id`` set on the command line or in a config file) when not None, else
+    the launcher's local rank under mpirun, msrun or a RANK_SIZE launch (one device per
+    process), else ``$DEVICE_ID``, else 0.
+
+    Args:
+        given: the explicitly configured device id, or None.
+        environ: mapping of environment variables (default ``os.environ``).
+
+    Raises:
+        DistributedError: a DEVICE_ID or launch variable that is not an integer.
+    """
+    if given is not None:
+        return int(given)
+    env = os.environ if environ is None else environ
+    launch = detect_launch(env)
+    if launch.kind != "single":
+        return int(launch.local_rank)
+    return _env_int(env, "DEVICE_ID", 0)
+
+
+def device_id_for(cfg, environ=None):
+    """:func:`select_device_id` for a :class:`src.config.Config` (its ``device_id`` counts only
+    when the user set it)."""
+    return select_device_id(cfg.device_id if cfg.is_explicit("device_id") else None, environ)
+
+
 # ----------------------------------------------------------------------------------------------
 # CPU under mpirun: OpenMPI ranks -> MindSpore dynamic cluster
 

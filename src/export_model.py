@@ -3,8 +3,8 @@ from pathlib import Path
 
 import numpy as np
 
-from src.checkpoint import load_weights
-from src.network import FinalStage, OpenPoseNet
+from src.network import FinalStage
+from src.network_spec import open_network
 
 SUFFIXES = {"MINDIR": ".mindir", "AIR": ".air", "ONNX": ".onnx"}
 
@@ -14,9 +14,8 @@ class ExportError(ValueError):
 
 
 def export_network(ckpt_file, file_name, file_format="MINDIR", batch_size=1, insize=368,
-                   vgg_with_bn=False, stages="final", device_target="CPU", width_mult=1.0,
-                   num_stages=6):
-    """Load ``ckpt_file`` into an OpenPoseNet and export it.
+                   stages="final", device_target="CPU", cfg=None):
+    """Load ``ckpt_file`` into the OpenPoseNet it holds and export it.
 
     Args:
         ckpt_file: checkpoint (ours or a reference training checkpoint).
@@ -27,10 +26,16 @@ def export_network(ckpt_file, file_name, file_format="MINDIR", batch_size=1, ins
         stages: "final" exports the last stage's ``(pafs, heatmaps)``; "all" every stage
             (MINDIR/AIR only: MindSpore's ONNX exporter cannot emit the list outputs).
         device_target: the resolved device the context was set to.
-        width_mult, num_stages: the network's shape (see src.network.OpenPoseNet).
+        cfg: configuration whose explicitly set network keys (vgg_with_bn, width_mult,
+            num_stages) must agree with the checkpoint, or None.
 
     Returns:
-        ``(output_path, load_report)``.
+        ``(output_path, load_report, spec)``; ``spec`` (:class:`src.network_spec.NetworkSpec`)
+        says which network was exported and the input normalisation it expects.
+
+    Raises:
+        ExportError: a bad request; src.checkpoint.CheckpointError: the checkpoint does not
+        fit (contradicting flags, missing or extra parameters).
     """
     import mindspore  # pylint: disable=import-outside-toplevel
     file_format = file_format.upper()
@@ -48,8 +53,7 @@ def export_network(ckpt_file, file_name, file_format="MINDIR", batch_size=1, ins
         raise ExportError(f"export_batch_size must be positive, got {batch_size}")
     if not ckpt_file:
         raise ExportError("ckpt_file is empty: pass --ckpt_file PATH")
-    net = OpenPoseNet(vgg_with_bn=vgg_with_bn, width_mult=width_mult, num_stages=num_stages)
-    report = load_weights(net, ckpt_file)
+    net, spec, report = open_network(ckpt_file, cfg)
     net.set_train(False)
     model = FinalStage(net) if stages == "final" else net
     model.set_train(False)
@@ -64,4 +68,4 @@ def export_network(ckpt_file, file_name, file_format="MINDIR", batch_size=1, ins
                     output_names=["pafs", "heatmaps"])
     else:
         mindspore.export(model, inputs, file_name=str(file_name), file_format=file_format)
-    return output, report
+    return output, report, spec

@@ -38,15 +38,19 @@ def compute_input_size(orig_w, orig_h, img_size, stride=STRIDE):
     return input_w, input_h
 
 
-def preprocess(image_bgr, input_size):
+def preprocess(image_bgr, input_size, input_scale=255.0):
     """Resize a BGR uint8 image to ``input_size`` = (W, H) and scale it for the network.
 
+    Args:
+        input_scale: the network's normalisation, ``pixel / input_scale - 0.5`` (255 for
+            networks trained here, 256 for CMU's model; the checkpoint records it).
+
     Returns:
-        (3, H, W) float32 in [-0.5, 0.5] (``pixel / 255 - 0.5``, BGR channel order).
+        (3, H, W) float32 (BGR channel order), in [-0.5, 0.5] for ``input_scale`` 255.
     """
     resized = cv2.resize(image_bgr, (int(input_size[0]), int(input_size[1])))
     x = resized.astype(np.float32)
-    x /= 255
+    x /= np.float32(input_scale)
     x -= 0.5
     return np.ascontiguousarray(x.transpose(2, 0, 1))
 
@@ -100,10 +104,11 @@ class Predictor:
         scales: scales to average over (``inference_scales`` when multi-scale is on).
         flip: also average with the mirrored image's maps.
         params: DecodeParams for the decoder.
+        input_scale: image normalisation ``pixel / input_scale - 0.5`` (see :func:`preprocess`).
     """
 
     def __init__(self, forward, img_size=368, scales=(1.0,), flip=False, params=None,
-                 stride=STRIDE):
+                 stride=STRIDE, input_scale=255.0):
         scales = tuple(float(s) for s in scales)
         if not scales or min(scales) <= 0:
             raise ValueError(f"scales must be positive numbers, got {scales}")
@@ -115,6 +120,7 @@ class Predictor:
         self.flip = bool(flip)
         self.params = params or DecodeParams()
         self.stride = stride
+        self.input_scale = float(input_scale)
 
     def input_size(self, orig_w, orig_h, scale=1.0):
         """Network input (W, H) for an image at one scale (short side ``img_size * scale``,
@@ -126,7 +132,7 @@ class Predictor:
 
     def _run(self, image_bgr, input_size):
         """Maps of one scale (averaged with the mirrored image when flip is on)."""
-        x = preprocess(image_bgr, input_size)
+        x = preprocess(image_bgr, input_size, self.input_scale)
         batch = np.stack([x, x[:, :, ::-1]]) if self.flip else x[None]
         pafs, heatmaps = self.forward(np.ascontiguousarray(batch))
         pafs = np.asarray(pafs, dtype=np.float32)
@@ -174,13 +180,15 @@ class Predictor:
         return decode_poses(heatmaps, pafs, input_size, orig_size, self.params)
 
 
-def predictor_from_config(forward, cfg):
+def predictor_from_config(forward, cfg, input_scale=255.0):
     """A Predictor with the config's ``inference_img_size``, ``multi_scale`` /
-    ``inference_scales``, ``flip`` and decoder parameters."""
+    ``inference_scales``, ``flip`` and decoder parameters, for a network that expects
+    ``pixel / input_scale - 0.5`` (its checkpoint's record)."""
     scales = tuple(getattr(cfg, "inference_scales", (1.0,))) if getattr(cfg, "multi_scale", False) \
         else (1.0,)
     return Predictor(forward, img_size=int(cfg.inference_img_size), scales=scales,
-                     flip=bool(getattr(cfg, "flip", False)), params=DecodeParams.from_config(cfg))
+                     flip=bool(getattr(cfg, "flip", False)), params=DecodeParams.from_config(cfg),
+                     input_scale=input_scale)
 
 
 def mindspore_forward(network):

@@ -185,12 +185,6 @@ class OpenPoseNet(nn.Cell):
         return pafs, heatmaps
 
 
-def build_network(cfg):
-    """Build the OpenPoseNet described by a config (vgg_with_bn, width_mult, num_stages)."""
-    return OpenPoseNet(vgg_with_bn=cfg.vgg_with_bn, width_mult=getattr(cfg, "width_mult", 1.0),
-                       num_stages=getattr(cfg, "num_stages", NUM_STAGES))
-
-
 class FinalStage(nn.Cell):
     """Wraps an OpenPoseNet to return only the last stage's ``(pafs, heatmaps)``.
 

@@ -8,8 +8,9 @@ Two train types, as the reference:
     from ``Model`` with ``FixedLossScaleManager(drop_overflow_update=False)``, which in MindSpore
     means ``TrainOneStepCell(sens=loss_scale)``; as the reference left Adam's own ``loss_scale``
     at 1, its gradients actually reached Adam still multiplied by ``loss_scale``. Adam is
-    invariant to that factor except for its epsilon (effectively ``1e-8 / loss_scale``), so we do
-    what the manager is meant for and unscale; the difference is below Adam's epsilon.
+    invariant to that factor except for its epsilon, so the trainer builds Adam with
+    ``eps / loss_scale`` (:func:`src.optimizer.adam_epsilon`): the reference's update, to float32
+    rounding (tests/test_train_parity.py), while the optimizer sees true gradients.
 
 ``clip_grad`` (multi-card default)
     Gradients of ``loss * loss_scale`` clipped per tensor, by value (``clip_type`` 0: to

@@ -280,6 +280,55 @@ class TrainResult:
     network: object = field(default=None, repr=False, compare=False)
 
 
+def network_spec_of(settings):
+    """The :class:`src.network_spec.NetworkSpec` that ``settings`` describe."""
+    from src.network_spec import NetworkSpec  # pylint: disable=import-outside-toplevel
+    return NetworkSpec(vgg_with_bn=settings.vgg_with_bn, width_mult=settings.width_mult,
+                       num_stages=settings.num_stages)
+
+
+def _record_spec(settings, network):
+    """What the checkpoints record: the settings' network, or the shape of a given network
+    (None when it is not an OpenPoseNet, e.g. a test's tiny network)."""
+    if network is None:
+        return network_spec_of(settings)
+    # pylint: disable-next=import-outside-toplevel
+    from src.checkpoint import CheckpointError
+    from src.network_spec import first_shape_mismatch, infer_spec  # pylint: disable=import-outside-toplevel
+    weights = {p.name: p for p in network.get_parameters()}
+    try:
+        spec = infer_spec(weights, "<network>")
+    except CheckpointError:
+        return None
+    names = {p.name for p in spec.build().get_parameters()}
+    if names != set(weights) or first_shape_mismatch(spec, weights):
+        return None
+    return spec
+
+
+def adopt_resume_network(settings, cfg, log=print):
+    """Settings whose network is the one the resume checkpoint holds (its record, else its shapes).
+
+    A network key set explicitly in ``cfg`` that contradicts the checkpoint is an error.
+
+    Raises:
+        CheckpointError / TrainError: unreadable checkpoint, contradicting flag, missing path.
+    """
+    from dataclasses import replace  # pylint: disable=import-outside-toplevel
+    # pylint: disable-next=import-outside-toplevel
+    from src.checkpoint import read_checkpoint
+    from src.network_spec import checkpoint_spec  # pylint: disable=import-outside-toplevel
+    manager = CheckpointManager(settings.save_model_path, CHECKPOINT_RANK, settings.keep_checkpoint_max)
+    path = manager.resolve_resume(settings.resume)
+    if path is None:
+        return settings
+    spec = checkpoint_spec(read_checkpoint(path), str(path), cfg)
+    if spec != network_spec_of(settings):
+        log(f"resume: {path} holds {spec.describe()}; building that network")
+    return replace(settings, vgg_with_bn=spec.vgg_with_bn, width_mult=spec.width_mult,
+                   num_stages=spec.num_stages)
+
+
 def _prepare_network(settings, network, log, resuming):
     """Build the network (or take the given one), load VGG/pretrained weights, apply AMP."""
     from src.checkpoint import load_vgg_weights, load_weights  # pylint: disable=import-outside-toplevel
@@ -294,11 +343,12 @@ def _prepare_network(settings, network, log, resuming):
         log("resuming: VGG and pretrained weights come from the training checkpoint")
     else:
         if settings.vgg_path:
-            log(load_vgg_weights(network, settings.vgg_path).summary())
+            log("VGG backbone: " + load_vgg_weights(network, settings.vgg_path).summary(detail=True))
         else:
             log("no vgg_path: the VGG layers start from random weights")
         if settings.load_pretrain:
-            log("load pretrained model: " + load_weights(network, settings.pretrained_model_path).summary())
+            report = load_weights(network, settings.pretrained_model_path)
+            log("load pretrained model (partial loading allowed): " + report.summary(detail=True))
     if settings.amp_level != "O0":
         if settings.device_target == "CPU":
             raise TrainError(f"amp_level {settings.amp_level} needs a GPU or Ascend device; use O0 on CPU")
@@ -362,7 +412,7 @@ def check_ranks_agree(values, what):
                          "every rank sees?")
 
 
-def run_training(settings, data, network=None, log=print, all_gather=None):
+def run_training(settings, data, network=None, log=print, all_gather=None, step_callback=None):
     """Train ``network`` on ``data`` as ``settings`` say.
 
     Args:
@@ -376,6 +426,8 @@ def run_training(settings, data, network=None, log=print, all_gather=None):
         all_gather: distributed runs: function mapping this rank's picklable value to the list
             of every rank's value (:func:`src.distributed.all_gather_objects`); used to check
             that all ranks resume from the same step. None: no check.
+        step_callback: called as ``step_callback(global_step, loss)`` after every step
+            (``loss`` the step's unscaled float loss), or None.
 
     Returns:
         :class:`TrainResult` (its ``network`` is the trained network).
@@ -385,7 +437,7 @@ def run_training(settings, data, network=None, log=print, all_gather=None):
         to resume, or a NaN/Inf loss.
     """
     from tqdm import tqdm  # pylint: disable=import-outside-toplevel
-    from src.optimizer import build_optimizer  # pylint: disable=import-outside-toplevel
+    from src.optimizer import adam_epsilon, build_optimizer  # pylint: disable=import-outside-toplevel
     from src.train_step import build_train_step  # pylint: disable=import-outside-toplevel
 
     def say(line):
@@ -409,13 +461,15 @@ def run_training(settings, data, network=None, log=print, all_gather=None):
         check_ranks_agree(all_gather(resume_path.name if resume_path is not None else None),
                           "the checkpoint to resume from")
 
+    manager.spec = _record_spec(settings, network)
     network = _prepare_network(settings, network, log, resume_path is not None)
     schedules = build_lr_schedules(settings.lr * settings.group_size, settings.lr_gamma,
                                    steps_per_epoch, settings.max_epoch, settings.lr_steps,
                                    settings.group_size, settings.lr_type, settings.warmup_epoch)
     try:
         optimizer = build_optimizer(network.trainable_params(), schedules, settings.optimizer,
-                                    settings.group_params)
+                                    settings.group_params,
+                                    eps=adam_epsilon(settings.train_type, settings.loss_scale))
         step_cell = build_train_step(network, optimizer, settings.train_type, settings.loss_scale,
                                      settings.clip_type, settings.clip_value,
                                      settings.unscale_before_clip)
@@ -469,6 +523,8 @@ def run_training(settings, data, network=None, log=print, all_gather=None):
                 step_in_epoch = global_step - epoch * steps_per_epoch
                 check_finite_loss(last_loss, epoch, step_in_epoch, global_step)
                 meter.add(last_loss, paf_losses.asnumpy(), heatmap_losses.asnumpy())
+                if step_callback is not None:
+                    step_callback(global_step, last_loss)
                 if steps_run == 1:
                     log_first_step(say, time.perf_counter() - run_started, last_loss)
                     meter.restart_clock()
@@ -534,14 +590,6 @@ def distributed_setup(device_target):
     return info.rank, info.group_size
 
 
-def launch_device_id(configured, environ=None):
-    """The device index for this process: the launch's local rank when several processes were
-    started (one device each), else ``configured`` (``--device_id``)."""
-    from src.distributed import detect_launch  # pylint: disable=import-outside-toplevel
-    launch = detect_launch(environ)
-    return int(configured) if launch.kind == "single" else int(launch.local_rank)
-
-
 def dump_parameters(network, directory, rank):
     """Write the network's parameters to ``directory/params_rank<rank>.npz``; returns the path."""
     path = Path(directory) / f"params_rank{int(rank)}.npz"
@@ -572,11 +620,11 @@ def train_from_config(cfg, log=print, parallel_setup=single_process):
     """
     check_train_inputs(cfg)
     from src.context import setup_context  # pylint: disable=import-outside-toplevel
-    target = setup_context(cfg.device_target, mode="graph", device_id=launch_device_id(cfg.device_id),
-                           seed=cfg.seed)
+    from src.distributed import device_id_for  # pylint: disable=import-outside-toplevel
+    target = setup_context(cfg.device_target, mode="graph", device_id=device_id_for(cfg), seed=cfg.seed)
     rank, group_size = parallel_setup(target)
     np.random.seed(int(cfg.seed) % (2 ** 32))
-    settings = settings_from_config(cfg, rank, group_size, target)
+    settings = adopt_resume_network(settings_from_config(cfg, rank, group_size, target), cfg, log)
     sched = os.environ.get("MS_SCHED_PORT", "") if group_size > 1 else ""
     log(f"device {target}, rank {rank} of {group_size}, insize {cfg.insize}, "
         f"network width {settings.width_mult:g} x {settings.num_stages} stages"

@@ -108,6 +108,38 @@ def test_detect_defaults_to_os_environ(monkeypatch):
 # CPU/OpenMPI mapping helpers (pure)
 
 
+MPIRUN_ENV = {"OMPI_COMM_WORLD_SIZE": "8", "OMPI_COMM_WORLD_RANK": "5",
+              "OMPI_COMM_WORLD_LOCAL_RANK": "1",
+              # MindSpore's import copies OpenMPI's variables into these; they must not win
+              "RANK_SIZE": "8", "RANK_ID": "5", "DEVICE_ID": "5"}
+MSRUN_ENV = {"MS_ROLE": "MS_WORKER", "MS_WORKER_NUM": "8", "MS_NODE_ID": "6", "RANK_ID": "6",
+             "DEVICE_ID": "2"}
+RANK_SIZE_ENV = {"RANK_SIZE": "4", "RANK_ID": "3", "DEVICE_ID": "3"}
+
+
+@pytest.mark.parametrize("environ, given, expected", [
+    ({}, None, 0),                                   # plain run
+    ({"DEVICE_ID": "3"}, None, 3),                   # plain run on the card DEVICE_ID names
+    ({"DEVICE_ID": "3"}, 6, 6),                      # --device_id wins
+    (MPIRUN_ENV, None, 1),                           # mpirun: the local rank, not DEVICE_ID
+    (MPIRUN_ENV, 0, 0),                              # ... unless --device_id is given
+    (MSRUN_ENV, None, 2),                            # msrun exports the local rank as DEVICE_ID
+    (RANK_SIZE_ENV, None, 3),                        # the reference's RANK_SIZE/DEVICE_ID launch
+    ({"OMPI_COMM_WORLD_SIZE": "1", "OMPI_COMM_WORLD_RANK": "0", "DEVICE_ID": "4"}, None, 4),
+])
+def test_select_device_id(environ, given, expected):
+    assert dist.select_device_id(given, environ) == expected
+
+
+def test_device_id_counts_only_when_set(monkeypatch):
+    from src.config import parse_config
+    assert dist.device_id_for(parse_config([]), {"DEVICE_ID": "2"}) == 2
+    assert dist.device_id_for(parse_config(["--device_id", "0"]), {"DEVICE_ID": "2"}) == 0
+    assert dist.device_id_for(parse_config([]), MPIRUN_ENV) == 1
+    with pytest.raises(DistributedError, match="DEVICE_ID"):
+        dist.select_device_id(None, {"DEVICE_ID": "gpu0"})
+
+
 def test_derived_port_is_per_job_and_in_range():
     low, high = dist.DERIVED_PORT_RANGE
     port = dist.derived_port(OMPI_2)

@@ -62,4 +62,4 @@ def test_export_errors(checkpoint, tmp_path, extra, message):
 
 def test_export_missing_checkpoint(tmp_path):
     result = _export(str(tmp_path / "none.ckpt"), tmp_path / "x", "MINDIR")
-    assert result.returncode == 2 and "no such checkpoint file" in result.stderr
+    assert result.returncode == 1 and "no such checkpoint file" in result.stderr

@@ -54,12 +54,13 @@ def test_train_py_runs_and_writes_a_loadable_checkpoint(ms_cpu, trained):
     assert [p.name for p in ckpts] == ["0-1_2.ckpt"], proc.stdout[-2000:]
     entries = read_checkpoint(ckpts[0])
     assert int(entries["step_num"]) == 2
+    assert int(entries["openpose_spec.num_stages"]) == 6, "the checkpoint records its network"
     net = OpenPoseNet()
     report = load_weights(net, ckpts[0])
     assert len(report.loaded) == 184 and not report.missing and not report.unexpected
-    assert report.skipped_state > 0          # moments, global_step, loop position
+    assert report.skipped_state > 0          # moments, global_step, loop position, record
     np.testing.assert_array_equal(net.stage_6.conv7_L2.bias.asnumpy(),
-                                  entries["stage_6.conv7_L2.bias"])
+                                  entries["network.stage_6.conv7_L2.bias"])
 
 
 @pytest.mark.slow

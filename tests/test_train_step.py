@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from src.lr_schedule import build_lr_schedules
-from src.optimizer import build_optimizer, split_param_groups
+from src.optimizer import ADAM_EPS, adam_epsilon, build_optimizer, split_param_groups
 from src.train_step import build_train_step
 from tests.tiny_nets import tiny_pose_net
 
@@ -156,3 +156,83 @@ def test_real_network_loss_goes_down(ms_cpu, train_type):
     losses = [float(step(*batch)[0].asnumpy()) for _ in range(30)]
     assert np.all(np.isfinite(losses))
     assert losses[-1] < 0.7 * losses[0], losses
+
+
+def _tiny_loss_criterion(factor):
+    """OpenPoseLoss scaled by ``factor``: gradients as small as the full network's VGG ones."""
+    import mindspore.nn as nn
+    from src.loss import OpenPoseLoss
+
+    class Scaled(nn.Cell):
+        def __init__(self):
+            super().__init__()
+            self.loss = OpenPoseLoss()
+
+        def construct(self, *inputs):
+            total, pafs, heatmaps = self.loss(*inputs)
+            return total * factor, pafs, heatmaps
+
+    return Scaled()
+
+
+def _reference_arithmetic_step(net, schedules, loss_scale, criterion):
+    """What the reference's Model(FixedLossScaleManager(drop_overflow_update=False)) built:
+    TrainOneStepCell with sens = loss_scale, Adam (eps 1e-8) over the scaled gradients."""
+    import mindspore as ms
+    import mindspore.nn as nn
+    from src.loss import NetWithLoss
+
+    class LossOnly(nn.Cell):
+        def __init__(self):
+            super().__init__(auto_prefix=False)
+            self.net_with_loss = NetWithLoss(net, criterion)
+
+        def construct(self, *inputs):
+            return self.net_with_loss(*inputs)[0]
+
+    groups_lr = ms.Tensor(schedules.stage, ms.float32)
+    optimizer = nn.Adam(net.trainable_params(), learning_rate=groups_lr, eps=ADAM_EPS)
+    step = nn.TrainOneStepCell(LossOnly(), optimizer, sens=loss_scale)
+    step.set_train()
+    return step
+
+
+@pytest.mark.parametrize("eps_rule, must_match", [("divided", True), ("reverted", False)])
+def test_fix_loss_scale_adam_equals_reference_arithmetic(ms_cpu, eps_rule, must_match):
+    """fix_loss_scale + Adam with eps / loss_scale gives the update of the reference's recipe
+    (Adam on loss-scaled gradients, eps 1e-8); with eps left at 1e-8 it does not. Gradients are
+    made about 1e-9 (the loss is scaled by 1e-7), as the full network's VGG gradients are."""
+    import mindspore as ms
+    scale, factor, steps = 16384.0, 1e-7, 3
+    schedules = build_lr_schedules(1e-3, 0.1, steps_per_epoch=steps, max_epoch=1, lr_steps=[],
+                                   vgg_freeze_steps=0)
+    ms.set_seed(21)
+    ours_net = tiny_pose_net()
+    ms.set_seed(21)
+    ref_net = tiny_pose_net()
+    start = _values(ours_net)
+    np.testing.assert_array_equal(start["stage_1.conv1_L1.weight"], _values(ref_net)["stage_1.conv1_L1.weight"])
+    eps = adam_epsilon("fix_loss_scale", scale) if eps_rule == "divided" else ADAM_EPS
+    optimizer = build_optimizer(ours_net.trainable_params(), schedules, "Adam", group_params=False, eps=eps)
+    ours = build_train_step(ours_net, optimizer, "fix_loss_scale", loss_scale=scale,
+                            criterion=_tiny_loss_criterion(factor))
+    ref = _reference_arithmetic_step(ref_net, schedules, scale, _tiny_loss_criterion(factor))
+    for index in range(steps):
+        batch = _tensors(toy_batch(30 + index))
+        ours(*batch)
+        ref(*batch)
+    ours_after, ref_after = _values(ours_net), _values(ref_net)
+    worst = 0.0
+    for name, value in start.items():
+        ours_delta = ours_after[name].astype(np.float64) - value
+        ref_delta = ref_after[name].astype(np.float64) - value
+        size = np.abs(ref_delta).max()
+        if size == 0:
+            assert np.abs(ours_delta).max() == 0, f"'{name}' moved where the reference's did not"
+            continue
+        worst = max(worst, np.abs(ours_delta - ref_delta).max() / size)
+    print(f"eps {eps_rule}: worst update difference {worst:.2e}")
+    if must_match:
+        assert worst < 1e-4, f"eps / loss_scale: updates differ from the reference recipe's by {worst:.2e}"
+    else:
+        assert worst > 1e-2, f"eps 1e-8 on unscaled gradients should differ visibly, differs by {worst:.2e}"
