@@ -123,8 +123,8 @@ def open_session(path):
     options = ort.SessionOptions()
     options.log_severity_level = 3
     try:
-        return ort.InferenceSession(path, sess_options=options,
-                                    providers=ort.get_available_providers())
+        providers = [p for p in ort.get_available_providers() if p != "AzureExecutionProvider"]
+        return ort.InferenceSession(path, sess_options=options, providers=providers)
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise OnnxModelError(f"{path}: not a readable ONNX model ({reason[:160]})") from None
