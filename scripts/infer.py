@@ -7,7 +7,8 @@
 Writes ``<name>.png`` drawings (``<name>_pose.mp4`` for a video) and ``people.json`` (per image
 or frame, each person's 17 COCO keypoints and score) into ``--output``. The network is the one
 the checkpoint records (or whose shapes it has); a contradicting --num_stages / --width_mult /
---vgg_with_bn, or a parameter that does not fit, stops with one line (exit 1).
+--vgg_with_bn, or a parameter that does not fit, stops with one line (exit 1). ``--backend onnx``
+runs an ONNX file written by export.py (``--model_path FILE.onnx``) with onnxruntime.
 """
 import os
 import sys
