@@ -119,10 +119,10 @@ def main(argv=None):
     else:
         with tempfile.TemporaryDirectory(prefix="openpose_bench_") as workdir:
             result = run(args.size, args.repeats, args.warmup, args.seed, workdir)
-    text = json.dumps(result, indent=2)
-    print(text)
+    print(json.dumps(result, indent=2))
     if args.out:
-        Path(args.out).write_text(text + "\n")
+        from src.coco_eval import write_json  # pylint: disable=import-outside-toplevel
+        write_json(result, args.out)
     return 0
 
 
