@@ -13,8 +13,9 @@ through
 * onnxruntime: the exported ONNX file (``--backend onnx`` of eval.py / scripts/infer.py).
 
 Reported per engine: the median milliseconds per image over ``--repeats`` timed forwards
-(batch 1, after ``--warmup`` untimed ones; MindSpore compiles in its first), the minimum, and
-the largest difference of its maps from MindSpore's relative to their magnitude. Each engine
+(batch 1, after ``--warmup`` untimed ones; MindSpore compiles before), the minimum,
+and the largest difference of its maps from MindSpore's relative to their magnitude. The
+engines take turns, repeat by repeat, so that other load on the machine falls on all of them. Each engine
 uses its default threads (all cores). The network costs ~272 GFLOP per 368 x 368 forward.
 """
 import argparse
@@ -32,17 +33,21 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 
 
-def time_forward(forward, batch, repeats, warmup):
-    """Median and minimum milliseconds of ``forward(batch)`` and its last output."""
-    out = None
-    for _ in range(warmup):
-        out = forward(batch)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = forward(batch)
-        times.append(1000 * (time.perf_counter() - start))
-    return statistics.median(times), min(times), out
+def time_forwards(forwards, batch, repeats, warmup):
+    """Milliseconds of each ``forwards[name](batch)``, the engines taking turns (so that a change
+    in the machine's other load falls on all of them), and each engine's last output.
+
+    Returns:
+        ``({name: [ms, ...]}, {name: output})``.
+    """
+    times, outputs = {name: [] for name in forwards}, {}
+    for repeat in range(warmup + repeats):
+        for name, forward in forwards.items():
+            start = time.perf_counter()
+            outputs[name] = forward(batch)
+            if repeat >= warmup:
+                times[name].append(1000 * (time.perf_counter() - start))
+    return times, outputs
 
 
 def relative_difference(maps, reference):
@@ -82,12 +87,11 @@ def run(size, repeats, warmup, seed, workdir):
     cv_net = cv2.dnn.readNetFromCaffe(prototxt, caffemodel)
     forwards = {"mindspore": ms_forward, "opencv_dnn": lambda _: run_opencv(cv_net, image),
                 "onnxruntime": ort_forward}
-    outputs = {}
-    for name, forward in forwards.items():
-        median, best, outputs[name] = time_forward(forward, batch, repeats, warmup)
-        engines.setdefault(name, {}).update({"ms_per_image": round(median, 1),
-                                             "min_ms": round(best, 1)})
+    load_before = os.getloadavg()[0]
+    times, outputs = time_forwards(forwards, batch, repeats, warmup)
     for name in forwards:
+        engines.setdefault(name, {}).update({"ms_per_image": round(statistics.median(times[name]), 1),
+                                             "min_ms": round(min(times[name]), 1)})
         engines[name]["max_rel_diff_vs_mindspore"] = float(
             f"{relative_difference(outputs[name], outputs['mindspore']):.2e}")
     engines["mindspore"]["version"] = mindspore_version()
@@ -97,8 +101,9 @@ def run(size, repeats, warmup, seed, workdir):
     fastest = min(forwards, key=lambda n: engines[n]["ms_per_image"])
     return {"input": f"1x3x{size}x{size}", "network": "CMU COCO body, 6 stages (random weights)",
             "repeats": repeats, "warmup": warmup, "cpu_count": os.cpu_count(),
-            # Other work on the machine slows every engine; the 1-minute load average tells.
-            "load_average_1min": round(os.getloadavg()[0], 2), "engines": engines,
+            # Other work on the machine slows every engine: 1-minute load before and after.
+            "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+            "engines": engines,
             "fastest": fastest}
 
 
@@ -112,8 +117,8 @@ def main(argv=None):
     parser.add_argument("--workdir", default="", help="keep the model files here (default: temporary)")
     parser.add_argument("--out", default="", help="also write the JSON here")
     args = parser.parse_args(argv)
-    if args.size <= 0 or args.size % 8 or args.repeats <= 0 or args.warmup < 0:
-        parser.error("--size must be a positive multiple of 8, --repeats positive, --warmup >= 0")
+    if args.size <= 0 or args.size % 8 or args.repeats <= 0 or args.warmup < 1:
+        parser.error("--size must be a positive multiple of 8, --repeats and --warmup at least 1")
     if args.workdir:
         result = run(args.size, args.repeats, args.warmup, args.seed, args.workdir)
     else:

@@ -9,7 +9,7 @@ from tests.conftest import REPO_ROOT
 def test_three_engines_agree_and_report_times(tmp_path):
     out = tmp_path / "bench.json"
     proc = subprocess.run([sys.executable, "scripts/benchmark_inference.py", "--size", "16",
-                           "--repeats", "1", "--warmup", "0", "--out", str(out)],
+                           "--repeats", "1", "--warmup", "1", "--out", str(out)],
                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     result = json.loads(out.read_text())
