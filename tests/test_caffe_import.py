@@ -139,3 +139,26 @@ def test_truncated_real_size_file(cmu_model, tmp_path):
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(CaffeImportError, match="truncated or not a caffemodel"):
         read_caffemodel(path)
+
+
+def test_a_permuted_order_would_be_carried_through_the_next_stage(monkeypatch):
+    """Were CMU's PAF order a signed permutation of ours, the converted stage-1 output would be
+    our order and stage 2 would compute the same as CMU's (checked on 1x1 convs as matrices)."""
+    import src.caffe_import as caffe_import
+    rng = np.random.default_rng(0)
+    perm = rng.permutation(38)
+    signs = rng.choice([-1, 1], 38)
+    shuffled = caffe_import.ChannelMap(tuple(int(p) for p in perm), tuple(int(s) for s in signs))
+    monkeypatch.setattr(caffe_import, "paf_channel_map", lambda: shuffled)
+    last_w, last_b = rng.standard_normal((38, 512, 1, 1)), rng.standard_normal(38)
+    next_w, next_b = rng.standard_normal((128, 185, 7, 7)), rng.standard_normal(128)
+    ours_last_w, ours_last_b = caffe_import._reorder("conv5_5_CPM_L1", last_w, last_b, 6)
+    ours_next_w, ours_next_b = caffe_import._reorder("Mconv1_stage2_L1", next_w, next_b, 6)
+    features = rng.standard_normal(512)
+    rest = rng.standard_normal(19 + 128)
+    cmu_pafs = last_w[:, :, 0, 0] @ features + last_b
+    our_pafs = ours_last_w[:, :, 0, 0] @ features + ours_last_b
+    np.testing.assert_allclose(our_pafs, signs * cmu_pafs[perm])
+    cmu_next = next_w[:, :, 3, 3] @ np.concatenate([cmu_pafs, rest]) + next_b
+    our_next = ours_next_w[:, :, 3, 3] @ np.concatenate([our_pafs, rest]) + ours_next_b
+    np.testing.assert_allclose(our_next, cmu_next, rtol=1e-10, atol=1e-10)
