@@ -98,9 +98,9 @@ def parse_layer(payload, legacy):
 
 
 def _looks_like_text(head):
-    text = head.lstrip()
-    return bool(text) and all(32 <= c < 127 or c in (9, 10, 13) for c in text[:64]) and \
-        text[:1].isalpha()
+    """True for printable ASCII that starts like a prototxt (a name, ``#`` or a space)."""
+    start = head.lstrip()[:1]
+    return all(32 <= c < 127 or c in (9, 10, 13) for c in head) and (start.isalpha() or start == b"#")
 
 
 def read_caffemodel(path):
@@ -118,15 +118,17 @@ def read_caffemodel(path):
     data = path.read_bytes()
     if not data:
         raise CaffeImportError(f"{path}: empty file")
-    if _looks_like_text(data[:256]):
-        raise CaffeImportError(f"{path}: a text file (a .prototxt?), not a binary .caffemodel")
-    layers = []
+    layers, problem = [], None
     try:
         for number, wire_type, value, _ in iter_fields(data):
             if number in (NET_LAYER, NET_V1_LAYERS) and wire_type == LENGTH_DELIMITED:
                 layers.append(parse_layer(value, legacy=number == NET_V1_LAYERS))
     except WireFormatError as exc:
-        raise CaffeImportError(f"{path}: truncated or not a caffemodel ({exc})") from None
+        problem = f"truncated or not a caffemodel ({exc})"
+    if (problem or not layers) and _looks_like_text(data[:256]):
+        problem = "a text file (a .prototxt?), not a binary .caffemodel"
+    if problem:
+        raise CaffeImportError(f"{path}: {problem}")
     if not layers:
         raise CaffeImportError(f"{path}: no Caffe layers found (not a caffemodel)")
     return layers
