@@ -15,8 +15,9 @@ through
 Reported per engine: the median milliseconds per image over ``--repeats`` timed forwards
 (batch 1, after ``--warmup`` untimed ones; MindSpore compiles before), the minimum,
 and the largest difference of its maps from MindSpore's relative to their magnitude. The
-engines take turns, repeat by repeat, so that other load on the machine falls on all of them. Each engine
-uses its default threads (all cores). The network costs ~272 GFLOP per 368 x 368 forward.
+engines take turns, repeat by repeat, so that other load on the machine falls on all of them.
+Each engine uses its default threads (all cores). The network costs ~272 GFLOP per 368 x 368
+forward.
 """
 import argparse
 import json
@@ -90,7 +91,8 @@ def run(size, repeats, warmup, seed, workdir):
     load_before = os.getloadavg()[0]
     times, outputs = time_forwards(forwards, batch, repeats, warmup)
     for name in forwards:
-        engines.setdefault(name, {}).update({"ms_per_image": round(statistics.median(times[name]), 1),
+        median = statistics.median(times[name])
+        engines.setdefault(name, {}).update({"ms_per_image": round(median, 1),
                                              "min_ms": round(min(times[name]), 1)})
         engines[name]["max_rel_diff_vs_mindspore"] = float(
             f"{relative_difference(outputs[name], outputs['mindspore']):.2e}")
@@ -110,11 +112,13 @@ def run(size, repeats, warmup, seed, workdir):
 def main(argv=None):
     """Command-line entry point; returns the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", type=int, default=368, help="input height and width (multiple of 8)")
+    parser.add_argument("--size", type=int, default=368,
+                        help="input height and width (a multiple of 8)")
     parser.add_argument("--repeats", type=int, default=3, help="timed forwards per engine")
     parser.add_argument("--warmup", type=int, default=1, help="untimed forwards per engine first")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workdir", default="", help="keep the model files here (default: temporary)")
+    parser.add_argument("--workdir", default="",
+                        help="keep the model files here (default: a temporary folder)")
     parser.add_argument("--out", default="", help="also write the JSON here")
     args = parser.parse_args(argv)
     if args.size <= 0 or args.size % 8 or args.repeats <= 0 or args.warmup < 1:

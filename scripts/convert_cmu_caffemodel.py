@@ -18,7 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def main(argv=None):
     """Command-line entry point; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="convert_cmu_caffemodel.py", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="convert_cmu_caffemodel.py",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("--caffemodel", required=True, help="CMU's pose_iter_440000.caffemodel")
     parser.add_argument("--out", required=True, help="checkpoint to write (.ckpt)")
     args = parser.parse_args(argv)
@@ -34,7 +35,8 @@ def main(argv=None):
         "mapped onto this repository's order"
     print(f"read {summary['layers']} Caffe layers; wrote {summary['parameters']} parameters "
           f"({summary['values'] / 1e6:.1f} M weights) to {summary['out']}")
-    print(f"channel order of heatmaps and PAFs: {order}; input normalisation recorded: BGR / 256 - 0.5")
+    print(f"channel order of heatmaps and PAFs: {order}; "
+          "input normalisation recorded: BGR / 256 - 0.5")
     return 0
 
 

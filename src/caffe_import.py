@@ -100,7 +100,8 @@ def parse_layer(payload, legacy):
 def _looks_like_text(head):
     """True for printable ASCII that starts like a prototxt (a name, ``#`` or a space)."""
     start = head.lstrip()[:1]
-    return all(32 <= c < 127 or c in (9, 10, 13) for c in head) and (start.isalpha() or start == b"#")
+    printable = all(32 <= c < 127 or c in (9, 10, 13) for c in head)
+    return printable and (start.isalpha() or start == b"#")
 
 
 def read_caffemodel(path):
@@ -310,7 +311,8 @@ def convert_caffemodel(caffemodel, out, layers=None):
         CaffeImportError: a bad file (one line).
     """
     import mindspore  # pylint: disable=import-outside-toplevel
-    from src.checkpoint import TRAINING_PREFIX, save_checkpoint_atomic  # pylint: disable=import-outside-toplevel
+    # pylint: disable=import-outside-toplevel
+    from src.checkpoint import TRAINING_PREFIX, save_checkpoint_atomic
     layers = read_caffemodel(caffemodel) if layers is None else layers
     params = convert_layers(layers, str(caffemodel))
     spec = cmu_spec()

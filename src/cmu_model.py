@@ -1,4 +1,4 @@
-"""Facts about CMU's COCO body model (``pose_deploy_linevec.prototxt`` + ``pose_iter_440000.caffemodel``).
+"""Facts about CMU's COCO body model (``pose_deploy_linevec.prototxt``, ``pose_iter_440000``).
 
 Layer list, from CMU's public deploy prototxt (openpose ``models/pose/coco``): VGG19's first
 10 convs ``conv1_1`` ... ``conv4_2`` (3x3, max pooling 2x2/2 after ``conv1_2``, ``conv2_2``,
@@ -119,8 +119,11 @@ def vgg_layer_indices():
 
 
 def our_layer_name(cmu_name):
-    """Our network's cell name for a CMU conv (``conv1_1`` -> ``base.vgg_base.layers.0``,
-    ``conv5_3_CPM_L2`` -> ``stage_1.conv3_CPM_L2``, ``Mconv7_stage6_L1`` -> ``stage_6.conv7_L1``)."""
+    """Our network's cell name for a CMU conv.
+
+    ``conv1_1`` -> ``base.vgg_base.layers.0``, ``conv5_3_CPM_L2`` -> ``stage_1.conv3_CPM_L2``,
+    ``Mconv7_stage6_L1`` -> ``stage_6.conv7_L1``.
+    """
     if cmu_name in CMU_VGG_NAMES:
         return f"base.vgg_base.layers.{vgg_layer_indices()[CMU_VGG_NAMES.index(cmu_name)]}"
     if cmu_name in ("conv4_3_CPM", "conv4_4_CPM"):

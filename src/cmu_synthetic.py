@@ -23,7 +23,8 @@ def deploy_prototxt(height, width, num_stages=6):
     (N, 57, H/8, W/8), as CMU's ``pose_deploy_linevec.prototxt`` does.
     """
     lines = ['name: "OpenPose COCO body (CMU layout)"', f'input: "{INPUT_BLOB}"',
-             "input_dim: 1", "input_dim: 3", f"input_dim: {int(height)}", f"input_dim: {int(width)}"]
+             "input_dim: 1", "input_dim: 3", f"input_dim: {int(height)}",
+             f"input_dim: {int(width)}"]
     layers = cmu_layers(num_stages)
     for layer in layers:
         if isinstance(layer, Conv):
@@ -37,7 +38,8 @@ def deploy_prototxt(height, width, num_stages=6):
                           f'top: "{layer.name}" }}']
         elif isinstance(layer, Pool):
             lines += [f'layer {{ name: "{layer.name}" type: "Pooling" bottom: "{layer.bottom}" '
-                      f'top: "{layer.name}" pooling_param {{ pool: MAX kernel_size: 2 stride: 2 }} }}']
+                      f'top: "{layer.name}" '
+                      "pooling_param { pool: MAX kernel_size: 2 stride: 2 } }"]
         else:
             top = NET_OUTPUT if layer is layers[-1] else layer.name
             bottoms = " ".join(f'bottom: "{b}"' for b in layer.bottoms)

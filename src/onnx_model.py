@@ -42,7 +42,10 @@ def _dims_field(dims):
     """A TensorShapeProto holding ``dims`` (ints are fixed, strings symbolic)."""
     body = b""
     for dim in dims:
-        dim_body = bytes_field(DIM_PARAM, dim) if isinstance(dim, str) else varint_field(DIM_VALUE, dim)
+        if isinstance(dim, str):
+            dim_body = bytes_field(DIM_PARAM, dim)
+        else:
+            dim_body = varint_field(DIM_VALUE, dim)
         body += bytes_field(SHAPE_DIM, dim_body)
     return body
 

@@ -63,8 +63,8 @@ def iter_fields(buf, start=0, end=None):
         elif wire_type == LENGTH_DELIMITED:
             length, pos = read_varint(view, pos, end)
             if pos + length > end:
-                raise WireFormatError(f"field {number} at byte {field_start} runs {pos + length - end} "
-                                      "bytes past the end of its message")
+                raise WireFormatError(f"field {number} at byte {field_start} runs "
+                                      f"{pos + length - end} bytes past the end of its message")
             value = view[pos:pos + length]
             pos += length
         elif wire_type in (FIXED32, FIXED64):
@@ -92,7 +92,8 @@ def packed_floats(payload, dtype="<f4"):
     """A packed repeated float (``<f4``) or double (``<f8``) field as a float32 array."""
     itemsize = np.dtype(dtype).itemsize
     if len(payload) % itemsize:
-        raise WireFormatError(f"packed field of {len(payload)} bytes is not a multiple of {itemsize}")
+        raise WireFormatError(f"packed field of {len(payload)} bytes is not a multiple of "
+                              f"{itemsize}")
     return np.frombuffer(payload, dtype=dtype).astype(np.float32)
 
 

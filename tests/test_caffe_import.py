@@ -53,7 +53,8 @@ def test_forward_equals_opencv_dnn(cmu_model, ms_cpu, tmp_path, height, width):
     cv_pafs, cv_heat = opencv_forward(prototxt, cmu_model.caffemodel, image)
     network, spec, report = open_network(cmu_model.ckpt)
     assert len(report.loaded) == 184 and spec.input_scale == 256.0
-    pafs, heat = mindspore_forward(network)(preprocess(image, (width, height), spec.input_scale)[None])
+    batch = preprocess(image, (width, height), spec.input_scale)[None]
+    pafs, heat = mindspore_forward(network)(batch)
     assert pafs.shape == (1, 38, height // 8, width // 8) == cv_pafs.shape
     assert heat.shape == (1, 19, height // 8, width // 8) == cv_heat.shape
     for ours, theirs in ((pafs, cv_pafs), (heat, cv_heat)):
@@ -96,7 +97,8 @@ def test_legacy_v1_layers_read_like_new_layers(tmp_path):
 
 
 def _small_model(shape=(64, 3, 3, 3)):
-    return caffemodel_bytes({"conv1_1": (np.zeros(shape, np.float32), np.zeros(shape[0], np.float32))})
+    blobs = (np.zeros(shape, np.float32), np.zeros(shape[0], np.float32))
+    return caffemodel_bytes({"conv1_1": blobs})
 
 
 @pytest.mark.parametrize("content, message", [
@@ -115,7 +117,8 @@ def test_bad_files_are_one_line_errors(tmp_path, capsys, content, message):
     import convert_cmu_caffemodel
     path = tmp_path / "model.caffemodel"
     path.write_bytes(content)
-    status = convert_cmu_caffemodel.main(["--caffemodel", str(path), "--out", str(tmp_path / "x.ckpt")])
+    status = convert_cmu_caffemodel.main(["--caffemodel", str(path),
+                                          "--out", str(tmp_path / "x.ckpt")])
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 1
     assert len(err) == 1 and err[0].startswith("convert_cmu_caffemodel.py: error:"), err

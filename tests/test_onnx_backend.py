@@ -17,13 +17,23 @@ MAP_TOLERANCE = 1e-4
 
 @pytest.fixture(scope="module")
 def models(ms_cpu, tmp_path_factory):
-    """A tiny random network as a checkpoint (with its record) and as export.py's ONNX file."""
+    """A tiny random network as a checkpoint (with its record) and as export.py's ONNX file.
+
+    The weights come from a seeded numpy generator, so the network (and whether its maps give
+    people) does not depend on which tests ran before.
+    """
+    import mindspore as ms
     from src.checkpoint import save_checkpoint_atomic
     from src.export_model import export_network
     from src.network import OpenPoseNet
     from src.network_spec import NetworkSpec
     out = tmp_path_factory.mktemp("onnx")
-    ckpt = save_checkpoint_atomic(OpenPoseNet(**TINY), out / "tiny.ckpt",
+    network, rng = OpenPoseNet(**TINY), np.random.default_rng(0)
+    for param in network.get_parameters():
+        fan_in = int(np.prod(param.shape[1:])) if len(param.shape) > 1 else 1
+        value = rng.standard_normal(param.shape) * np.sqrt(2.0 / fan_in)
+        param.set_data(ms.Tensor(value.astype(np.float32)))
+    ckpt = save_checkpoint_atomic(network, out / "tiny.ckpt",
                                   append_dict=NetworkSpec(**TINY).to_record())
     onnx_path, _, _ = export_network(ckpt, out / "tiny", "ONNX", insize=64)
     return {"ckpt": ckpt, "onnx": onnx_path, "dir": out}
