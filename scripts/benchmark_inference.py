@@ -12,9 +12,11 @@ through
 * OpenCV DNN: ``cv2.dnn.readNetFromCaffe`` on the caffemodel;
 * onnxruntime: the exported ONNX file (``--backend onnx`` of eval.py / scripts/infer.py).
 
-Reported per engine: the median milliseconds per image over ``--repeats`` timed forwards
-(batch 1, after ``--warmup`` untimed ones; MindSpore compiles before), the minimum,
-and the largest difference of its maps from MindSpore's relative to their magnitude. The
+Reported per engine: the median wall-clock milliseconds per image over ``--repeats`` timed
+forwards (batch 1, after ``--warmup`` untimed ones; MindSpore compiles before), the minimum, the
+median CPU milliseconds of the process (all its threads; less sensitive to other load, but
+counting threads that spin while they wait), and the largest difference of its maps from
+MindSpore's relative to their magnitude. The
 engines take turns, repeat by repeat, so that other load on the machine falls on all of them.
 Each engine uses its default threads (all cores). The network costs ~272 GFLOP per 368 x 368
 forward.
@@ -39,15 +41,16 @@ def time_forwards(forwards, batch, repeats, warmup):
     in the machine's other load falls on all of them), and each engine's last output.
 
     Returns:
-        ``({name: [ms, ...]}, {name: output})``.
+        ``({name: [(wall ms, process CPU ms), ...]}, {name: output})``.
     """
     times, outputs = {name: [] for name in forwards}, {}
     for repeat in range(warmup + repeats):
         for name, forward in forwards.items():
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             outputs[name] = forward(batch)
             if repeat >= warmup:
-                times[name].append(1000 * (time.perf_counter() - start))
+                times[name].append((1000 * (time.perf_counter() - start),
+                                    1000 * (time.process_time() - cpu_start)))
     return times, outputs
 
 
@@ -91,9 +94,10 @@ def run(size, repeats, warmup, seed, workdir):
     load_before = os.getloadavg()[0]
     times, outputs = time_forwards(forwards, batch, repeats, warmup)
     for name in forwards:
-        median = statistics.median(times[name])
-        engines.setdefault(name, {}).update({"ms_per_image": round(median, 1),
-                                             "min_ms": round(min(times[name]), 1)})
+        wall, cpu = zip(*times[name])
+        engines.setdefault(name, {}).update({"ms_per_image": round(statistics.median(wall), 1),
+                                             "min_ms": round(min(wall), 1),
+                                             "cpu_ms_per_image": round(statistics.median(cpu), 1)})
         engines[name]["max_rel_diff_vs_mindspore"] = float(
             f"{relative_difference(outputs[name], outputs['mindspore']):.2e}")
     engines["mindspore"]["version"] = mindspore_version()
