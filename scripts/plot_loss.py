@@ -1,16 +1,22 @@
-"""Draw the loss curve of a training log (train.py's output) as a PNG.
+"""Draw the loss curve (and the validation AP) of a training run as a PNG.
 
 Usage (from the repository root)::
 
-    .venv/bin/python scripts/plot_loss.py runs/quickstart/train.log -o runs/quickstart/loss.png
+    .venv/bin/python scripts/plot_loss.py runs/quickstart/checkpoint/metrics.jsonl -o loss.png
+    .venv/bin/python scripts/plot_loss.py runs/quickstart/train.log -o loss.png
+
+The input is train.py's metrics file (``<save_model_path>/metrics.jsonl``, see
+``src/metrics_log.py``: loss records and, with ``--val_interval``, validation AP records) or,
+for runs without one, its log.
 
 train.py writes one line every ``log_interval`` steps (see ``src.callbacks.format_report``)::
 
     epoch 2 step 50/125 (global 175): mean loss 0.012345 | paf stages [0.00400 0.00300] |
     heatmap stages [0.00200 0.00100] | lr 2.000e-03 | 9.80 img/s, 0.816 s/step
 
-(on one line). The picture has the mean total loss against the global step (log scale) and,
-when the lines carry them, the per-stage PAF (solid) and heatmap (dashed) losses. Other lines
+(on one line). The picture has the mean total loss against the global step (log scale),
+when the records carry them the per-stage PAF (solid) and heatmap (dashed) losses, and the
+validation AP and AR when the metrics file has them. Other lines
 (progress bars, messages) are skipped. A missing file or a log without loss lines prints one
 line and exits with status 1.
 """
@@ -52,6 +58,9 @@ class LossHistory:
     heatmap: list = field(default_factory=list)
     lr: list = field(default_factory=list)
     images_per_s: list = field(default_factory=list)
+    val_steps: list = field(default_factory=list)
+    val_ap: list = field(default_factory=list)
+    val_ar: list = field(default_factory=list)
 
     def __len__(self):
         return len(self.steps)
@@ -97,8 +106,27 @@ def parse_log_lines(lines):
     return history
 
 
+def history_from_metrics(by_kind):
+    """A :class:`LossHistory` from :func:`src.metrics_log.read_metrics`'s records."""
+    nan = float("nan")
+    number = lambda value: nan if value is None else float(value)  # noqa: E731
+    history = LossHistory()
+    for record in by_kind.get("train", []):
+        history.steps.append(int(record["step"]))
+        history.loss.append(number(record.get("loss")))
+        history.paf.append([number(v) for v in record.get("paf") or []])
+        history.heatmap.append([number(v) for v in record.get("heatmap") or []])
+        history.lr.append(number(record.get("lr")))
+        history.images_per_s.append(number(record.get("images_per_s")))
+    for record in by_kind.get("val", []):
+        history.val_steps.append(int(record["step"]))
+        history.val_ap.append(number(record.get("AP")))
+        history.val_ar.append(number(record.get("AR")))
+    return history
+
+
 def read_log(path):
-    """Parse the log file at ``path``.
+    """Parse the log file or metrics.jsonl at ``path``.
 
     Raises:
         LogError: unreadable file or no loss lines in it.
@@ -107,7 +135,12 @@ def read_log(path):
         text = Path(path).read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
         raise LogError(f"{path}: cannot read the log ({exc.strerror or exc})") from None
-    history = parse_log_lines(text.splitlines())
+    if str(path).endswith(".jsonl"):
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from src.metrics_log import read_metrics  # pylint: disable=import-outside-toplevel
+        history = history_from_metrics(read_metrics(path))
+    else:
+        history = parse_log_lines(text.splitlines())
     if not len(history):
         raise LogError(f"{path}: no training loss lines ('(global N): mean loss ...') found")
     return history
@@ -124,7 +157,7 @@ def plot_history(history, out_path, title=None):
     import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
 
     stages = history.num_stages
-    panels = 2 if stages else 1
+    panels = 1 + bool(stages) + bool(history.val_steps)
     fig, axes = plt.subplots(1, panels, figsize=(6.0 * panels, 4.2), squeeze=False)
     ax = axes[0, 0]
     ax.plot(history.steps, history.loss, color="black", marker="." if len(history) < 40 else None,
@@ -148,6 +181,16 @@ def plot_history(history, out_path, title=None):
         ax.set_title("per-stage losses")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(loc="upper right", fontsize=7, ncol=2)
+    if history.val_steps:
+        ax = axes[0, panels - 1]
+        ax.plot(history.val_steps, history.val_ap, color="tab:red", marker="o", label="AP")
+        ax.plot(history.val_steps, history.val_ar, color="tab:blue", marker="s", linestyle="--",
+                label="AR")
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("global step")
+        ax.set_title("validation (COCO keypoints)")
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="lower right", fontsize=8)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -161,7 +204,7 @@ def plot_history(history, out_path, title=None):
 def build_parser():
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("log", help="training log (train.py's stdout)")
+    parser.add_argument("log", help="metrics.jsonl of a training run, or its log (train.py's stdout)")
     parser.add_argument("-o", "--output", default="loss.png", help="PNG to write (default loss.png)")
     parser.add_argument("--title", default=None, help="figure title")
     return parser

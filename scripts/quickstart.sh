@@ -5,8 +5,9 @@
 #   QUICK=1 bash scripts/quickstart.sh    # short run (~5 min of training): learns, lower AP
 #
 # Steps: create .venv and install (scripts/setup_env.sh), build the synthetic toy COCO set and
-# its ignore masks, train from scratch with configs/toy.yaml, evaluate on toy val with eval.py
-# (COCO keypoint AP), draw the loss curve, export MINDIR and ONNX, and draw detections on toy
+# its ignore masks, train from scratch with configs/toy.yaml (validating on toy val every 2
+# epochs, keeping best.ckpt), evaluate on toy val with eval.py
+# (COCO keypoint AP), draw the loss and validation-AP curves, export MINDIR and ONNX, and draw detections on toy
 # val images and on the real COCO images of ../shared/data/coco_sample (when present).
 # Everything goes under runs/quickstart/ (git-ignored).
 #
@@ -66,7 +67,8 @@ CKPT_DIR=$OUT/checkpoint
 rm -rf "$CKPT_DIR"
 TRAIN_ARGS=(--config_path "$CONFIG" --imgpath_train "$DATA/train2017"
             --jsonpath_train "$DATA/annotations/person_keypoints_train2017.json"
-            --maskpath_train "$DATA/ignore_mask_train" --save_model_path "$CKPT_DIR")
+            --maskpath_train "$DATA/ignore_mask_train" --save_model_path "$CKPT_DIR"
+            --val_interval 2 --imgpath_val "$DATA/val2017" --ann "$VAL_ANN" --val_num 0)
 [ -n "$EPOCHS" ] && TRAIN_ARGS+=(--max_epoch_train "$EPOCHS")
 # shellcheck disable=SC2206
 [ -n "${EXTRA_TRAIN_ARGS:-}" ] && TRAIN_ARGS+=(${EXTRA_TRAIN_ARGS})
@@ -74,7 +76,7 @@ echo "$PY train.py ${TRAIN_ARGS[*]}"
 T0=$(date +%s)
 $PY train.py "${TRAIN_ARGS[@]}" 2>&1 | tee "$OUT/train.log"
 TRAIN_SECONDS=$(( $(date +%s) - T0 ))
-CKPT=$(ls -t "$CKPT_DIR"/ckpt_0/*.ckpt 2>/dev/null | head -n 1 || true)
+CKPT=$(ls -t "$CKPT_DIR"/ckpt_0/0-*.ckpt 2>/dev/null | head -n 1 || true)
 [ -n "$CKPT" ] || fail "training wrote no checkpoint in $CKPT_DIR/ckpt_0"
 SPEED=$(grep -a -o '[0-9.]* img/s' "$OUT/train.log" | awk '{s += $1; n++} END {if (n) printf "%.2f", s / n; else print "n/a"}')
 echo "training took ${TRAIN_SECONDS} s (mean ${SPEED} img/s); checkpoint $CKPT"
@@ -92,7 +94,7 @@ AP=$($PY -c "import json,sys; print('%.4f' % json.load(open(sys.argv[1]))['metri
 
 # ------------------------------------------------------------------------------------------
 step 5 "loss curve"
-$PY scripts/plot_loss.py "$OUT/train.log" -o "$OUT/loss.png" \
+$PY scripts/plot_loss.py "$CKPT_DIR/metrics.jsonl" -o "$OUT/loss.png" \
     --title "toy training from scratch (${TRAIN_SECONDS} s, toy val AP $AP)"
 
 # ------------------------------------------------------------------------------------------
@@ -123,7 +125,9 @@ echo "toy val COCO keypoint metrics (eval.py on $NUM_VAL images):"
 grep -a -A1 '^ *AP ' "$OUT/eval.log" | tail -n 2
 echo "toy val AP:        $AP"
 echo "training time:     ${TRAIN_SECONDS} s (train.py wall time, mean ${SPEED} img/s)"
-echo "checkpoint:        $CKPT"
+echo "checkpoint:        $CKPT (best validation AP: $CKPT_DIR/ckpt_0/best.ckpt)"
+echo "validation during training (toy val):"
+grep -a '^validation after epoch' "$OUT/train.log" || true
 echo "loss curve:        $OUT/loss.png"
 echo "exported:          $OUT/openpose_toy.mindir $OUT/openpose_toy.onnx"
 echo "toy drawings:      $EVAL_DIR/*.png (e.g. $TOY_PICS)"

@@ -22,6 +22,8 @@ TRAINING_PREFIX = "network."
 #: Entries recording which network a checkpoint holds (src/network_spec.py). The reference's
 #: loading rule keeps only ``network.*`` entries, so it ignores them.
 SPEC_PREFIX = "openpose_spec."
+#: Entries of best.ckpt saying which validation made it the best (src/train_validation.py).
+VALIDATION_PREFIX = "openpose_val."
 VGG_SOURCE_PREFIX = "network.backbone.layers."
 VGG_TARGET_PREFIX = "base.vgg_base.layers."
 #: Entries of training checkpoints that are optimizer or loop state, never network weights.
@@ -82,7 +84,7 @@ def read_checkpoint(path):
 
 def is_state_entry(name):
     """True for optimizer/loop state and network-record entries of a checkpoint."""
-    return name.startswith(STATE_PREFIXES + (SPEC_PREFIX,))
+    return name.startswith(STATE_PREFIXES + (SPEC_PREFIX, VALIDATION_PREFIX))
 
 
 def to_network_names(entries):

@@ -148,6 +148,47 @@ def check_eval_inputs(cfg):
             raise EvaluationError(f"{value}: {what} not found (--{key})")
 
 
+def evaluate_shard(predictor, coco, image_ids, image_dir, vis_dir=None, progress=True):
+    """Run ``predictor`` on the images ``image_ids`` of ``coco``.
+
+    Args:
+        predictor: :class:`src.inference.Predictor` (its ``forward`` is timed here).
+        coco: :class:`src.coco_data.CocoData` of the annotations.
+        image_ids: the ids to run (this rank's shard).
+        image_dir: folder of the images.
+        vis_dir: when given, a skeleton drawing per image goes there as ``<image_id>.png``.
+        progress: show a progress bar.
+
+    Returns:
+        ``{"results": COCO keypoint records, "images": count, "timing": {"network": s,
+        "total": s}}`` (picklable, for gathering over ranks).
+    """
+    timing = {"network": 0.0, "total": 0.0}
+    forward = predictor.forward
+
+    def timed_forward(batch):
+        start = time.perf_counter()
+        out = forward(batch)
+        timing["network"] += time.perf_counter() - start
+        return out
+
+    predictor.forward = timed_forward
+    results = []
+    start_all = time.perf_counter()
+    try:
+        for image_id in tqdm(image_ids, total=len(image_ids), unit="img", disable=not progress,
+                             dynamic_ncols=True, leave=False):
+            image = read_image(image_path(coco, image_id, image_dir))
+            poses, scores = predictor(image)
+            results += poses_to_results(image_id, poses, scores)
+            if vis_dir is not None:
+                cv2.imwrite(os.path.join(vis_dir, f"{image_id}.png"), draw_poses(image, poses))
+    finally:
+        predictor.forward = forward
+    timing["total"] = time.perf_counter() - start_all
+    return {"results": results, "images": len(image_ids), "timing": timing}
+
+
 def run_evaluation(cfg, rank=0, group_size=1, gather=None, log=print):
     """Evaluate a checkpoint on a COCO person-keypoints set.
 
@@ -188,30 +229,14 @@ def run_evaluation(cfg, rank=0, group_size=1, gather=None, log=print):
     if rank == 0:
         for line in lines:
             log(line)
-    timing = {"network": 0.0, "total": 0.0}
-
-    def timed_forward(batch):
-        start = time.perf_counter()
-        out = forward(batch)
-        timing["network"] += time.perf_counter() - start
-        return out
-
-    predictor = predictor_from_config(timed_forward, cfg, input_scale=spec.input_scale)
+    predictor = predictor_from_config(forward, cfg, input_scale=spec.input_scale)
     if rank == 0:
         log(f"evaluating {len(image_ids)} images on {group_size} process(es): input short side "
             f"{predictor.img_size}, scales {list(predictor.scales)}, flip {predictor.flip}")
-    results = []
-    vis = bool(getattr(cfg, "vis", False))
-    start_all = time.perf_counter()
-    for image_id in tqdm(shard, total=len(shard), unit="img", disable=rank != 0,
-                         dynamic_ncols=True):
-        image = read_image(image_path(coco, image_id, cfg.imgpath_val))
-        poses, scores = predictor(image)
-        results += poses_to_results(image_id, poses, scores)
-        if vis:
-            cv2.imwrite(os.path.join(out_dir, f"{image_id}.png"), draw_poses(image, poses))
-    timing["total"] = time.perf_counter() - start_all
-    gathered = gather({"results": results, "images": len(shard), "timing": timing})
+    vis_dir = out_dir if bool(getattr(cfg, "vis", False)) else None
+    shard_out = evaluate_shard(predictor, coco, shard, cfg.imgpath_val, vis_dir=vis_dir,
+                               progress=rank == 0)
+    gathered = gather(shard_out)
     if gathered is None:
         return None
 

@@ -34,6 +34,7 @@ from src.callbacks import (CheckpointManager, LossMeter, TrainError, check_finit
                            format_report, restore_training_state)
 from src.config import parse_int_list
 from src.lr_schedule import build_lr_schedules
+from src.metrics_log import METRICS_NAME, MetricsLog
 
 NO_PATH = ("", "none", "None", "null")
 #: Seconds between progress-bar refreshes when stderr is a file or pipe (logs stay short).
@@ -151,6 +152,8 @@ def check_train_inputs(cfg):
         checks.append(("pretrained_model_path", cfg.pretrained_model_path, "file"))
     if cfg.resume and cfg.resume != "auto":
         checks.append(("resume", cfg.resume, "file"))
+    if int(cfg.val_interval) > 0:
+        checks += [("imgpath_val", cfg.imgpath_val, "dir"), ("ann", cfg.ann, "file")]
     for key, value, kind in checks:
         if not str(value):
             raise TrainError(f"--{key} is not set")
@@ -412,7 +415,8 @@ def check_ranks_agree(values, what):
                          "every rank sees?")
 
 
-def run_training(settings, data, network=None, log=print, all_gather=None, step_callback=None):
+def run_training(settings, data, network=None, log=print, all_gather=None, step_callback=None,
+                 validator=None):
     """Train ``network`` on ``data`` as ``settings`` say.
 
     Args:
@@ -428,6 +432,8 @@ def run_training(settings, data, network=None, log=print, all_gather=None, step_
             that all ranks resume from the same step. None: no check.
         step_callback: called as ``step_callback(global_step, loss)`` after every step
             (``loss`` the step's unscaled float loss), or None.
+        validator: a :class:`src.train_validation.Validator` run after every
+            ``val_interval`` epochs and at the end, or None.
 
     Returns:
         :class:`TrainResult` (its ``network`` is the trained network).
@@ -499,6 +505,16 @@ def run_training(settings, data, network=None, log=print, all_gather=None, step_
     show_bar = settings.progress and (settings.group_size == 1
                                       or (settings.rank == 0 and sys.stderr.isatty()))
     meter = LossMeter()
+    metrics_log = MetricsLog(Path(settings.save_model_path) / METRICS_NAME if writes_checkpoints else None)
+    last_validated = -1
+
+    def validate(epochs_done):
+        nonlocal last_validated
+        metrics = validator.run(network, global_step, epochs_done, log=say)
+        step_cell.set_train(True)
+        metrics_log.write("val", step=global_step, epoch=epochs_done, **metrics)
+        last_validated = global_step
+
     last_loss = float("nan")
     last_saved_step = global_step if resume_path is not None else -1
     last_checkpoint = str(resume_path) if resume_path is not None else ""
@@ -533,8 +549,11 @@ def run_training(settings, data, network=None, log=print, all_gather=None, step_
                 bar.set_postfix(loss=f"{last_loss:.4f}", refresh=False)
                 if settings.log_interval > 0 and global_step % settings.log_interval == 0:
                     lr = float(schedules.stage[global_step - 1])
-                    say(format_report(meter.report(images_per_step), epoch, step_in_epoch,
-                                      steps_per_epoch, global_step, lr))
+                    report = meter.report(images_per_step)
+                    say(format_report(report, epoch, step_in_epoch, steps_per_epoch, global_step, lr))
+                    metrics_log.write("train", step=global_step, epoch=epoch + 1, loss=report["loss"],
+                                      paf=report["paf"], heatmap=report["heatmap"], lr=lr,
+                                      images_per_s=report["images_per_s"])
                 if (writes_checkpoints and settings.ckpt_interval > 0
                         and global_step % settings.ckpt_interval == 0):
                     last_checkpoint = manager.save(network, optimizer, global_step, steps_per_epoch,
@@ -547,7 +566,12 @@ def run_training(settings, data, network=None, log=print, all_gather=None, step_
             if callable(close):
                 close()
             bar.close()
+        epoch_done = global_step == (epoch + 1) * steps_per_epoch
+        if validator is not None and epoch_done and steps_run and validator.due(epoch + 1, settings.max_epoch):
+            validate(epoch + 1)
     profiler.finish()
+    if validator is not None and steps_run and last_validated != global_step:
+        validate(global_step // steps_per_epoch)
     if writes_checkpoints and global_step != last_saved_step and steps_run > 0:
         last_checkpoint = manager.save(network, optimizer, global_step, steps_per_epoch,
                                        settings.loss_scale)
@@ -644,7 +668,18 @@ def train_from_config(cfg, log=print, parallel_setup=single_process):
     if group_size > 1:
         from src.distributed import all_gather_objects  # pylint: disable=import-outside-toplevel
         all_gather = all_gather_objects
-    result = run_training(settings, data, log=log, all_gather=all_gather)
+    validator = None
+    if int(cfg.val_interval) > 0:
+        from src.train_validation import Validator  # pylint: disable=import-outside-toplevel
+        validator = Validator(cfg, Path(settings.save_model_path) / f"ckpt_{CHECKPOINT_RANK}",
+                              network_spec_of(settings), rank, group_size, all_gather,
+                              interval=int(cfg.val_interval))
+        line = (f"validation every {cfg.val_interval} epoch(s) on {len(validator.image_ids)} images "
+                f"of {cfg.ann}")
+        if validator.best_ap > float("-inf"):
+            line += f"; best AP so far {validator.best_ap:.4f} ({validator.best_path})"
+        log(line)
+    result = run_training(settings, data, log=log, all_gather=all_gather, validator=validator)
     dump_dir = os.environ.get(ENV_DUMP_PARAMS, "").strip()
     if dump_dir and result.network is not None:
         log(f"parameters dumped to {dump_parameters(result.network, dump_dir, rank)} ({ENV_DUMP_PARAMS})")

@@ -303,11 +303,11 @@ def test_only_rank0_writes_checkpoints(runs, name):
     from src.checkpoint import read_checkpoint
     run = _ok(runs, name)
     files = sorted(str(p.relative_to(run["save"])) for p in run["save"].rglob("*") if p.is_file())
-    assert files == [f"ckpt_0/0-1_{STEPS}.ckpt"], files
+    assert files == [f"ckpt_0/0-1_{STEPS}.ckpt", "metrics.jsonl"], files  # rank 0 alone writes
     entries = read_checkpoint(run["save"] / "ckpt_0" / f"0-1_{STEPS}.ckpt")
     assert int(np.asarray(entries["step_num"]).reshape(-1)[0]) == STEPS
     for key, value in _params(run, 0).items():
-        np.testing.assert_array_equal(np.asarray(entries[key]), value, err_msg=key)
+        np.testing.assert_array_equal(np.asarray(entries["network." + key]), value, err_msg=key)
     assert f"checkpoints: {run['save'] / 'ckpt_0'} (written by rank 0)" in run["logs"][1]
     assert "finished at global step 3" in run["logs"][1] and "checkpoints by rank 0" in run["logs"][1]
 
@@ -318,7 +318,7 @@ def test_resume_auto_continues_every_rank_from_rank0_checkpoint(runs):
     ckpt = resumed["save"] / "ckpt_0" / "0-1_2.ckpt"
     for rank in (0, 1):
         assert f"resumed from {ckpt} at global step 2" in resumed["logs"][rank], resumed["log"][-3000:]
-    assert sorted(p.name for p in resumed["save"].iterdir()) == ["ckpt_0"]
+    assert sorted(p.name for p in resumed["save"].iterdir()) == ["ckpt_0", "metrics.jsonl"]
     assert sorted(p.name for p in (resumed["save"] / "ckpt_0").iterdir()) == \
         ["0-1_2.ckpt", f"0-1_{STEPS}.ckpt"]
     want = _params(straight, 0)
@@ -382,7 +382,7 @@ def test_8card_script_trains_two_cpu_processes(toy, tmp_path):
     assert "mpirun exited with status 0" in proc.stdout
     for rank in (0, 1):
         assert f"[rank {rank}/2] finished at global step 3" in proc.stdout
-    assert [p.name for p in (tmp_path / "run" / "checkpoint").iterdir()] == ["ckpt_0"]
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoint").iterdir()) == ["ckpt_0", "metrics.jsonl"]
     assert (tmp_path / "run" / "checkpoint" / "ckpt_0" / "0-1_3.ckpt").is_file()
     log = (tmp_path / "run" / "train.log").read_text()
     assert "[rank 1/2] finished at global step 3" in log

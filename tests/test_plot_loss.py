@@ -93,3 +93,21 @@ def test_cli_errors(tmp_path):
         assert needle in proc.stderr
         assert "Traceback" not in proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_metrics_jsonl_with_validation(tmp_path):
+    from src.metrics_log import MetricsLog
+    log = MetricsLog(tmp_path / "metrics.jsonl")
+    for step, loss in ((10, 0.2), (20, 0.1), (30, 0.05)):
+        log.write("train", step=step, epoch=1, loss=loss, paf=np.array([loss / 2]),
+                  heatmap=[loss / 4], lr=1e-3, images_per_s=float("nan"))
+    log.write("val", step=20, epoch=1, AP=0.25, AR=0.3)
+    log.write("val", step=30, epoch=2, AP=0.5, AR=0.6)
+    history = plot_loss.read_log(tmp_path / "metrics.jsonl")
+    assert history.steps == [10, 20, 30] and history.loss == [0.2, 0.1, 0.05]
+    assert history.val_steps == [20, 30] and history.val_ap == [0.25, 0.5]
+    assert math.isnan(history.images_per_s[0])
+    out = plot_loss.plot_history(history, tmp_path / "loss.png")
+    import matplotlib.image
+    height, width = matplotlib.image.imread(out).shape[:2]
+    assert width == 1800 and height == 420, "three panels: loss, per-stage losses, validation"

@@ -1,0 +1,48 @@
+"""Validation while training: AP in the log and in metrics.jsonl, best.ckpt kept and loadable."""
+import math
+
+import numpy as np
+
+from src.config import parse_config
+from src.metrics_log import read_metrics
+from src.network_spec import NetworkSpec, open_network
+from src.train_validation import BEST_NAME, Validator, read_best_ap
+from src.trainer import ArrayTrainData, TrainSettings, run_training
+
+TOY = NetworkSpec(vgg_with_bn=True, width_mult=0.25, num_stages=1)
+
+
+def _data(size=64, count=2, seed=0):
+    rng = np.random.default_rng(seed)
+    grid = size // 8
+    return ArrayTrainData(rng.uniform(-0.5, 0.5, (count, 3, size, size)),
+                          rng.uniform(-0.5, 0.5, (count, 38, grid, grid)),
+                          rng.uniform(0, 1, (count, 19, grid, grid)),
+                          np.ones((count, grid, grid)), batch_size=2, shuffle=False)
+
+
+def test_validation_logs_ap_and_keeps_best_checkpoint(ms_cpu, tmp_path, coco_sample_dir):
+    cfg = parse_config(["--imgpath_val", str(coco_sample_dir),
+                        "--ann", str(coco_sample_dir / "person_keypoints_sample.json"),
+                        "--val_num", "2", "--inference_img_size", "64"])
+    settings = TrainSettings(save_model_path=str(tmp_path), batch_size=2, max_epoch=2, lr=1e-3,
+                             lr_steps=(1000,), log_interval=1, ckpt_interval=0, progress=False,
+                             vgg_with_bn=TOY.vgg_with_bn, width_mult=TOY.width_mult,
+                             num_stages=TOY.num_stages, device_target="CPU")
+    validator = Validator(cfg, tmp_path / "ckpt_0", TOY, interval=1)
+    assert len(validator.image_ids) == 2 and validator.best_ap == -math.inf
+    lines = []
+    result = run_training(settings, _data(), log=lines.append, validator=validator)
+    assert result.global_step == 2
+    val_lines = [line for line in lines if line.startswith("validation after epoch")]
+    assert len(val_lines) == 2 and " AP " in val_lines[0], lines
+    records = read_metrics(tmp_path / "metrics.jsonl")
+    assert [r["step"] for r in records["val"]] == [1, 2]
+    assert [r["step"] for r in records["train"]] == [1, 2]
+    assert all(0 <= r["AP"] <= 1 for r in records["val"])
+    best = tmp_path / "ckpt_0" / BEST_NAME
+    assert best.is_file() and read_best_ap(best) == max(r["AP"] for r in records["val"])
+    network, spec, report = open_network(str(best))
+    assert spec == TOY and not report.missing
+    # the regular checkpoints are untouched by best.ckpt (resume auto ignores it)
+    assert sorted(p.name for p in (tmp_path / "ckpt_0").iterdir()) == ["0-2_1.ckpt", BEST_NAME]
