@@ -22,7 +22,8 @@ def export_network(ckpt_file, file_name, file_format="MINDIR", batch_size=1, ins
         file_name: output path without extension (MindSpore adds it).
         file_format: "MINDIR", "AIR" (Ascend only) or "ONNX".
         batch_size, insize: the exported input shape is (batch_size, 3, insize, insize); insize
-            must be divisible by 8.
+            must be divisible by 8. ONNX files take any batch and any height and width divisible
+            by 8 (this shape only traces the graph) and record ``spec`` in their metadata.
         stages: "final" exports the last stage's ``(pafs, heatmaps)``; "all" every stage
             (MINDIR/AIR only: MindSpore's ONNX exporter cannot emit the list outputs).
         device_target: the resolved device the context was set to.
@@ -64,8 +65,12 @@ def export_network(ckpt_file, file_name, file_format="MINDIR", batch_size=1, ins
         output += SUFFIXES[file_format]
     if file_format == "ONNX":
         from mindspore import onnx  # pylint: disable=import-outside-toplevel
+        from src.onnx_model import finalize_onnx  # pylint: disable=import-outside-toplevel
+        # Any batch and image size: the traced shape is only an example.
         onnx.export(model, inputs, file_name=output, input_names=["image"],
-                    output_names=["pafs", "heatmaps"])
+                    output_names=["pafs", "heatmaps"],
+                    dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}})
+        finalize_onnx(output, spec)
     else:
         mindspore.export(model, inputs, file_name=str(file_name), file_format=file_format)
     return output, report, spec
