@@ -56,6 +56,8 @@ from pathlib import Path
 
 import numpy as np
 
+from src import compat
+
 LOGGER = logging.getLogger(__name__)
 
 LAUNCH_KINDS = ("single", "openmpi", "msrun", "rank_env")
@@ -354,6 +356,7 @@ def _init_openmpi_cpu(launch, timeout_s):
         alive = lambda: proc.poll() is None  # noqa: E731
     wait_for_port(host, port, timeout_s, alive)
     os.environ.update(worker_env(launch, host, port))
+    compat.prepare_cpu_cluster_worker(os.environ)
     LOGGER.info("rank %d/%d: CPU dynamic cluster, scheduler %s:%d", launch.rank, launch.group_size,
                 host, port)
 
@@ -593,9 +596,9 @@ def setup_rank_logging(info=None, level=logging.INFO, stream=None):
 
 def _run_scheduler():
     """Serve as MindSpore's dynamic-cluster scheduler until the workers finish."""
-    import mindspore  # pylint: disable=import-outside-toplevel
     from mindspore.communication import init  # pylint: disable=import-outside-toplevel
-    mindspore.set_device("CPU")
+    from src.compat import set_scheduler_context  # pylint: disable=import-outside-toplevel
+    set_scheduler_context()
     init()  # returns only when the cluster is done (MindSpore exits the process itself)
     return 0
 
