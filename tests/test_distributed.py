@@ -224,9 +224,9 @@ def test_pack_unpack_payloads():
 
 
 def _msrun():
-    """msrun installed with MindSpore next to this interpreter, else on PATH."""
-    local = Path(sys.executable).parent / "msrun"
-    return str(local) if local.exists() else shutil.which("msrun")
+    """msrun's command for this interpreter (src.compat.msrun_command), None without one."""
+    from src.compat import msrun_command
+    return msrun_command(sys.executable)
 
 
 def _clean_env():
@@ -266,7 +266,7 @@ def launches(tmp_path_factory):
         # port derived from the OpenMPI job id, gather_objects over MindSpore's AllGather
         envs["mpirun_no_mpi4py"] = dict(env, OPENPOSE_NO_MPI4PY="1")
     if msrun:
-        jobs["msrun"] = [msrun, "--worker_num=2", "--local_worker_num=2",
+        jobs["msrun"] = [*msrun, "--worker_num=2", "--local_worker_num=2",
                          f"--master_port={dist.free_port()}", f"--log_dir={root / 'msrun_logs'}",
                          "--join=True", str(WORKER), "--out", str(root / "msrun")]
     start = time.monotonic()
@@ -289,7 +289,8 @@ def _result(launches, name):
     if name not in launches:
         if name.startswith("mpirun"):
             pytest.skip("mpirun not found (install OpenMPI: apt-get install openmpi-bin)")
-        pytest.skip("msrun not found (it comes with MindSpore >= 2.3)")
+        from src.compat import msrun_unavailable_reason
+        pytest.skip(msrun_unavailable_reason() or "msrun was not launched")
     code, out, log = launches[name]
     assert code == 0, f"{name} exited with {code}:\n{log[-3000:]}"
     return out
