@@ -17,6 +17,18 @@ Differences handled here (measured on mindspore 2.0.0 / Python 3.9 and 2.8.0 / P
   collective library whenever ``OMPI_COMMAND`` is set ("Failed to initialize communication library
   on device side"); :func:`prepare_cpu_cluster_worker` hides that variable (later releases let
   ``MS_ROLE`` win and do not need it, so it is done for all).
+* Rank numbering of that dynamic cluster: 2.0 numbers the workers in the order they register
+  (``MS_NODE_ID`` is only a name); 2.8 follows ``MS_NODE_ID`` (the OpenMPI rank).
+  :func:`rank_ordered_comm` renumbers mpi4py's communicator after MindSpore's ranks, so that
+  mpi4py collectives (gather to rank 0, resume checks) and MindSpore's agree on every release.
+* Collectives called outside a network: 2.0's ``ops.AllGather()(x)`` raises NotImplementedError
+  (communication primitives run only inside a compiled Cell there), has no AllGather kernel on
+  CPU and reduces only float32; :func:`all_gather` calls the primitive directly where that works
+  and otherwise sums rank-slotted rows of bytes with AllReduce in a small graph-mode Cell.
+* ``nn.Conv2d``'s default initialisation: 2.0 draws weights from Normal(0, 0.01) with zero
+  biases, 2.8 from HeUniform(sqrt(5)) with Uniform(1/sqrt(fan_in)) biases (measured: first VGG
+  weight std 0.0098 vs 0.11). :func:`conv2d_init` spells out 2.8's, so a network trained from
+  scratch starts alike on every release.
 * ``GeneratorDataset`` with a sampler object: 2.0 counts its samples by iterating it at
   construction (``len(list(sampler))``, once or twice), which advances a stateful sampler such as
   ``src.dataset.EpochShardSampler`` by whole epochs; :func:`generator_dataset` puts the sampler's
@@ -27,9 +39,12 @@ Differences handled here (measured on mindspore 2.0.0 / Python 3.9 and 2.8.0 / P
   :func:`msrun_unavailable_reason` says in one line which version is needed when it is missing.
 """
 import importlib.util
+import math
 import shutil
 import sys
 from pathlib import Path
+
+import numpy as np
 
 #: the oldest MindSpore release that ships the ``msrun`` launcher.
 MSRUN_MIN_VERSION = "2.3"
@@ -41,6 +56,18 @@ def _mindspore():
     """The imported ``mindspore`` package (imported lazily: the pure helpers must not need it)."""
     import mindspore  # pylint: disable=import-outside-toplevel
     return mindspore
+
+
+def conv2d_init(in_channels, kernel_size):
+    """``weight_init``/``bias_init`` keywords for ``nn.Conv2d`` equal to MindSpore 2.8's defaults.
+
+    Args:
+        in_channels: input channels of the convolution (groups of 1).
+        kernel_size: side of its square kernel.
+    """
+    from mindspore.common.initializer import HeUniform, Uniform  # pylint: disable=import-outside-toplevel
+    fan_in = int(in_channels) * int(kernel_size) ** 2
+    return {"weight_init": HeUniform(math.sqrt(5)), "bias_init": Uniform(1 / math.sqrt(fan_in))}
 
 
 def has_set_device():
@@ -88,6 +115,69 @@ def prepare_cpu_cluster_worker(environ):
     other OpenMPI variables stay (mpi4py, rank detection). Returns the removed value or None.
     """
     return environ.pop("OMPI_COMMAND", None)
+
+
+def rank_ordered_comm(comm, rank):
+    """mpi4py communicator ``comm`` with its processes numbered by MindSpore's ``rank``.
+
+    Collective: every process of ``comm`` must call it, each with its own MindSpore rank (from
+    ``get_rank()`` after ``init()``). Returns ``comm`` itself where the numbers already agree
+    (2.8 follows MS_NODE_ID, measured), else ``comm.Split(0, rank)``.
+    """
+    if comm is None:
+        return None
+    ranks = comm.allgather(int(rank))
+    if ranks == list(range(comm.Get_size())):
+        return comm
+    return comm.Split(0, int(rank))
+
+
+_CACHE = {"sum_cell": None, "gather_direct": True}
+
+
+def _all_reduce_sum_cell():
+    """A Cell whose construct is one AllReduce (sum) over the world group (built once)."""
+    if _CACHE["sum_cell"] is None:
+        from mindspore import nn, ops  # pylint: disable=import-outside-toplevel
+
+        class AllReduceSumCell(nn.Cell):
+            """``AllReduce(SUM)`` of the world group as a network (compiled in graph mode)."""
+
+            def __init__(self):
+                super().__init__()
+                self.reduce = ops.AllReduce(ops.ReduceOp.SUM)
+
+            def construct(self, x):
+                return self.reduce(x)
+        _CACHE["sum_cell"] = AllReduceSumCell()
+    return _CACHE["sum_cell"]
+
+
+def all_gather(array):
+    """AllGather of a numpy array over the world group (after ``init()``) -> numpy array.
+
+    The result stacks every rank's array along axis 0, in rank order. Every rank must call it
+    with an array of the same shape and dtype.
+
+    ``ops.AllGather`` called directly where MindSpore runs it (2.8); otherwise (2.0: no direct
+    call, no AllGather kernel on CPU, AllReduce on float32 only) each rank writes the bytes of
+    its array as float32 into its own row of a zero buffer and the rows are summed with
+    AllReduce inside a compiled Cell (exact: each element is one byte plus zeros).
+    """
+    from mindspore import Tensor, ops  # pylint: disable=import-outside-toplevel
+    from mindspore.communication import get_group_size, get_rank  # pylint: disable=import-outside-toplevel
+    array = np.asarray(array)
+    if _CACHE["gather_direct"]:
+        try:
+            return ops.AllGather()(Tensor(array)).asnumpy()
+        except NotImplementedError:  # MindSpore 2.0
+            _CACHE["gather_direct"] = False
+    data = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
+    rows = np.zeros((int(get_group_size()), data.size), dtype=np.float32)
+    rows[int(get_rank())] = data  # bytes 0..255: float32 sums of them are exact
+    summed = _all_reduce_sum_cell()(Tensor(rows)).asnumpy()
+    gathered = np.rint(summed).astype(np.uint8).view(array.dtype)
+    return gathered.reshape((-1,) + array.shape[1:])
 
 
 def device_available(target):

@@ -74,7 +74,7 @@ SCHED_WAIT_S = 600.0
 SCHED_GRACE_S = 60.0
 
 _SCHEDULER = {"process": None, "log": None}
-_STATE = {"info": None}
+_STATE = {"info": None, "comm": None}
 
 
 class DistributedError(RuntimeError):
@@ -206,7 +206,7 @@ def _mpi_comm():
         from mpi4py import MPI  # pylint: disable=import-outside-toplevel
     except ImportError:
         return None
-    return MPI.COMM_WORLD
+    return _STATE.get("comm") or MPI.COMM_WORLD
 
 
 def free_port(host=""):
@@ -401,6 +401,8 @@ def init_distributed(device_target, environ=None, timeout_s=SCHED_WAIT_S):
         raise SystemExit(0)
     info = DistInfo(rank=int(get_rank()), group_size=int(get_group_size()), is_distributed=True,
                     local_rank=launch.local_rank, kind=launch.kind)
+    if launch.kind == "openmpi":  # mpi4py's numbering = MindSpore's (see src.compat)
+        _STATE["comm"] = compat.rank_ordered_comm(_mpi_comm(), info.rank)
     if info.group_size != launch.group_size:
         raise DistributedError(f"{launch.kind} launch of {launch.group_size} processes but MindSpore "
                                f"reports a group of {info.group_size}")
@@ -430,8 +432,7 @@ def _use_mpi(info):
 
 def _ms_all_gather(array):
     """AllGather of a 1-D numpy array over the world group -> (group_size * n,) numpy array."""
-    from mindspore import Tensor, ops  # pylint: disable=import-outside-toplevel
-    return ops.AllGather()(Tensor(array)).asnumpy()
+    return compat.all_gather(array)
 
 
 def gather_objects(obj, info=None):

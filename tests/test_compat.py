@@ -166,3 +166,33 @@ def test_generator_dataset_leaves_the_sampler_at_epoch_zero(ms_cpu):
     assert sampler.epoch == 0, "constructing the dataset advanced the sampler"
     rows = [int(row[0][0]) for row in dataset.create_tuple_iterator(num_epochs=1, output_numpy=True)]
     assert rows == [0, 1, 2, 3]
+
+
+class FakeComm:
+    """mpi4py-like communicator of one process among ``all_ranks`` (its MindSpore ranks)."""
+
+    def __init__(self, my_index, all_ranks):
+        self.my_index, self.all_ranks, self.split_args = my_index, all_ranks, None
+
+    def Get_size(self):  # noqa: N802 - mpi4py's name
+        return len(self.all_ranks)
+
+    def allgather(self, value):
+        assert value == self.all_ranks[self.my_index]
+        return list(self.all_ranks)
+
+    def Split(self, color, key):  # noqa: N802 - mpi4py's name
+        self.split_args = (color, key)
+        return ("split", color, key)
+
+
+def test_rank_ordered_comm_keeps_a_comm_that_agrees():
+    comm = FakeComm(1, [0, 1])
+    assert compat.rank_ordered_comm(comm, 1) is comm and comm.split_args is None
+
+
+def test_rank_ordered_comm_renumbers_by_mindspore_rank():
+    """MindSpore 2.0 gave OpenMPI rank 0 the MindSpore rank 1: split keyed by MindSpore's rank."""
+    comm = FakeComm(0, [1, 0])
+    assert compat.rank_ordered_comm(comm, 1) == ("split", 0, 1)
+    assert compat.rank_ordered_comm(None, 0) is None
