@@ -29,6 +29,11 @@ Differences handled here (measured on mindspore 2.0.0 / Python 3.9 and 2.8.0 / P
   biases, 2.8 from HeUniform(sqrt(5)) with Uniform(1/sqrt(fan_in)) biases (measured: first VGG
   weight std 0.0098 vs 0.11). :func:`conv2d_init` spells out 2.8's, so a network trained from
   scratch starts alike on every release.
+* Forming that cluster under heavy CPU load: 2.0 now and then loses a worker's registration
+  reply; the worker re-registers after 33 s, one second after the scheduler has declared it
+  dead ("The node: 1 is timed out", measured in about 1 of 3 launches beside 2 busy processes),
+  and a rank then hangs in MindSpore's exit for minutes. :func:`is_cluster_formation_failure`
+  recognises it and :func:`exit_after_cluster_failure` ends the process at once with one line.
 * ``GeneratorDataset`` with a sampler object: 2.0 counts its samples by iterating it at
   construction (``len(list(sampler))``, once or twice), which advances a stateful sampler such as
   ``src.dataset.EpochShardSampler`` by whole epochs; :func:`generator_dataset` puts the sampler's
@@ -40,6 +45,7 @@ Differences handled here (measured on mindspore 2.0.0 / Python 3.9 and 2.8.0 / P
 """
 import importlib.util
 import math
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -178,6 +184,31 @@ def all_gather(array):
     summed = _all_reduce_sum_cell()(Tensor(rows)).asnumpy()
     gathered = np.rint(summed).astype(np.uint8).view(array.dtype)
     return gathered.reshape((-1,) + array.shape[1:])
+
+
+#: what MindSpore 2.0 reports when a dynamic cluster could not be formed (see the module doc).
+CLUSTER_FORMATION_FAILURES = ("The state of the cluster is error",
+                              "Failed to connect to the meta server",
+                              "The total number of timed out node is")
+
+
+def is_cluster_formation_failure(text):
+    """True when ``text`` (an exception message or a log) shows a failed cluster formation."""
+    return any(marker in str(text) for marker in CLUSTER_FORMATION_FAILURES)
+
+
+def exit_after_cluster_failure(error, rank):
+    """End this process now (exit status 1) after ``init()`` failed to form the cluster.
+
+    Prints one line naming the rank and MindSpore's reason, flushes, and skips the interpreter's
+    exit handlers: after this failure MindSpore 2.0's own exit handler waits minutes for the
+    scheduler that has already given up.
+    """
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    print(f"rank {rank}: MindSpore could not form the CPU cluster ({reason}); MindSpore 2.0 does "
+          "this now and then under heavy CPU load: launch again", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(1)  # pylint: disable=protected-access
 
 
 def device_available(target):

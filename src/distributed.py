@@ -396,7 +396,12 @@ def init_distributed(device_target, environ=None, timeout_s=SCHED_WAIT_S):
     from mindspore.communication import get_group_size, get_rank, init
     if launch.kind == "openmpi" and device_target == "CPU":
         _init_openmpi_cpu(launch, timeout_s)
-    init()  # msrun's scheduler process serves the cluster here and exits
+    try:
+        init()  # msrun's scheduler process serves the cluster here and exits
+    except RuntimeError as exc:
+        if compat.is_cluster_formation_failure(exc):
+            compat.exit_after_cluster_failure(exc, launch.rank)
+        raise
     if launch.role == "scheduler":
         raise SystemExit(0)
     info = DistInfo(rank=int(get_rank()), group_size=int(get_group_size()), is_distributed=True,

@@ -196,3 +196,10 @@ def test_rank_ordered_comm_renumbers_by_mindspore_rank():
     comm = FakeComm(0, [1, 0])
     assert compat.rank_ordered_comm(comm, 1) == ("split", 0, 1)
     assert compat.rank_ordered_comm(None, 0) is None
+
+
+def test_cluster_formation_failure_is_recognised():
+    assert compat.is_cluster_formation_failure(
+        "RuntimeError: The state of the cluster is error, total nodes num: 2, abnormal nodes num: 1")
+    assert compat.is_cluster_formation_failure("Failed to connect to the meta server. Maybe it has exited.")
+    assert not compat.is_cluster_formation_failure("RuntimeError: Unsupported op [AllGather] on CPU")

@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 
 from src import distributed as dist
+from src.compat import is_cluster_formation_failure
 from src.distributed import DistInfo, DistributedError, LaunchInfo, detect_launch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -270,7 +271,21 @@ def launches(tmp_path_factory):
                          f"--master_port={dist.free_port()}", f"--log_dir={root / 'msrun_logs'}",
                          "--join=True", str(WORKER), "--out", str(root / "msrun")]
     start = time.monotonic()
-    running = {name: _start(cmd, root / f"{name}.log", envs.get(name, env))
+    results = _run_together(jobs, envs, env, root, "")
+    # MindSpore 2.0 now and then fails to form a CPU cluster under load (src.compat): once more
+    again = {name: jobs[name] for name, (code, _, log) in results.items()
+             if code != 0 and is_cluster_formation_failure(log)}
+    if again:
+        print(f"\n[test_distributed] {sorted(again)}: MindSpore could not form the cluster; launched again")
+        results.update(_run_together(again, envs, env, root, ".again"))
+    print(f"\n[test_distributed] {len(jobs)} launches took {time.monotonic() - start:.1f} s")
+    return results
+
+
+def _run_together(jobs, envs, env, root, suffix):
+    """Start every job at once; return {name: (returncode, out_dir, log_text)}."""
+    start = time.monotonic()
+    running = {name: _start(cmd, root / f"{name}{suffix}.log", envs.get(name, env))
                for name, cmd in jobs.items()}
     results = {}
     for name, (proc, log) in running.items():
@@ -280,8 +295,7 @@ def launches(tmp_path_factory):
             proc.kill()
             code = "timeout"
         log.close()
-        results[name] = (code, root / name, (root / f"{name}.log").read_text(errors="replace"))
-    print(f"\n[test_distributed] {len(jobs)} launches took {time.monotonic() - start:.1f} s")
+        results[name] = (code, root / name, (root / f"{name}{suffix}.log").read_text(errors="replace"))
     return results
 
 

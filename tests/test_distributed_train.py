@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from src.compat import is_cluster_formation_failure
 from src.dataset import EpochShardSampler
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -169,10 +170,26 @@ def toy(tmp_path_factory):
 
 
 def _run_phase(jobs, root):
-    """Start ``{name: (cmd, env)}`` together; return ``{name: (returncode, log text)}``."""
+    """Start ``{name: (cmd, env)}`` together; return ``{name: (returncode, log text)}``.
+
+    A launch that failed only because MindSpore 2.0 could not form its CPU cluster under load
+    (src.compat.is_cluster_formation_failure) is launched once more, alone.
+    """
+    results = _run_together(jobs, root, "")
+    again = {name: jobs[name] for name, (code, log) in results.items()
+             if code != 0 and is_cluster_formation_failure(log)}
+    if again:
+        print(f"\n[test_distributed_train] {sorted(again)}: MindSpore could not form the cluster; "
+              "launched again")
+        results.update(_run_together(again, root, ".again"))
+    return results
+
+
+def _run_together(jobs, root, suffix):
+    """Start ``{name: (cmd, env)}`` at once; return ``{name: (returncode, log text)}``."""
     running = {}
     for name, (cmd, env) in jobs.items():
-        log = open(root / f"{name}.log", "wb")  # pylint: disable=consider-using-with
+        log = open(root / f"{name}{suffix}.log", "wb")  # pylint: disable=consider-using-with
         running[name] = (subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=log,
                                           stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL), log)
     start = time.monotonic()
@@ -185,7 +202,7 @@ def _run_phase(jobs, root):
             proc.wait()
             code = "timeout"
         log.close()
-        results[name] = (code, (root / f"{name}.log").read_text(errors="replace"))
+        results[name] = (code, (root / f"{name}{suffix}.log").read_text(errors="replace"))
     return results
 
 
