@@ -32,6 +32,7 @@ WORKER = REPO_ROOT / "tests" / "dist_worker.py"
 ATOL = 1e-6   # parameters are O(0.1-1); measured difference: 0.0
 RTOL = 1e-5
 LAUNCH_TIMEOUT_S = 300
+RELAUNCHES = 2      # MindSpore 2.0 only: see src.compat.is_cluster_formation_failure
 
 OMPI_2 = {"OMPI_COMM_WORLD_SIZE": "2", "OMPI_COMM_WORLD_RANK": "1", "OMPI_COMM_WORLD_LOCAL_RANK": "1",
           "OMPI_COMM_WORLD_LOCAL_SIZE": "2", "OMPI_MCA_ess_base_jobid": "1948385281"}
@@ -272,12 +273,14 @@ def launches(tmp_path_factory):
                          "--join=True", str(WORKER), "--out", str(root / "msrun")]
     start = time.monotonic()
     results = _run_together(jobs, envs, env, root, "")
-    # MindSpore 2.0 now and then fails to form a CPU cluster under load (src.compat): once more
-    again = {name: jobs[name] for name, (code, _, log) in results.items()
-             if code != 0 and is_cluster_formation_failure(log)}
-    if again:
-        print(f"\n[test_distributed] {sorted(again)}: MindSpore could not form the cluster; launched again")
-        results.update(_run_together(again, envs, env, root, ".again"))
+    # MindSpore 2.0 now and then fails to form a CPU cluster under load (src.compat): such a
+    # launch runs again alone (less load), at most RELAUNCHES times
+    for attempt in range(1, RELAUNCHES + 1):
+        for name, (code, _, log) in list(results.items()):
+            if code != 0 and is_cluster_formation_failure(log):
+                print(f"\n[test_distributed] {name}: MindSpore could not form the cluster; "
+                      f"launched again alone ({attempt}/{RELAUNCHES})")
+                results.update(_run_together({name: jobs[name]}, envs, env, root, f".again{attempt}"))
     print(f"\n[test_distributed] {len(jobs)} launches took {time.monotonic() - start:.1f} s")
     return results
 
