@@ -4,7 +4,6 @@ from pathlib import Path
 import numpy as np
 
 from src.checkpoint import load_weights
-from src.compat import export_onnx
 from src.network import FinalStage, OpenPoseNet
 
 SUFFIXES = {"MINDIR": ".mindir", "AIR": ".air", "ONNX": ".onnx"}
@@ -60,6 +59,7 @@ def export_network(ckpt_file, file_name, file_format="MINDIR", batch_size=1, ins
     if not output.lower().endswith(SUFFIXES[file_format]):
         output += SUFFIXES[file_format]
     if file_format == "ONNX":
+        from src.compat import export_onnx  # pylint: disable=import-outside-toplevel
         output = export_onnx(model, inputs, output, input_names=["image"],
                              output_names=["pafs", "heatmaps"])
     else:
