@@ -24,15 +24,15 @@ import numpy as np
 import pytest
 
 from src import distributed as dist
-from src.compat import is_cluster_formation_failure
 from src.distributed import DistInfo, DistributedError, LaunchInfo, detect_launch
+from tests.conftest import relaunch_reason
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 WORKER = REPO_ROOT / "tests" / "dist_worker.py"
 ATOL = 1e-6   # parameters are O(0.1-1); measured difference: 0.0
 RTOL = 1e-5
 LAUNCH_TIMEOUT_S = 300
-RELAUNCHES = 2      # MindSpore 2.0 only: see src.compat.is_cluster_formation_failure
+RELAUNCHES = 2      # MindSpore 2.0 defects only: see tests.conftest.relaunch_reason
 
 OMPI_2 = {"OMPI_COMM_WORLD_SIZE": "2", "OMPI_COMM_WORLD_RANK": "1", "OMPI_COMM_WORLD_LOCAL_RANK": "1",
           "OMPI_COMM_WORLD_LOCAL_SIZE": "2", "OMPI_MCA_ess_base_jobid": "1948385281"}
@@ -273,13 +273,14 @@ def launches(tmp_path_factory):
                          "--join=True", str(WORKER), "--out", str(root / "msrun")]
     start = time.monotonic()
     results = _run_together(jobs, envs, env, root, "")
-    # MindSpore 2.0 now and then fails to form a CPU cluster under load (src.compat): such a
-    # launch runs again alone (less load), at most RELAUNCHES times
+    # MindSpore 2.0 defects (tests.conftest.relaunch_reason): such a launch runs again alone
+    # (less load), at most RELAUNCHES times
     for attempt in range(1, RELAUNCHES + 1):
         for name, (code, _, log) in list(results.items()):
-            if code != 0 and is_cluster_formation_failure(log):
-                print(f"\n[test_distributed] {name}: MindSpore could not form the cluster; "
-                      f"launched again alone ({attempt}/{RELAUNCHES})")
+            reason = relaunch_reason(code, log)
+            if reason:
+                print(f"\n[test_distributed] {name}: {reason}; launched again alone "
+                      f"({attempt}/{RELAUNCHES})")
                 results.update(_run_together({name: jobs[name]}, envs, env, root, f".again{attempt}"))
     print(f"\n[test_distributed] {len(jobs)} launches took {time.monotonic() - start:.1f} s")
     return results

@@ -35,8 +35,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from src.compat import is_cluster_formation_failure
 from src.dataset import EpochShardSampler
+from tests.conftest import relaunch_reason
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LR = 0.02            # per device; stage rate of the 2-process runs = 2 * LR
@@ -45,7 +45,7 @@ ATOL = 1e-6          # parameters are O(0.01-1); measured: 3.7e-9 (relative 2.4e
 RTOL = 1e-5
 MIN_UPDATE = 1e-3    # the last step moves some parameter by more than this (measured 4.3e-3)
 LAUNCH_TIMEOUT_S = 300
-RELAUNCHES = 2       # MindSpore 2.0 only: see src.compat.is_cluster_formation_failure
+RELAUNCHES = 2       # MindSpore 2.0 defects only: see tests.conftest.relaunch_reason
 DUMP_ENV = "OPENPOSE_DUMP_PARAMS"
 
 COMMON = {
@@ -173,15 +173,16 @@ def toy(tmp_path_factory):
 def _run_phase(jobs, root):
     """Start ``{name: (cmd, env)}`` together; return ``{name: (returncode, log text)}``.
 
-    A launch that failed only because MindSpore 2.0 could not form its CPU cluster under load
-    (src.compat.is_cluster_formation_failure) is launched again alone, at most RELAUNCHES times.
+    A launch that failed of a MindSpore 2.0 defect (tests.conftest.relaunch_reason) is launched
+    again alone, at most RELAUNCHES times.
     """
     results = _run_together(jobs, root, "")
     for attempt in range(1, RELAUNCHES + 1):
         for name, (code, log) in list(results.items()):
-            if code != 0 and is_cluster_formation_failure(log):
-                print(f"\n[test_distributed_train] {name}: MindSpore could not form the cluster; "
-                      f"launched again alone ({attempt}/{RELAUNCHES})")
+            reason = relaunch_reason(code, log)
+            if reason:
+                print(f"\n[test_distributed_train] {name}: {reason}; launched again alone "
+                      f"({attempt}/{RELAUNCHES})")
                 results.update(_run_together({name: jobs[name]}, root, f".again{attempt}"))
     return results
 
