@@ -259,12 +259,14 @@ def has_onnx_module():
     return hasattr(onnx, "export")
 
 
-def export_onnx(model, inputs, file_name, input_names=None, output_names=None):
+def export_onnx(model, inputs, file_name, input_names=None, output_names=None, **kwargs):
     """Export ``model`` called on ``inputs`` to the ONNX file ``file_name`` (with its .onnx).
 
-    ``mindspore.onnx.export`` where it exists (it names the graph's inputs and outputs);
-    otherwise ``mindspore.export(file_format="ONNX")``, whose graph keeps MindSpore's own input
-    and output names (read them from the ONNX session, as tests/test_export.py does).
+    ``mindspore.onnx.export`` where it exists (it names the graph's inputs and outputs and takes
+    its further keywords, e.g. ``dynamic_axes``, from ``kwargs``); otherwise
+    ``mindspore.export(file_format="ONNX")``, whose graph keeps MindSpore's own input and output
+    names and the traced shapes (``kwargs`` are not applied there; read the names from the ONNX
+    session, as tests/test_export.py does).
 
     Returns:
         the path of the written file.
@@ -272,7 +274,7 @@ def export_onnx(model, inputs, file_name, input_names=None, output_names=None):
     if has_onnx_module():
         from mindspore import onnx  # pylint: disable=import-outside-toplevel
         onnx.export(model, inputs, file_name=str(file_name), input_names=input_names,
-                    output_names=output_names)
+                    output_names=output_names, **kwargs)
         return str(file_name)
     stem = str(file_name)[:-len(".onnx")] if str(file_name).lower().endswith(".onnx") else str(file_name)
     _mindspore().export(model, inputs, file_name=stem, file_format="ONNX")

@@ -87,7 +87,8 @@ def test_scheduler_context_is_graph_mode_on_cpu(fake):
 def test_export_onnx_falls_back_to_export(fake, monkeypatch, tmp_path):
     ms = fake(with_set_device=False)
     monkeypatch.setattr(compat, "has_onnx_module", lambda: False)
-    written = compat.export_onnx("net", "inputs", tmp_path / "model.onnx", ["image"], ["a", "b"])
+    written = compat.export_onnx("net", "inputs", tmp_path / "model.onnx", ["image"], ["a", "b"],
+                                 dynamic_axes={"image": {0: "batch"}})
     assert written == str(tmp_path / "model.onnx")
     assert ms.calls == [("export", ("net", "inputs"),
                          {"file_name": str(tmp_path / "model"), "file_format": "ONNX"})]
