@@ -13,7 +13,9 @@
 #
 # Environment:
 #   QUICK=1                 short run (fewer images and epochs)
-#   SKIP_SETUP=1            use the existing .venv as it is
+#   SKIP_SETUP=1            use the existing venv as it is
+#   VENV=DIR                the venv (default .venv); PYTHON, MINDSPORE_VERSION and
+#                           OPENPOSE_OWN_MINDSPORE=1 reach scripts/setup_env.sh (see there)
 #   QUICKSTART_OUT=DIR      output folder (default runs/quickstart)
 #   OPENPOSE_SHARED=DIR     the shared data folder (default ../shared)
 #   EXTRA_TRAIN_ARGS="..."  more train.py options (e.g. "--max_epoch_train 4")
@@ -22,7 +24,8 @@ cd "$(dirname "$0")/.."
 REPO=$(pwd)
 OUT=${QUICKSTART_OUT:-runs/quickstart}
 QUICK=${QUICK:-0}
-PY=.venv/bin/python
+VENV=${VENV:-.venv}
+PY=$VENV/bin/python
 CONFIG=configs/toy.yaml
 SHARED=${OPENPOSE_SHARED:-$REPO/../shared}
 SAMPLE=$SHARED/data/coco_sample
@@ -42,7 +45,7 @@ mkdir -p "$OUT"
 # ------------------------------------------------------------------------------------------
 step 1 "environment (.venv, requirements)"
 if [ "${SKIP_SETUP:-0}" = 1 ] && [ -x "$PY" ]; then
-    echo "SKIP_SETUP=1: using the existing .venv"
+    echo "SKIP_SETUP=1: using the existing $VENV"
 else
     bash scripts/setup_env.sh
 fi

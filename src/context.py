@@ -2,6 +2,8 @@
 import logging
 import os
 
+from src import compat
+
 LOGGER = logging.getLogger(__name__)
 
 #: MindSpore releases whose CPU convolutions run through oneDNN's reference kernel (about
@@ -39,11 +41,7 @@ def gpu_available():
     import ctypes.util  # pylint: disable=import-outside-toplevel
     if ctypes.util.find_library("cuda") is None and not os.path.exists("/dev/nvidiactl"):
         return False  # no CUDA driver: skip MindSpore's noisy plugin probe
-    import mindspore  # pylint: disable=import-outside-toplevel
-    try:
-        return bool(mindspore.hal.is_available("GPU"))
-    except Exception:  # noqa: BLE001 - CPU-only builds raise various errors here
-        return False
+    return compat.device_available("GPU")
 
 
 def resolve_device_target(device_target):
@@ -69,10 +67,10 @@ def setup_context(device_target="auto", mode="graph", device_id=None, seed=None)
     graph_mode = mindspore.GRAPH_MODE if mode == "graph" else mindspore.PYNATIVE_MODE
     mindspore.set_context(mode=graph_mode)
     if target == "CPU":
-        mindspore.set_device("CPU")
+        compat.set_device("CPU")
     else:
         index = int(os.environ.get("DEVICE_ID", 0)) if device_id is None else int(device_id)
-        mindspore.set_device(target, index)
+        compat.set_device(target, index)
     warning = check_mindspore_version(target)
     if warning:
         LOGGER.warning(warning)

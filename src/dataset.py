@@ -22,6 +22,7 @@ from src.augment import AugmentParams, augment
 from src.coco_data import (DEFAULT_MIN_AREA, DEFAULT_MIN_KEYPOINTS, annotations_to_poses,
                            image_path, load_coco, mask_path, read_ignore_mask, read_image,
                            training_image_ids, valid_person_annotations)
+from src.compat import generator_dataset
 from src.targets import generate_targets
 
 TRAIN_COLUMNS = ["image", "pafs", "heatmaps", "ignore_mask"]
@@ -248,8 +249,6 @@ def create_dataset(json_path, img_path, mask_path, batch_size, rank=0, group_siz
         ``mindspore.dataset`` with columns image (N, 3, insize, insize), pafs (N, 38, s, s),
         heatmaps (N, 19, s, s), ignore_mask (N, s, s), all float32, s = insize // 8.
     """
-    import mindspore.dataset as ds  # pylint: disable=import-outside-toplevel
-
     if insize % 8:
         raise ValueError(f"insize must be a multiple of 8, got {insize}")
     params = replace(aug or AugmentParams(), insize=int(insize))
@@ -260,10 +259,10 @@ def create_dataset(json_path, img_path, mask_path, batch_size, rank=0, group_siz
     kwargs = {}
     if max_rowsize is not None:
         kwargs["max_rowsize"] = max_rowsize
-    dataset = ds.GeneratorDataset(source, TRAIN_COLUMNS, sampler=sampler,
-                                  num_parallel_workers=workers,
-                                  python_multiprocessing=python_multiprocessing and workers > 1,
-                                  **kwargs)
+    dataset = generator_dataset(source, TRAIN_COLUMNS, sampler,
+                                num_parallel_workers=workers,
+                                python_multiprocessing=python_multiprocessing and workers > 1,
+                                **kwargs)
     dataset = dataset.batch(batch_size=batch_size, drop_remainder=True)
     if repeat_num > 1:
         dataset = dataset.repeat(repeat_num)
@@ -278,8 +277,6 @@ def create_val_dataset(json_path, img_path, rank=0, group_size=1, num_workers=No
         ``mindspore.dataset`` with columns img (H, W, 3) uint8 BGR and img_id (1,) int32. Images
         are split ``rank::group_size`` without padding.
     """
-    import mindspore.dataset as ds  # pylint: disable=import-outside-toplevel
-
     coco = load_coco(json_path)
     items = [(i, image_path(coco, i, img_path)) for i in coco.image_ids_with_people()]
     if not items:
@@ -288,9 +285,9 @@ def create_val_dataset(json_path, img_path, rank=0, group_size=1, num_workers=No
     sampler = EpochShardSampler(len(source), rank, group_size, shuffle=False, pad=False,
                                 encode_epoch=False)
     workers = _clamp_workers(num_workers)
-    return ds.GeneratorDataset(source, VAL_COLUMNS, sampler=sampler,
-                               num_parallel_workers=workers,
-                               python_multiprocessing=python_multiprocessing and workers > 1)
+    return generator_dataset(source, VAL_COLUMNS, sampler,
+                             num_parallel_workers=workers,
+                             python_multiprocessing=python_multiprocessing and workers > 1)
 
 
 def _clamp_workers(num_workers):

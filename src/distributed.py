@@ -56,6 +56,8 @@ from pathlib import Path
 
 import numpy as np
 
+from src import compat
+
 LOGGER = logging.getLogger(__name__)
 
 LAUNCH_KINDS = ("single", "openmpi", "msrun", "rank_env")
@@ -72,7 +74,7 @@ SCHED_WAIT_S = 600.0
 SCHED_GRACE_S = 60.0
 
 _SCHEDULER = {"process": None, "log": None}
-_STATE = {"info": None}
+_STATE = {"info": None, "comm": None}
 
 
 class DistributedError(RuntimeError):
@@ -233,7 +235,7 @@ def _mpi_comm():
         from mpi4py import MPI  # pylint: disable=import-outside-toplevel
     except ImportError:
         return None
-    return MPI.COMM_WORLD
+    return _STATE.get("comm") or MPI.COMM_WORLD
 
 
 def free_port(host=""):
@@ -383,6 +385,7 @@ def _init_openmpi_cpu(launch, timeout_s):
         alive = lambda: proc.poll() is None  # noqa: E731
     wait_for_port(host, port, timeout_s, alive)
     os.environ.update(worker_env(launch, host, port))
+    compat.prepare_cpu_cluster_worker(os.environ)
     LOGGER.info("rank %d/%d: CPU dynamic cluster, scheduler %s:%d", launch.rank, launch.group_size,
                 host, port)
 
@@ -422,11 +425,18 @@ def init_distributed(device_target, environ=None, timeout_s=SCHED_WAIT_S):
     from mindspore.communication import get_group_size, get_rank, init
     if launch.kind == "openmpi" and device_target == "CPU":
         _init_openmpi_cpu(launch, timeout_s)
-    init()  # msrun's scheduler process serves the cluster here and exits
+    try:
+        init()  # msrun's scheduler process serves the cluster here and exits
+    except RuntimeError as exc:
+        if compat.is_cluster_formation_failure(exc):
+            compat.exit_after_cluster_failure(exc, launch.rank)
+        raise
     if launch.role == "scheduler":
         raise SystemExit(0)
     info = DistInfo(rank=int(get_rank()), group_size=int(get_group_size()), is_distributed=True,
                     local_rank=launch.local_rank, kind=launch.kind)
+    if launch.kind == "openmpi":  # mpi4py's numbering = MindSpore's (see src.compat)
+        _STATE["comm"] = compat.rank_ordered_comm(_mpi_comm(), info.rank)
     if info.group_size != launch.group_size:
         raise DistributedError(f"{launch.kind} launch of {launch.group_size} processes but MindSpore "
                                f"reports a group of {info.group_size}")
@@ -456,8 +466,7 @@ def _use_mpi(info):
 
 def _ms_all_gather(array):
     """AllGather of a 1-D numpy array over the world group -> (group_size * n,) numpy array."""
-    from mindspore import Tensor, ops  # pylint: disable=import-outside-toplevel
-    return ops.AllGather()(Tensor(array)).asnumpy()
+    return compat.all_gather(array)
 
 
 def gather_objects(obj, info=None):
@@ -622,9 +631,9 @@ def setup_rank_logging(info=None, level=logging.INFO, stream=None):
 
 def _run_scheduler():
     """Serve as MindSpore's dynamic-cluster scheduler until the workers finish."""
-    import mindspore  # pylint: disable=import-outside-toplevel
     from mindspore.communication import init  # pylint: disable=import-outside-toplevel
-    mindspore.set_device("CPU")
+    from src.compat import set_scheduler_context  # pylint: disable=import-outside-toplevel
+    set_scheduler_context()
     init()  # returns only when the cluster is done (MindSpore exits the process itself)
     return 0
 

@@ -64,12 +64,13 @@ def export_network(ckpt_file, file_name, file_format="MINDIR", batch_size=1, ins
     if not output.lower().endswith(SUFFIXES[file_format]):
         output += SUFFIXES[file_format]
     if file_format == "ONNX":
-        from mindspore import onnx  # pylint: disable=import-outside-toplevel
+        from src.compat import export_onnx  # pylint: disable=import-outside-toplevel
         from src.onnx_model import finalize_onnx  # pylint: disable=import-outside-toplevel
-        # Any batch and image size: the traced shape is only an example.
-        onnx.export(model, inputs, file_name=output, input_names=["image"],
-                    output_names=["pafs", "heatmaps"],
-                    dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}})
+        # Any batch and image size where MindSpore can say so (2.1+): the traced shape is only
+        # an example. MindSpore 2.0 exports the traced shape (see src/compat.py).
+        output = export_onnx(model, inputs, output, input_names=["image"],
+                             output_names=["pafs", "heatmaps"],
+                             dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}})
         finalize_onnx(output, spec)
     else:
         mindspore.export(model, inputs, file_name=str(file_name), file_format=file_format)

@@ -9,6 +9,7 @@ output stride is 8, so an input (N, 3, H, W) with H, W divisible by 8 gives maps
 import mindspore.nn as nn
 import mindspore.ops as ops
 
+from src.compat import conv2d_init
 from src.skeleton import NUM_HEATMAPS, NUM_PAFS
 
 #: VGG19's first 10 conv layers ('M' = 2x2 max pooling), the reference backbone.
@@ -23,7 +24,8 @@ def scaled(channels, width_mult):
 
 
 def _conv(in_channels, out_channels, kernel_size):
-    return nn.Conv2d(in_channels, out_channels, kernel_size, stride=1, pad_mode="same", has_bias=True)
+    return nn.Conv2d(in_channels, out_channels, kernel_size, stride=1, pad_mode="same", has_bias=True,
+                     **conv2d_init(in_channels, kernel_size))
 
 
 class Vgg(nn.Cell):

@@ -25,12 +25,14 @@ import pytest
 
 from src import distributed as dist
 from src.distributed import DistInfo, DistributedError, LaunchInfo, detect_launch
+from tests.conftest import relaunch_reason
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 WORKER = REPO_ROOT / "tests" / "dist_worker.py"
 ATOL = 1e-6   # parameters are O(0.1-1); measured difference: 0.0
 RTOL = 1e-5
 LAUNCH_TIMEOUT_S = 300
+RELAUNCHES = 2      # MindSpore 2.0 defects only: see tests.conftest.relaunch_reason
 
 OMPI_2 = {"OMPI_COMM_WORLD_SIZE": "2", "OMPI_COMM_WORLD_RANK": "1", "OMPI_COMM_WORLD_LOCAL_RANK": "1",
           "OMPI_COMM_WORLD_LOCAL_SIZE": "2", "OMPI_MCA_ess_base_jobid": "1948385281"}
@@ -256,9 +258,9 @@ def test_pack_unpack_payloads():
 
 
 def _msrun():
-    """msrun installed with MindSpore next to this interpreter, else on PATH."""
-    local = Path(sys.executable).parent / "msrun"
-    return str(local) if local.exists() else shutil.which("msrun")
+    """msrun's command for this interpreter (src.compat.msrun_command), None without one."""
+    from src.compat import msrun_command
+    return msrun_command(sys.executable)
 
 
 def _clean_env():
@@ -298,11 +300,28 @@ def launches(tmp_path_factory):
         # port derived from the OpenMPI job id, gather_objects over MindSpore's AllGather
         envs["mpirun_no_mpi4py"] = dict(env, OPENPOSE_NO_MPI4PY="1")
     if msrun:
-        jobs["msrun"] = [msrun, "--worker_num=2", "--local_worker_num=2",
+        jobs["msrun"] = [*msrun, "--worker_num=2", "--local_worker_num=2",
                          f"--master_port={dist.free_port()}", f"--log_dir={root / 'msrun_logs'}",
                          "--join=True", str(WORKER), "--out", str(root / "msrun")]
     start = time.monotonic()
-    running = {name: _start(cmd, root / f"{name}.log", envs.get(name, env))
+    results = _run_together(jobs, envs, env, root, "")
+    # MindSpore 2.0 defects (tests.conftest.relaunch_reason): such a launch runs again alone
+    # (less load), at most RELAUNCHES times
+    for attempt in range(1, RELAUNCHES + 1):
+        for name, (code, _, log) in list(results.items()):
+            reason = relaunch_reason(code, log)
+            if reason:
+                print(f"\n[test_distributed] {name}: {reason}; launched again alone "
+                      f"({attempt}/{RELAUNCHES})")
+                results.update(_run_together({name: jobs[name]}, envs, env, root, f".again{attempt}"))
+    print(f"\n[test_distributed] {len(jobs)} launches took {time.monotonic() - start:.1f} s")
+    return results
+
+
+def _run_together(jobs, envs, env, root, suffix):
+    """Start every job at once; return {name: (returncode, out_dir, log_text)}."""
+    start = time.monotonic()
+    running = {name: _start(cmd, root / f"{name}{suffix}.log", envs.get(name, env))
                for name, cmd in jobs.items()}
     results = {}
     for name, (proc, log) in running.items():
@@ -312,8 +331,7 @@ def launches(tmp_path_factory):
             proc.kill()
             code = "timeout"
         log.close()
-        results[name] = (code, root / name, (root / f"{name}.log").read_text(errors="replace"))
-    print(f"\n[test_distributed] {len(jobs)} launches took {time.monotonic() - start:.1f} s")
+        results[name] = (code, root / name, (root / f"{name}{suffix}.log").read_text(errors="replace"))
     return results
 
 
@@ -321,7 +339,8 @@ def _result(launches, name):
     if name not in launches:
         if name.startswith("mpirun"):
             pytest.skip("mpirun not found (install OpenMPI: apt-get install openmpi-bin)")
-        pytest.skip("msrun not found (it comes with MindSpore >= 2.3)")
+        from src.compat import msrun_unavailable_reason
+        pytest.skip(msrun_unavailable_reason() or "msrun was not launched")
     code, out, log = launches[name]
     assert code == 0, f"{name} exited with {code}:\n{log[-3000:]}"
     return out

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from src.coco_eval import METRICS_FILE, RESULTS_FILE
+from tests.conftest import relaunch_reason
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_NET = ["--width_mult", "0.125", "--num_stages", "2"]
@@ -36,11 +37,16 @@ def test_two_process_eval_matches_one(checkpoint, coco_sample_dir, tmp_path):
     single = subprocess.run([sys.executable, *_eval_args(checkpoint, coco_sample_dir, tmp_path / "one")],
                             cwd=REPO, capture_output=True, text=True, timeout=600)
     assert single.returncode == 0, single.stderr[-3000:]
-    multi = subprocess.run([mpirun, "--allow-run-as-root", "--oversubscribe", "--bind-to", "none",
-                            "-n", "2", sys.executable,
-                            *_eval_args(checkpoint, coco_sample_dir, tmp_path / "two"),
-                            "--is_distributed", "1"],
-                           cwd=REPO, capture_output=True, text=True, timeout=600)
+    command = [mpirun, "--allow-run-as-root", "--oversubscribe", "--bind-to", "none", "-n", "2",
+               sys.executable, *_eval_args(checkpoint, coco_sample_dir, tmp_path / "two"),
+               "--is_distributed", "1"]
+    multi = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    for attempt in (1, 2):  # MindSpore 2.0 defects (tests.conftest.relaunch_reason)
+        reason = relaunch_reason(multi.returncode, multi.stdout + multi.stderr)
+        if not reason:
+            break
+        print(f"\n[test_distributed_eval] {reason}; launched again ({attempt}/2)")
+        multi = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert multi.returncode == 0, multi.stdout[-3000:] + multi.stderr[-3000:]
     assert "[rank 0/2]" in multi.stdout, "rank prefix missing from distributed logs"
     one = json.loads((tmp_path / "one" / RESULTS_FILE).read_text())

@@ -36,6 +36,7 @@ import numpy as np
 import pytest
 
 from src.dataset import EpochShardSampler
+from tests.conftest import relaunch_reason
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LR = 0.02            # per device; stage rate of the 2-process runs = 2 * LR
@@ -44,6 +45,7 @@ ATOL = 1e-6          # parameters are O(0.01-1); measured: 3.7e-9 (relative 2.4e
 RTOL = 1e-5
 MIN_UPDATE = 1e-3    # the last step moves some parameter by more than this (measured 4.3e-3)
 LAUNCH_TIMEOUT_S = 300
+RELAUNCHES = 2       # MindSpore 2.0 defects only: see tests.conftest.relaunch_reason
 DUMP_ENV = "OPENPOSE_DUMP_PARAMS"
 
 COMMON = {
@@ -119,8 +121,9 @@ def test_resume_refuses_a_checkpoint_of_another_network_shape(ms_cpu, tmp_path):
 
 
 def _msrun():
-    local = Path(sys.executable).parent / "msrun"
-    return str(local) if local.exists() else shutil.which("msrun")
+    """msrun's command for this interpreter (src.compat.msrun_command), None without one."""
+    from src.compat import msrun_command
+    return msrun_command(sys.executable)
 
 
 def _free_port():
@@ -168,10 +171,27 @@ def toy(tmp_path_factory):
 
 
 def _run_phase(jobs, root):
-    """Start ``{name: (cmd, env)}`` together; return ``{name: (returncode, log text)}``."""
+    """Start ``{name: (cmd, env)}`` together; return ``{name: (returncode, log text)}``.
+
+    A launch that failed of a MindSpore 2.0 defect (tests.conftest.relaunch_reason) is launched
+    again alone, at most RELAUNCHES times.
+    """
+    results = _run_together(jobs, root, "")
+    for attempt in range(1, RELAUNCHES + 1):
+        for name, (code, log) in list(results.items()):
+            reason = relaunch_reason(code, log)
+            if reason:
+                print(f"\n[test_distributed_train] {name}: {reason}; launched again alone "
+                      f"({attempt}/{RELAUNCHES})")
+                results.update(_run_together({name: jobs[name]}, root, f".again{attempt}"))
+    return results
+
+
+def _run_together(jobs, root, suffix):
+    """Start ``{name: (cmd, env)}`` at once; return ``{name: (returncode, log text)}``."""
     running = {}
     for name, (cmd, env) in jobs.items():
-        log = open(root / f"{name}.log", "wb")  # pylint: disable=consider-using-with
+        log = open(root / f"{name}{suffix}.log", "wb")  # pylint: disable=consider-using-with
         running[name] = (subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=log,
                                           stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL), log)
     start = time.monotonic()
@@ -184,7 +204,7 @@ def _run_phase(jobs, root):
             proc.wait()
             code = "timeout"
         log.close()
-        results[name] = (code, (root / f"{name}.log").read_text(errors="replace"))
+        results[name] = (code, (root / f"{name}{suffix}.log").read_text(errors="replace"))
     return results
 
 
@@ -192,13 +212,13 @@ def _run_phase(jobs, root):
 def runs(toy, tmp_path_factory):
     """All launches; ``{name: {"code", "log", "save", "dump", "logs"}}`` (``logs``: per-rank text)."""
     mpirun, msrun = shutil.which("mpirun"), _msrun()
-    if not mpirun or not msrun:
-        pytest.skip("mpirun (apt-get install openmpi-bin) or msrun (MindSpore >= 2.3) not found")
+    if not mpirun:
+        pytest.skip("mpirun not found (install OpenMPI: apt-get install openmpi-bin)")
     root = tmp_path_factory.mktemp("dist_train")
     mpi = [mpirun, "--allow-run-as-root", "--oversubscribe", "--bind-to", "none", "-n", "2",
            sys.executable, "train.py"]
     ms_logs = root / "msrun_logs"
-    ms = [msrun, "--worker_num=2", "--local_worker_num=2", f"--master_port={_free_port()}",
+    ms = [*(msrun or ["msrun"]), "--worker_num=2", "--local_worker_num=2", f"--master_port={_free_port()}",
           f"--log_dir={ms_logs}", "--join=True", "train.py"]
     save = {name: root / f"{name}_ckpt" for name in ("single", "msrun", "mpirun", "mpirun_2")}
     dump = {name: root / f"{name}_dump" for name in ("single", "msrun", "mpirun", "mpirun_2",
@@ -207,8 +227,6 @@ def runs(toy, tmp_path_factory):
     phase_a = {
         "single": ([sys.executable, "train.py"] + _args(toy, save["single"], STEPS, 2 * LR, 2),
                    _clean_env(**{DUMP_ENV: str(dump["single"])})),
-        "msrun": (ms + _args(toy, save["msrun"], STEPS, LR, 1),
-                  _clean_env(**{DUMP_ENV: str(dump["msrun"])})),
         "mpirun_2": (mpi + _args(toy, save["mpirun_2"], STEPS - 1, LR, 1),
                      _clean_env(**{DUMP_ENV: str(dump["mpirun_2"])})),
     }
@@ -220,6 +238,9 @@ def runs(toy, tmp_path_factory):
                           _clean_env(**{DUMP_ENV: str(dump["mpirun_resume"]),
                                         "OPENPOSE_NO_MPI4PY": "1"})),
     }
+    if msrun:  # MindSpore >= 2.3; the msrun tests skip without it (see _ok)
+        phase_a["msrun"] = (ms + _args(toy, save["msrun"], STEPS, LR, 1),
+                            _clean_env(**{DUMP_ENV: str(dump["msrun"])}))
     start = time.monotonic()
     results = _run_phase(phase_a, root)
     after_a = time.monotonic()
@@ -241,6 +262,9 @@ def runs(toy, tmp_path_factory):
 
 
 def _ok(runs, name):
+    if name not in runs:
+        from src.compat import msrun_unavailable_reason
+        pytest.skip(msrun_unavailable_reason() or f"{name} was not launched")
     run = runs[name]
     assert run["code"] == 0, f"{name} exited with {run['code']}:\n{run['log'][-4000:]}"
     return run
@@ -328,23 +352,30 @@ def test_resume_auto_continues_every_rank_from_rank0_checkpoint(runs):
             np.testing.assert_allclose(got[key], want[key], atol=ATOL, rtol=RTOL, err_msg=key)
 
 
+def _sched_port(runs, name):
+    """The scheduler port both ranks of launch ``name`` report (asserting that they agree)."""
+    run = _ok(runs, name)
+    found = {}
+    for rank in (0, 1):
+        for line in run["logs"][rank].splitlines():
+            match = SCHED_LINE.match(line.strip())
+            if match:
+                found[int(match.group(1))] = int(match.group(2))
+    assert sorted(found) == [0, 1] and found[0] == found[1], (name, found)
+    return found[0]
+
+
 def test_concurrent_launches_use_their_own_scheduler_ports(runs):
-    ports = {}
-    for name in ("msrun", "mpirun_2", "mpirun", "mpirun_resume"):
-        run = _ok(runs, name)
-        found = {}
-        for rank in (0, 1):
-            for line in run["logs"][rank].splitlines():
-                match = SCHED_LINE.match(line.strip())
-                if match:
-                    found[int(match.group(1))] = int(match.group(2))
-        assert sorted(found) == [0, 1] and found[0] == found[1], (name, found)
-        ports[name] = found[0]
-    assert ports["msrun"] != ports["mpirun_2"], ports          # phase A, concurrent
+    ports = {name: _sched_port(runs, name) for name in ("mpirun_2", "mpirun", "mpirun_resume")}
     assert ports["mpirun"] != ports["mpirun_resume"], ports    # phase B, concurrent
     from src.distributed import DERIVED_PORT_RANGE
     low, high = DERIVED_PORT_RANGE     # no mpi4py: the port comes from the OpenMPI job id
     assert low <= ports["mpirun_resume"] < high, ports
+
+
+def test_msrun_and_mpirun_launched_together_use_different_ports(runs):
+    """Phase A ran msrun beside ``mpirun_2``: their schedulers listen on different ports."""
+    assert _sched_port(runs, "msrun") != _sched_port(runs, "mpirun_2")
 
 
 @pytest.mark.parametrize("name", ["mpirun", "msrun"])

@@ -49,10 +49,12 @@ def test_masked_pixels_get_zero_gradient(ms_cpu):
     import mindspore as ms
     pafs, heats, gt_paf, gt_heat, mask = _inputs(2)
     criterion = OpenPoseLoss()
+    # the targets become Tensors here, outside the function that graph mode compiles (MindSpore
+    # 2.0 cannot build a Tensor from a captured numpy array inside a compiled function)
+    gt_paf_t, gt_heat_t, mask_t = ms.Tensor(gt_paf), ms.Tensor(gt_heat), ms.Tensor(mask)
 
     def total_loss(paf0, paf1, paf2, heat0, heat1, heat2):
-        total, _, _ = criterion((paf0, paf1, paf2), (heat0, heat1, heat2), ms.Tensor(gt_paf),
-                                ms.Tensor(gt_heat), ms.Tensor(mask))
+        total, _, _ = criterion((paf0, paf1, paf2), (heat0, heat1, heat2), gt_paf_t, gt_heat_t, mask_t)
         return total
 
     grads = ms.grad(total_loss, grad_position=(0, 1, 2, 3, 4, 5))(*_tensors(pafs + heats))
