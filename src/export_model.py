@@ -1,10 +1,13 @@
 """Export a trained OpenPose network to MINDIR, AIR or ONNX."""
+import os
 from pathlib import Path
 
 import numpy as np
 
 from src.network import FinalStage
 from src.network_spec import open_network
+from src.output_checks import (OutputError, check_output_dir, describe_write_error,
+                                verify_export)
 
 SUFFIXES = {"MINDIR": ".mindir", "AIR": ".air", "ONNX": ".onnx"}
 
@@ -35,7 +38,8 @@ def export_network(ckpt_file, file_name, file_format="MINDIR", batch_size=1, ins
 
     Raises:
         ExportError: a bad request; src.checkpoint.CheckpointError: the checkpoint does not
-        fit (contradicting flags, missing or extra parameters).
+        fit (contradicting flags, missing or extra parameters);
+        src.output_checks.OutputError: the file was not written, is empty or does not load.
     """
     import mindspore  # pylint: disable=import-outside-toplevel
     file_format = file_format.upper()
@@ -58,14 +62,45 @@ def export_network(ckpt_file, file_name, file_format="MINDIR", batch_size=1, ins
     model = FinalStage(net) if stages == "final" else net
     model.set_train(False)
     inputs = mindspore.Tensor(np.zeros((batch_size, 3, insize, insize), np.float32))
-    Path(file_name).parent.mkdir(parents=True, exist_ok=True)
+    check_output_dir(Path(file_name).parent, "file_name")
     output = str(file_name)
     if not output.lower().endswith(SUFFIXES[file_format]):
         output += SUFFIXES[file_format]
-    if file_format == "ONNX":
-        from mindspore import onnx  # pylint: disable=import-outside-toplevel
-        onnx.export(model, inputs, file_name=output, input_names=["image"],
-                    output_names=["pafs", "heatmaps"])
-    else:
-        mindspore.export(model, inputs, file_name=str(file_name), file_format=file_format)
+    before = _file_stamp(output)
+    try:
+        _write_export(model, inputs, file_name, output, file_format)
+        if before is not None and _file_stamp(output) == before:
+            raise OutputError(f"{output}: export failed, the file there is the old one (nothing "
+                              "new was written; is the folder writable?)")
+        verify_export(output, file_format)
+    except OutputError:
+        if before is None and os.path.isfile(output):
+            os.remove(output)           # a partial file of this run: never left looking usable
+        raise
     return output, report, spec
+
+
+def _write_export(model, inputs, file_name, output, file_format):
+    """Run MindSpore's exporter; write errors become :class:`OutputError` (one line)."""
+    import mindspore  # pylint: disable=import-outside-toplevel
+    try:
+        if file_format == "ONNX":
+            from mindspore import onnx  # pylint: disable=import-outside-toplevel
+            onnx.export(model, inputs, file_name=output, input_names=["image"],
+                        output_names=["pafs", "heatmaps"])
+        else:
+            mindspore.export(model, inputs, file_name=str(file_name), file_format=file_format)
+    except OSError as exc:
+        raise OutputError(describe_write_error(output, exc)) from None
+    except RuntimeError as exc:
+        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else "RuntimeError"
+        raise OutputError(f"{output}: export failed ({reason})") from None
+
+
+def _file_stamp(path):
+    """(inode, size, mtime_ns) of an existing file, None when there is none."""
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
