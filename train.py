@@ -18,6 +18,7 @@ import sys
 from src.callbacks import TrainError
 from src.checkpoint import CheckpointError
 from src.config import load_config
+from src.output_checks import OutputError
 
 
 def main(argv=None):
@@ -34,7 +35,8 @@ def main(argv=None):
 
     try:
         train_from_config(cfg, log=log, parallel_setup=distributed_setup)
-    except (TrainError, CheckpointError, AnnotationError, ImageReadError, DistributedError) as exc:
+    except (TrainError, CheckpointError, AnnotationError, ImageReadError, DistributedError,
+            OutputError) as exc:
         print(f"{rank_prefix()}train.py: error: {exc}", file=sys.stderr, flush=True)
         return 1
     return 0

@@ -30,19 +30,22 @@ def main(argv=None):
     from src.inference import mindspore_forward, predictor_from_config
     from src.media_inference import MediaError, classify_input, run_media_inference
     from src.network_spec import open_network
+    from src.output_checks import OutputError, check_output_dir
     try:
         if not cfg.input:
             raise MediaError("--input is empty: pass an image, a folder of images or a video")
         if not cfg.model_path:
             raise MediaError("--model_path is empty: pass a checkpoint")
         classify_input(cfg.input)
+        check_output_dir(cfg.output, "output")
         setup_context(cfg.device_target, mode="graph", device_id=device_id_for(cfg))
         network, spec, report = open_network(cfg.model_path, cfg)
         print(report.summary())
         print(f"network: {spec.describe()}")
         predictor = predictor_from_config(mindspore_forward(network), cfg, input_scale=spec.input_scale)
-        run_media_inference(predictor, cfg.input, cfg.output, max_frames=cfg.max_frames)
-    except (MediaError, CheckpointError, DistributedError) as exc:
+        run_media_inference(predictor, cfg.input, cfg.output, max_frames=cfg.max_frames,
+                            strict=cfg.strict)
+    except (MediaError, CheckpointError, DistributedError, OutputError) as exc:
         print(f"infer.py: error: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -142,7 +142,8 @@ def check_train_inputs(cfg):
     """Check the paths a training run needs before anything heavy starts.
 
     Raises:
-        TrainError: naming the first missing path.
+        TrainError: naming the first missing path; src.output_checks.OutputError:
+        save_model_path cannot be written (an existing file, a read-only folder).
     """
     checks = [("imgpath_train", cfg.imgpath_train, "dir"), ("jsonpath_train", cfg.jsonpath_train, "file"),
               ("maskpath_train", cfg.maskpath_train, "dir")]
@@ -165,6 +166,8 @@ def check_train_inputs(cfg):
         raise TrainError(f"--insize must be a multiple of 8, got {cfg.insize}")
     if int(cfg.batch_size) < 1:
         raise TrainError(f"--batch_size must be at least 1, got {cfg.batch_size}")
+    from src.output_checks import check_output_dir  # pylint: disable=import-outside-toplevel
+    check_output_dir(cfg.save_model_path, "save_model_path")
 
 
 # ----------------------------------------------------------------------------------------------
