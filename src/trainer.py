@@ -32,6 +32,7 @@ import numpy as np
 
 from src.callbacks import (CheckpointManager, LossMeter, TrainError, check_finite_loss,
                            format_report, restore_training_state)
+from src.coco_data import DEFAULT_MIN_AREA, DEFAULT_MIN_KEYPOINTS
 from src.config import parse_int_list
 from src.lr_schedule import build_lr_schedules
 from src.metrics_log import METRICS_NAME, MetricsLog
@@ -200,6 +201,11 @@ class ArrayTrainData:
             return np.arange(count)
         return np.random.default_rng(epoch_seed(self.seed, epoch)).permutation(count)
 
+    def batch_images(self, epoch, index):
+        """Names of the samples in batch ``index`` (0-based) of ``epoch`` (for error messages)."""
+        rows = self.order(epoch)[index * self.batch_size:(index + 1) * self.batch_size]
+        return [f"sample {int(row)}" for row in rows]
+
     def batches(self, epoch, skip_batches=0):
         """Yield ``(image, pafs, heatmaps, ignore_mask)`` batches of ``epoch`` from ``skip_batches``."""
         order = self.order(epoch)
@@ -242,6 +248,20 @@ class CocoTrainData:
             raise TrainError(f"{json_path}: {exc}") from None
         self.steps_per_epoch = int(first.get_dataset_size())
         self._ready = (0, first)
+
+    def batch_images(self, epoch, index):
+        """Image files of batch ``index`` (0-based) of ``epoch`` on this rank (for error
+        messages): the sampler's order of that epoch, recomputed from the annotations."""
+        # pylint: disable-next=import-outside-toplevel
+        from src.dataset import EpochShardSampler, build_train_records
+        kwargs = self.kwargs
+        records = build_train_records(kwargs["json_path"], kwargs["img_path"], kwargs["mask_path"],
+                                      kwargs.get("min_keypoints", DEFAULT_MIN_KEYPOINTS),
+                                      kwargs.get("min_area", DEFAULT_MIN_AREA))
+        order = EpochShardSampler(len(records), kwargs["rank"], kwargs["group_size"], True,
+                                  epoch_seed(self.seed, epoch)).indices(0)
+        size = kwargs["batch_size"]
+        return [records[int(i)].image_path for i in order[index * size:(index + 1) * size]]
 
     def _create(self, epoch):
         from src.dataset import create_dataset  # pylint: disable=import-outside-toplevel
@@ -540,7 +560,8 @@ def run_training(settings, data, network=None, log=print, all_gather=None, step_
                 global_step += 1
                 steps_run += 1
                 step_in_epoch = global_step - epoch * steps_per_epoch
-                check_finite_loss(last_loss, epoch, step_in_epoch, global_step)
+                check_finite_loss(last_loss, epoch, step_in_epoch, global_step,
+                                  batch_images=lambda: data.batch_images(epoch, step_in_epoch - 1))
                 meter.add(last_loss, paf_losses.asnumpy(), heatmap_losses.asnumpy())
                 if step_callback is not None:
                     step_callback(global_step, last_loss)
