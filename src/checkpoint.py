@@ -72,6 +72,9 @@ def read_checkpoint(path):
     path = str(path)
     if not os.path.isfile(path):
         raise CheckpointError(f"{path}: no such checkpoint file")
+    if os.path.getsize(path) == 0:
+        raise CheckpointError(f"{path}: checkpoint file is empty (0 bytes): not a checkpoint, or "
+                              "its copy or write was cut short")
     try:
         params = mindspore.load_checkpoint(path)
     except Exception as exc:  # noqa: BLE001 - MindSpore raises ValueError/RuntimeError/TypeError

@@ -16,6 +16,7 @@ from tqdm import tqdm
 from src.coco_eval import write_json
 from src.drawing import draw_poses
 from src.input_skips import InputSkips
+from src.output_checks import OutputError
 from src.skeleton import NUM_COCO_KEYPOINTS, ours_to_coco
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
@@ -109,6 +110,9 @@ def infer_video(predictor, path, out_dir, max_frames=0, log=print):
                     height, width = frame.shape[:2]
                     writer = cv2.VideoWriter(output, cv2.VideoWriter_fourcc(*"mp4v"), fps,
                                              (width, height))
+                    if not writer.isOpened():
+                        raise OutputError(f"{output}: cannot write this video (OpenCV's "
+                                          "VideoWriter did not open it)")
                 writer.write(draw_poses(frame, poses))
                 records.append({"file": str(path), "frame": index,
                                 "people": people_record(poses, scores)})

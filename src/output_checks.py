@@ -74,11 +74,12 @@ def check_output_file(path, key):
     return path
 
 
-def write_image(path, image):
-    """``cv2.imwrite`` that raises :class:`OutputError` when the image was not written."""
+def write_image(path, image, params=()):
+    """``cv2.imwrite`` (with its encoder ``params``) that raises :class:`OutputError` when the
+    image was not written."""
     path = os.fspath(path)
     try:
-        written = cv2.imwrite(path, image)
+        written = cv2.imwrite(path, image, list(params))
     except cv2.error as exc:
         raise OutputError(f"{path}: cannot write image ({str(exc).strip().splitlines()[-1]})") \
             from None

@@ -298,6 +298,14 @@ def test_infer_skips_unreadable_images_and_reports_failed_drawings(tmp_path, mon
 # 6. checkpoint temporaries and a full disk
 
 
+def test_zero_byte_checkpoint_is_named_as_such(tmp_path):
+    from src.checkpoint import CheckpointError, read_checkpoint
+    empty = tmp_path / "empty.ckpt"
+    empty.write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"empty.ckpt: checkpoint file is empty \(0 bytes\)"):
+        read_checkpoint(empty)
+
+
 def test_mindspore_temporary_name_is_recognised(ms_cpu, tmp_path, monkeypatch):
     """What mindspore.save_checkpoint writes while saving is one of the names the cleanup knows."""
     from mindspore.train import serialization
