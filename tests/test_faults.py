@@ -457,6 +457,9 @@ def _assert_same(got, want):
 
 def test_sigint_checkpoints_then_resume_auto_is_exact(toy, tmp_path, uninterrupted):
     save = tmp_path / "save"
+    code, _out, err = _run_until(_train_cli(toy, save), "device CPU", signal.SIGINT)
+    assert code == 130 and err.splitlines()[-1].startswith(
+        "train.py: stopped by SIGINT outside the training steps"), err[-2000:]
     code, out, err = _run_until(_train_cli(toy, save, "--ckpt_interval", "100"), "(global 4)",
                                 signal.SIGINT)
     assert code == 130, err[-2000:]
