@@ -4,13 +4,17 @@
         [--output_img_path DIR] [--eva_num N] [--vis True] [--inference_img_size 368] \\
         [--multi_scale True] [--flip True] [--key value ...]
 
-The checkpoint may be ours or a reference training checkpoint; the network built is the one it
-records (or whose parameter shapes it has), and loading is strict. The images evaluated are those
-with person annotations (sorted ids; the first ``eva_num`` when it is > 0). Results
+The checkpoint may be ours, a reference training checkpoint or one converted from CMU's model
+(scripts/convert_cmu_caffemodel.py); the network built is the one it records (or whose
+parameter shapes it has), and loading is strict. The images evaluated are those with person
+annotations (sorted ids; the first ``eva_num`` when it is > 0). Results
 (``eval_result.json``, COCO keypoint format) and metrics (``eval_metrics.json``) go to
 ``output_img_path``; ``--vis True`` also writes a skeleton drawing per image. Errors (missing
 files, bad checkpoint or annotations) print one line and exit with status 1 (2 for a bad
 command line).
+
+``--backend onnx --model_path FILE.onnx`` runs an ONNX file written by export.py with
+onnxruntime instead (same preprocessing, decoder and outputs).
 
 Distributed (``--is_distributed 1`` under ``mpirun -n N`` or ``msrun``): every rank evaluates
 its shard of the images, rank 0 gathers the results and runs one COCOeval.

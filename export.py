@@ -35,8 +35,9 @@ def main(argv=None):
         return 1
     print(report.summary())
     print(f"network: {spec.describe()}")
-    print(f"exported {cfg.file_format} ({cfg.export_batch_size}x3x{cfg.insize}x{cfg.insize}, "
-          f"{cfg.export_stages} stage outputs) to {output}")
+    shape = "any batch and size (multiples of 8)" if cfg.file_format.upper() == "ONNX" else \
+        f"{cfg.export_batch_size}x3x{cfg.insize}x{cfg.insize}"
+    print(f"exported {cfg.file_format} ({shape}, {cfg.export_stages} stage outputs) to {output}")
     return 0
 
 

@@ -7,7 +7,8 @@
 Writes ``<name>.png`` drawings (``<name>_pose.mp4`` for a video) and ``people.json`` (per image
 or frame, each person's 17 COCO keypoints and score) into ``--output``. The network is the one
 the checkpoint records (or whose shapes it has); a contradicting --num_stages / --width_mult /
---vgg_with_bn, or a parameter that does not fit, stops with one line (exit 1).
+--vgg_with_bn, or a parameter that does not fit, stops with one line (exit 1). ``--backend onnx``
+runs an ONNX file written by export.py (``--model_path FILE.onnx``) with onnxruntime.
 """
 import os
 import sys
@@ -27,22 +28,22 @@ def main(argv=None):
     from src.checkpoint import CheckpointError
     from src.context import setup_context
     from src.distributed import DistributedError, device_id_for
-    from src.inference import mindspore_forward, predictor_from_config
+    from src.backends import open_forward
+    from src.inference import predictor_from_config
     from src.media_inference import MediaError, classify_input, run_media_inference
-    from src.network_spec import open_network
     from src.output_checks import OutputError, check_output_dir
     try:
         if not cfg.input:
             raise MediaError("--input is empty: pass an image, a folder of images or a video")
         if not cfg.model_path:
-            raise MediaError("--model_path is empty: pass a checkpoint")
+            raise MediaError("--model_path is empty: pass a checkpoint (or an ONNX file with "
+                             "--backend onnx)")
         classify_input(cfg.input)
         check_output_dir(cfg.output, "output")
         setup_context(cfg.device_target, mode="graph", device_id=device_id_for(cfg))
-        network, spec, report = open_network(cfg.model_path, cfg)
-        print(report.summary())
-        print(f"network: {spec.describe()}")
-        predictor = predictor_from_config(mindspore_forward(network), cfg, input_scale=spec.input_scale)
+        forward, spec, lines = open_forward(cfg)
+        print("\n".join(lines))
+        predictor = predictor_from_config(forward, cfg, input_scale=spec.input_scale)
         run_media_inference(predictor, cfg.input, cfg.output, max_frames=cfg.max_frames,
                             strict=cfg.strict)
     except (MediaError, CheckpointError, DistributedError, OutputError) as exc:

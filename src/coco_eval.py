@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from src.coco_data import ImageReadError, image_path, load_coco, read_image
 from src.drawing import draw_poses
-from src.inference import mindspore_forward, predictor_from_config
+from src.inference import predictor_from_config
 from src.input_skips import InputSkips
 from src.output_checks import OutputError
 from src.skeleton import NUM_COCO_KEYPOINTS, ours_to_coco
@@ -225,7 +225,7 @@ def run_evaluation(cfg, rank=0, group_size=1, gather=None, log=print):
         EvaluationError, src.checkpoint.CheckpointError, src.coco_data.AnnotationError,
         src.coco_data.ImageReadError: one-line messages naming the file.
     """
-    from src.network_spec import open_network  # pylint: disable=import-outside-toplevel
+    from src.backends import open_forward  # pylint: disable=import-outside-toplevel
 
     check_eval_inputs(cfg)
     gather = gather or (lambda obj: [obj])
@@ -238,11 +238,11 @@ def run_evaluation(cfg, rank=0, group_size=1, gather=None, log=print):
     out_dir = str(cfg.output_img_path)
     os.makedirs(out_dir, exist_ok=True)
 
-    network, spec, report = open_network(cfg.model_path, cfg)
+    forward, spec, lines = open_forward(cfg)
     if rank == 0:
-        log(report.summary())
-        log(f"network: {spec.describe()}")
-    predictor = predictor_from_config(mindspore_forward(network), cfg, input_scale=spec.input_scale)
+        for line in lines:
+            log(line)
+    predictor = predictor_from_config(forward, cfg, input_scale=spec.input_scale)
     if rank == 0:
         log(f"evaluating {len(image_ids)} images on {group_size} process(es): input short side "
             f"{predictor.img_size}, scales {list(predictor.scales)}, flip {predictor.flip}")

@@ -25,7 +25,8 @@ def export_network(ckpt_file, file_name, file_format="MINDIR", batch_size=1, ins
         file_name: output path without extension (MindSpore adds it).
         file_format: "MINDIR", "AIR" (Ascend only) or "ONNX".
         batch_size, insize: the exported input shape is (batch_size, 3, insize, insize); insize
-            must be divisible by 8.
+            must be divisible by 8. ONNX files take any batch and any height and width divisible
+            by 8 (this shape only traces the graph) and record ``spec`` in their metadata.
         stages: "final" exports the last stage's ``(pafs, heatmaps)``; "all" every stage
             (MINDIR/AIR only: MindSpore's ONNX exporter cannot emit the list outputs).
         device_target: the resolved device the context was set to.
@@ -68,7 +69,7 @@ def export_network(ckpt_file, file_name, file_format="MINDIR", batch_size=1, ins
         output += SUFFIXES[file_format]
     before = _file_stamp(output)
     try:
-        _write_export(model, inputs, file_name, output, file_format)
+        _write_export(model, inputs, file_name, output, file_format, spec)
         if before is not None and _file_stamp(output) == before:
             raise OutputError(f"{output}: export failed, the file there is the old one (nothing "
                               "new was written; is the folder writable?)")
@@ -80,20 +81,26 @@ def export_network(ckpt_file, file_name, file_format="MINDIR", batch_size=1, ins
     return output, report, spec
 
 
-def _write_export(model, inputs, file_name, output, file_format):
-    """Run MindSpore's exporter; write errors become :class:`OutputError` (one line)."""
+def _write_export(model, inputs, file_name, output, file_format, spec):
+    """Run MindSpore's exporter (ONNX: then :func:`src.onnx_model.finalize_onnx` when a file
+    was written); write errors become :class:`OutputError` (one line)."""
     import mindspore  # pylint: disable=import-outside-toplevel
     try:
         if file_format == "ONNX":
             from mindspore import onnx  # pylint: disable=import-outside-toplevel
+            from src.onnx_model import finalize_onnx  # pylint: disable=import-outside-toplevel
+            # Any batch and image size: the traced shape is only an example.
             onnx.export(model, inputs, file_name=output, input_names=["image"],
-                        output_names=["pafs", "heatmaps"])
+                        output_names=["pafs", "heatmaps"],
+                        dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}})
+            if os.path.isfile(output) and os.path.getsize(output):
+                finalize_onnx(output, spec)      # (MindSpore logs a failed write and goes on)
         else:
             mindspore.export(model, inputs, file_name=str(file_name), file_format=file_format)
     except OSError as exc:
         raise OutputError(describe_write_error(output, exc)) from None
-    except RuntimeError as exc:
-        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else "RuntimeError"
+    except (RuntimeError, ValueError) as exc:       # the exporter; a truncated ONNX file
+        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         raise OutputError(f"{output}: export failed ({reason})") from None
 
 

@@ -28,6 +28,16 @@ def golden_dir(shared_dir):
     return path
 
 
+def load_golden(golden_dir, name):
+    """The arrays of golden file ``name`` (e.g. "train.npz") as a dict; skips when it is absent."""
+    import numpy as np
+    path = golden_dir / name
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    with np.load(path) as data:
+        return {key: data[key] for key in data.files}
+
+
 @pytest.fixture(scope="session")
 def coco_sample_dir(shared_dir):
     path = shared_dir / "data" / "coco_sample"

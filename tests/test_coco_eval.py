@@ -15,8 +15,14 @@ from src.targets import generate_heatmaps, generate_pafs
 from src.toy_coco import make_split
 
 
-def oracle_results(ann_path, img_size=368, shift=0.05):
-    """Render stride-8 maps from each image's annotated people, decode them, return results.
+def render_ours(poses, map_h, map_w):
+    """Heatmaps and PAFs of ``poses`` (N, 18, 3 input pixels) in this repository's order."""
+    return generate_heatmaps(poses, map_h, map_w, 7), generate_pafs(poses, map_h, map_w, 8)
+
+
+def oracle_results(ann_path, img_size=368, shift=0.05, render=render_ours):
+    """Render stride-8 maps from each image's annotated people (``render(poses, map_h, map_w)``
+    -> heatmaps, pafs), decode them, return results.
 
     The joints are moved by ``shift`` input pixels before rendering: a joint exactly between
     two map cells renders a perfectly symmetric blob whose two centre pixels tie, and the
@@ -34,8 +40,7 @@ def oracle_results(ann_path, img_size=368, shift=0.05):
         poses[:, :, 0] *= input_w / orig_w
         poses[:, :, 1] *= input_h / orig_h
         poses[:, :, :2] += shift
-        heatmaps = generate_heatmaps(poses, input_h // 8, input_w // 8, 7)
-        pafs = generate_pafs(poses, input_h // 8, input_w // 8, 8)
+        heatmaps, pafs = render(poses, input_h // 8, input_w // 8)
         found, scores = decode_poses(heatmaps, pafs, (input_w, input_h), (orig_w, orig_h),
                                      DecodeParams())
         results += poses_to_results(image_id, found, scores)

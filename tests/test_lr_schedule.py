@@ -5,17 +5,14 @@ import numpy as np
 import pytest
 
 from src.lr_schedule import build_lr_schedules
+from tests.conftest import load_golden
 
 CASES = ("default_1card", "default_8card", "cosine_1card")
 
 
 @pytest.fixture(scope="module")
 def golden_lr(golden_dir):
-    path = golden_dir / "lr.npz"
-    if not path.is_file():
-        pytest.skip(f"{path} not found")
-    with np.load(path) as data:
-        return {key: data[key] for key in data.files}
+    return load_golden(golden_dir, "lr.npz")
 
 
 @pytest.mark.parametrize("case", CASES)

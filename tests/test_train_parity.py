@@ -36,6 +36,7 @@ import pytest
 
 from src.network import OpenPoseNet
 from src.trainer import ArrayTrainData, TrainSettings, run_training
+from tests.conftest import load_golden
 
 LOSS_RTOL = 1e-4
 UPDATE_TOL = 3e-3
@@ -59,11 +60,7 @@ BOUNDS = {"fix_loss_scale_adam_groups": (7.5e-3, 0.99),
 
 @pytest.fixture(scope="module")
 def golden(golden_dir):
-    path = golden_dir / "train.npz"
-    if not path.is_file():
-        pytest.skip(f"{path} not found")
-    with np.load(path) as data:
-        return {key: data[key] for key in data.files}
+    return load_golden(golden_dir, "train.npz")
 
 
 def reference_initial_weights(network):

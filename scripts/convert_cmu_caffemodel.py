@@ -1,0 +1,44 @@
+"""Convert CMU's COCO body model into a checkpoint of this repository.
+
+    python scripts/convert_cmu_caffemodel.py --caffemodel pose_iter_440000.caffemodel \\
+        --out checkpoints/cmu_coco.ckpt
+
+The file is CMU's (openpose ``models/pose/coco``, under CMU's licence terms); this repository
+neither ships nor downloads it. The checkpoint records the network (6 stages, full width) and
+CMU's input normalisation (BGR / 256 - 0.5), so eval.py, export.py and scripts/infer.py use it
+with no extra flags, and ``train.py --load_pretrain True --pretrained_model_path OUT`` fine-tunes
+from it. A file that is not that model's binary caffemodel stops with one line (exit 1).
+"""
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def main(argv=None):
+    """Command-line entry point; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="convert_cmu_caffemodel.py",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("--caffemodel", required=True, help="CMU's pose_iter_440000.caffemodel")
+    parser.add_argument("--out", required=True, help="checkpoint to write (.ckpt)")
+    args = parser.parse_args(argv)
+    # pylint: disable=import-outside-toplevel
+    from src.caffe_import import CaffeImportError, convert_caffemodel, read_caffemodel
+    try:
+        layers = read_caffemodel(args.caffemodel)  # bad files fail before MindSpore loads
+        summary = convert_caffemodel(args.caffemodel, args.out, layers)
+    except (CaffeImportError, OSError) as exc:
+        print(f"convert_cmu_caffemodel.py: error: {exc}", file=sys.stderr)
+        return 1
+    order = "the same as this repository's (no channel moved)" if summary["identity_order"] else \
+        "mapped onto this repository's order"
+    print(f"read {summary['layers']} Caffe layers; wrote {summary['parameters']} parameters "
+          f"({summary['values'] / 1e6:.1f} M weights) to {summary['out']}")
+    print(f"channel order of heatmaps and PAFs: {order}; "
+          "input normalisation recorded: BGR / 256 - 0.5")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
