@@ -94,14 +94,26 @@ def _write_export(model, inputs, file_name, output, file_format, spec):
                         output_names=["pafs", "heatmaps"],
                         dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}})
             if os.path.isfile(output) and os.path.getsize(output):
-                finalize_onnx(output, spec)      # (MindSpore logs a failed write and goes on)
+                _finalize_onnx(finalize_onnx, output, spec)
         else:
             mindspore.export(model, inputs, file_name=str(file_name), file_format=file_format)
+    except OutputError:
+        raise
     except OSError as exc:
         raise OutputError(describe_write_error(output, exc)) from None
-    except (RuntimeError, ValueError) as exc:       # the exporter; a truncated ONNX file
-        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+    except RuntimeError as exc:
+        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else "RuntimeError"
         raise OutputError(f"{output}: export failed ({reason})") from None
+
+
+def _finalize_onnx(finalize, output, spec):
+    """``finalize(output, spec)`` on the file MindSpore wrote (it logs a failed write and goes
+    on, leaving nothing or a truncated file); a file that does not parse is an OutputError."""
+    try:
+        finalize(output, spec)
+    except ValueError as exc:
+        raise OutputError(f"{output}: export failed, the ONNX file does not parse "
+                          f"({str(exc)[:160]})") from None
 
 
 def _file_stamp(path):
