@@ -38,7 +38,9 @@ def main(argv=None):
     from src.context import setup_context
     from src.distributed import (DistributedError, device_id_for, gather_objects, init_distributed,
                                  rank_prefix)
+    from src.output_checks import OutputError, check_output_dir
     try:
+        check_output_dir(cfg.output_img_path, "output_img_path")
         target = setup_context(cfg.device_target, mode="graph", device_id=device_id_for(cfg))
         dist = init_distributed(target) if cfg.is_distributed else None
         check_eval_inputs(cfg)
@@ -50,7 +52,7 @@ def main(argv=None):
                            gather=lambda obj: gather_objects(obj, dist),
                            log=lambda line: print(prefix + line, flush=True))
     except (EvaluationError, CheckpointError, AnnotationError, ImageReadError,
-            DistributedError) as exc:
+            DistributedError, OutputError) as exc:
         print(f"eval.py: error: {exc}", file=sys.stderr, flush=True)
         return 1
     return 0

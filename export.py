@@ -2,8 +2,11 @@
 
 The network exported is the one the checkpoint records (or whose parameter shapes it has);
 loading is strict. A bad request (format, sizes) exits 2, a checkpoint that does not fit (a
-contradicting --num_stages / --width_mult / --vgg_with_bn, a missing or extra parameter) exits 1.
+contradicting --num_stages / --width_mult / --vgg_with_bn, a missing or extra parameter) exits 1, and
+so does an output folder that cannot be written (checked first) or an export whose file is missing,
+empty or does not load afterwards (nothing is reported as exported then).
 """
+import os
 import sys
 
 from src.checkpoint import CheckpointError
@@ -11,12 +14,14 @@ from src.config import load_config
 from src.context import setup_context
 from src.distributed import DistributedError, device_id_for
 from src.export_model import ExportError, export_network
+from src.output_checks import OutputError, check_output_dir
 
 
 def main(argv=None):
     """Command-line entry point; returns the exit status."""
     cfg = load_config(argv, prog="export.py")
     try:
+        check_output_dir(os.path.dirname(str(cfg.file_name)) or ".", "file_name")
         target = setup_context(cfg.device_target, device_id=device_id_for(cfg))
         output, report, spec = export_network(cfg.ckpt_file, cfg.file_name, cfg.file_format,
                                               batch_size=cfg.export_batch_size, insize=cfg.insize,
@@ -25,7 +30,7 @@ def main(argv=None):
     except ExportError as exc:
         print(f"export.py: error: {exc}", file=sys.stderr)
         return 2
-    except (CheckpointError, DistributedError) as exc:
+    except (CheckpointError, DistributedError, OutputError) as exc:
         print(f"export.py: error: {exc}", file=sys.stderr)
         return 1
     print(report.summary())

@@ -11,19 +11,20 @@ model (each reads its own shard, gradients are averaged, the reference's ``*_NP`
 apply). Checkpoints go to ``<save_model_path>/ckpt_0/``, written by rank 0 only; ``--resume
 auto`` continues every rank from the newest of them. Every rank logs, each line starting with
 ``[rank r/n]`` when distributed. Errors (missing paths, bad files, NaN loss, a bad launch) print
-one line and exit with status 1 (2 for a bad command line).
+one line and exit with status 1 (2 for a bad command line). SIGINT / SIGTERM (single process)
+finish the current step, write a checkpoint, print how to resume and exit 130 / 143.
 """
 import sys
-
-from src.callbacks import TrainError
-from src.checkpoint import CheckpointError
-from src.config import load_config
 
 
 def main(argv=None):
     """Command-line entry point; returns the exit status."""
-    cfg = load_config(argv, prog="train.py")
     # pylint: disable=import-outside-toplevel
+    from src.callbacks import TrainError
+    from src.checkpoint import CheckpointError
+    from src.config import load_config
+    from src.output_checks import OutputError
+    cfg = load_config(argv, prog="train.py")
     from src.coco_data import AnnotationError, ImageReadError
     from src.distributed import DistributedError, rank_prefix
     from src.trainer import distributed_setup, train_from_config
@@ -32,13 +33,20 @@ def main(argv=None):
         sys.stdout.write(f"{rank_prefix()}{line}\n")  # one write: ranks' lines stay whole
         sys.stdout.flush()
 
+    from src.interrupts import TrainInterrupted
     try:
         train_from_config(cfg, log=log, parallel_setup=distributed_setup)
-    except (TrainError, CheckpointError, AnnotationError, ImageReadError, DistributedError) as exc:
+    except TrainInterrupted as exc:
+        print(f"{rank_prefix()}train.py: {exc}", file=sys.stderr, flush=True)
+        return exc.exit_code
+    except (TrainError, CheckpointError, AnnotationError, ImageReadError, DistributedError,
+            OutputError) as exc:
         print(f"{rank_prefix()}train.py: error: {exc}", file=sys.stderr, flush=True)
         return 1
     return 0
 
 
 if __name__ == "__main__":
+    from src.stop_signals import start_sigint_watcher
+    start_sigint_watcher("train.py")  # first: before numpy or MindSpore start threads
     sys.exit(main())

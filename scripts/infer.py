@@ -31,6 +31,7 @@ def main(argv=None):
     from src.backends import open_forward
     from src.inference import predictor_from_config
     from src.media_inference import MediaError, classify_input, run_media_inference
+    from src.output_checks import OutputError, check_output_dir
     try:
         if not cfg.input:
             raise MediaError("--input is empty: pass an image, a folder of images or a video")
@@ -38,12 +39,14 @@ def main(argv=None):
             raise MediaError("--model_path is empty: pass a checkpoint (or an ONNX file with "
                              "--backend onnx)")
         classify_input(cfg.input)
+        check_output_dir(cfg.output, "output")
         setup_context(cfg.device_target, mode="graph", device_id=device_id_for(cfg))
         forward, spec, lines = open_forward(cfg)
         print("\n".join(lines))
         predictor = predictor_from_config(forward, cfg, input_scale=spec.input_scale)
-        run_media_inference(predictor, cfg.input, cfg.output, max_frames=cfg.max_frames)
-    except (MediaError, CheckpointError, DistributedError) as exc:
+        run_media_inference(predictor, cfg.input, cfg.output, max_frames=cfg.max_frames,
+                            strict=cfg.strict)
+    except (MediaError, CheckpointError, DistributedError, OutputError) as exc:
         print(f"infer.py: error: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -72,6 +72,9 @@ def read_checkpoint(path):
     path = str(path)
     if not os.path.isfile(path):
         raise CheckpointError(f"{path}: no such checkpoint file")
+    if os.path.getsize(path) == 0:
+        raise CheckpointError(f"{path}: checkpoint file is empty (0 bytes): not a checkpoint, or "
+                              "its copy or write was cut short")
     try:
         params = mindspore.load_checkpoint(path)
     except Exception as exc:  # noqa: BLE001 - MindSpore raises ValueError/RuntimeError/TypeError
@@ -172,21 +175,35 @@ def load_vgg_weights(net, path):
 def save_checkpoint_atomic(save_obj, path, append_dict=None):
     """Write a checkpoint so that ``path`` is either the old file or the complete new one.
 
+    The temporaries (ours and MindSpore's own, see :mod:`src.checkpoint_files`) are removed
+    when the write fails; a killed process leaves them to
+    :func:`src.checkpoint_files.remove_stale_temporaries`.
+
     Args:
         save_obj: a Cell, or a list of ``{"name": str, "data": Tensor}`` dicts.
         path: final file name (should end in .ckpt).
         append_dict: extra scalar/str entries stored beside the parameters (e.g. epoch, step).
+
+    Raises:
+        CheckpointError: the write failed (one line with the path; a full disk also names the
+        free space); the previous file under ``path``, if any, is untouched.
     """
     import mindspore  # pylint: disable=import-outside-toplevel
+    # pylint: disable-next=import-outside-toplevel
+    from src.checkpoint_files import own_save_failure_message, remove_files, temporary_names
+    from src.output_checks import describe_write_error  # pylint: disable=import-outside-toplevel
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.ckpt")
+    tmp, ms_tmp = temporary_names(path)
     try:
-        mindspore.save_checkpoint(save_obj, str(tmp), append_dict=append_dict)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with own_save_failure_message():
+            mindspore.save_checkpoint(save_obj, str(tmp), append_dict=append_dict)
         with open(tmp, "rb") as stream:
             os.fsync(stream.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        remove_files(tmp, ms_tmp)      # first: the free space reported is what is really free
+        raise CheckpointError(describe_write_error(path, exc)) from None
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        remove_files(tmp, ms_tmp)
     return str(path)

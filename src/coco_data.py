@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from src.annotation_checks import validate_coco
 from src.skeleton import NUM_COCO_KEYPOINTS, NUM_JOINTS, coco_to_ours
 
 #: Reference defaults for which people are used for training.
@@ -76,11 +77,13 @@ def load_coco(json_path):
 
 
 def index_coco(data, json_path="<memory>"):
-    """Index an already-parsed COCO dict (see :func:`load_coco`)."""
+    """Index an already-parsed COCO dict (see :func:`load_coco`); its records are validated
+    first (:func:`src.annotation_checks.validate_coco`)."""
     if not isinstance(data, dict) or not isinstance(data.get("images"), list) or \
             not isinstance(data.get("annotations"), list):
         raise AnnotationError(f"{json_path}: not a COCO annotation file "
                               "(expected an object with 'images' and 'annotations' lists)")
+    validate_coco(data, json_path)
     try:
         images = {int(img["id"]): img for img in data["images"]}
         categories = data.get("categories") or []

@@ -6,13 +6,14 @@ import json
 import os
 import time
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
-from src.coco_data import image_path, load_coco, read_image
+from src.coco_data import ImageReadError, image_path, load_coco, read_image
 from src.drawing import draw_poses
 from src.inference import predictor_from_config
+from src.input_skips import InputSkips
+from src.output_checks import OutputError
 from src.skeleton import NUM_COCO_KEYPOINTS, ours_to_coco
 
 #: COCOeval keypoint summary, in ``stats`` order.
@@ -148,7 +149,8 @@ def check_eval_inputs(cfg):
             raise EvaluationError(f"{value}: {what} not found (--{key})")
 
 
-def evaluate_shard(predictor, coco, image_ids, image_dir, vis_dir=None, progress=True):
+def evaluate_shard(predictor, coco, image_ids, image_dir, vis_dir=None, progress=True,
+                   strict=False):
     """Run ``predictor`` on the images ``image_ids`` of ``coco``.
 
     Args:
@@ -158,10 +160,12 @@ def evaluate_shard(predictor, coco, image_ids, image_dir, vis_dir=None, progress
         image_dir: folder of the images.
         vis_dir: when given, a skeleton drawing per image goes there as ``<image_id>.png``.
         progress: show a progress bar.
+        strict: stop at the first unreadable image (ImageReadError) instead of skipping it.
 
     Returns:
-        ``{"results": COCO keypoint records, "images": count, "timing": {"network": s,
-        "total": s}}`` (picklable, for gathering over ranks).
+        ``{"results": COCO keypoint records, "images": count evaluated, "skipped": messages of
+        the unreadable images, "failed_writes": messages of drawings not written, "timing":
+        {"network": s, "total": s}}`` (picklable, for gathering over ranks).
     """
     timing = {"network": 0.0, "total": 0.0}
     forward = predictor.forward
@@ -174,19 +178,25 @@ def evaluate_shard(predictor, coco, image_ids, image_dir, vis_dir=None, progress
 
     predictor.forward = timed_forward
     results = []
+    skips = InputSkips(strict, log=tqdm.write)
     start_all = time.perf_counter()
     try:
         for image_id in tqdm(image_ids, total=len(image_ids), unit="img", disable=not progress,
                              dynamic_ncols=True, leave=False):
-            image = read_image(image_path(coco, image_id, image_dir))
+            try:
+                image = read_image(image_path(coco, image_id, image_dir))
+            except ImageReadError as exc:
+                skips.skip(exc)
+                continue
             poses, scores = predictor(image)
             results += poses_to_results(image_id, poses, scores)
             if vis_dir is not None:
-                cv2.imwrite(os.path.join(vis_dir, f"{image_id}.png"), draw_poses(image, poses))
+                skips.draw(os.path.join(vis_dir, f"{image_id}.png"), draw_poses(image, poses))
     finally:
         predictor.forward = forward
     timing["total"] = time.perf_counter() - start_all
-    return {"results": results, "images": len(image_ids), "timing": timing}
+    return {"results": results, "images": len(image_ids) - len(skips.skipped),
+            "skipped": skips.skipped, "failed_writes": skips.failed_writes, "timing": timing}
 
 
 def run_evaluation(cfg, rank=0, group_size=1, gather=None, log=print):
@@ -221,6 +231,9 @@ def run_evaluation(cfg, rank=0, group_size=1, gather=None, log=print):
     gather = gather or (lambda obj: [obj])
     coco = load_coco(cfg.ann)
     image_ids = evaluation_image_ids(coco, getattr(cfg, "eva_num", 0))
+    if not image_ids:
+        raise EvaluationError(f"{cfg.ann}: no image to evaluate (no image with a person "
+                              "annotation; check --ann and --eva_num)")
     shard = image_ids[rank::group_size]
     out_dir = str(cfg.output_img_path)
     os.makedirs(out_dir, exist_ok=True)
@@ -235,19 +248,25 @@ def run_evaluation(cfg, rank=0, group_size=1, gather=None, log=print):
             f"{predictor.img_size}, scales {list(predictor.scales)}, flip {predictor.flip}")
     vis_dir = out_dir if bool(getattr(cfg, "vis", False)) else None
     shard_out = evaluate_shard(predictor, coco, shard, cfg.imgpath_val, vis_dir=vis_dir,
-                               progress=rank == 0)
+                               progress=rank == 0, strict=bool(getattr(cfg, "strict", False)))
     gathered = gather(shard_out)
     if gathered is None:
         return None
 
+    evaluated = sum(part["images"] for part in gathered)
+    skipped = sum(len(part["skipped"]) for part in gathered)
+    if evaluated == 0:
+        raise EvaluationError(f"{cfg.imgpath_val}: none of the {len(image_ids)} images could be "
+                              "read; nothing evaluated")
     all_results = [r for part in gathered for r in part["results"]]
     all_results.sort(key=lambda r: (r["image_id"], -r["score"]))
     write_json(all_results, os.path.join(out_dir, RESULTS_FILE))
     metrics = evaluate_keypoints(cfg.ann, all_results, image_ids=image_ids)
-    count = max(sum(part["images"] for part in gathered), 1)
+    count = max(evaluated, 1)
     wall = max(part["timing"]["total"] for part in gathered)
     summary = {
         "metrics": metrics, "num_images": len(image_ids), "num_detections": len(all_results),
+        "num_skipped": skipped,
         "model_path": str(cfg.model_path), "ann": str(cfg.ann),
         "inference_img_size": predictor.img_size, "scales": list(predictor.scales),
         "flip": predictor.flip, "group_size": group_size,
@@ -258,11 +277,16 @@ def run_evaluation(cfg, rank=0, group_size=1, gather=None, log=print):
                                         for p in gathered) / count,
     }
     write_json(summary, os.path.join(out_dir, METRICS_FILE))
-    log(f"{len(all_results)} detections on {len(image_ids)} images "
+    log(f"{len(all_results)} detections on {evaluated} images"
+        + (f" ({skipped} of {len(image_ids)} skipped: unreadable; they count as missed)"
+           if skipped else "") + " "
         f"({summary['images_per_second']:.2f} images/s; network "
         f"{summary['network_ms_per_image']:.1f} ms, decoding and I/O "
         f"{summary['host_ms_per_image']:.1f} ms per image)")
     log(format_metrics(metrics))
     log(f"results: {os.path.join(out_dir, RESULTS_FILE)}; metrics: "
         f"{os.path.join(out_dir, METRICS_FILE)}")
+    failed = [m for part in gathered for m in part["failed_writes"]]
+    if failed:
+        raise OutputError(f"{len(failed)} drawing(s) could not be written; first: {failed[0]}")
     return metrics

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import yaml
 
+from src.config_checks import check_values
+
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[1] / "default_config.yaml"
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
@@ -56,6 +58,13 @@ def read_yaml(path):
             documents = [doc for doc in yaml.safe_load_all(stream)]
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a config file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (binary content); expected a YAML config") \
+            from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file ({exc.strerror or exc})") from None
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         line = f" (line {where.line + 1})" if where is not None else ""
@@ -159,7 +168,8 @@ def parse_config(argv=None, config_path=None, extra_defaults=None, overrides=Non
         overrides: dict of values applied after the file (typed like the flags).
 
     Raises:
-        ConfigError: unknown key, bad value, missing or broken file (one-line message).
+        ConfigError: unknown key, bad value (of the wrong type, or against its meaning: see
+            :mod:`src.config_checks`), missing, unreadable or broken file (one-line message).
     """
     argv = list(argv or [])
     pairs = list(_split_argv(argv))
@@ -171,6 +181,7 @@ def parse_config(argv=None, config_path=None, extra_defaults=None, overrides=Non
     defaults.update(extra_defaults or {})
     values = dict(defaults)
     explicit = set()
+    sources = {}
     if config_path is not None and Path(config_path).resolve() != DEFAULT_CONFIG_PATH:
         file_values, _, _ = read_yaml(config_path)
         for key, value in file_values.items():
@@ -179,6 +190,7 @@ def parse_config(argv=None, config_path=None, extra_defaults=None, overrides=Non
             values[key] = coerce_value(key, value, defaults[key], str(config_path))
             _check_choice(key, values[key], choices, str(config_path))
             explicit.add(key)
+            sources[key] = str(config_path)
     for key, value in (overrides or {}).items():
         if key not in defaults:
             raise ConfigError(f"overrides: unknown key '{key}'")
@@ -191,8 +203,10 @@ def parse_config(argv=None, config_path=None, extra_defaults=None, overrides=Non
         values[key] = coerce_value(key, value, defaults[key], "command line")
         _check_choice(key, values[key], choices, "command line")
         explicit.add(key)
+        sources[key] = "command line"
     for key, value in values.items():
         _check_choice(key, value, choices, str(config_path or DEFAULT_CONFIG_PATH))
+    check_values(values, sources)
     values["config_path"] = str(config_path or DEFAULT_CONFIG_PATH)
     return Config(values, explicit)
 

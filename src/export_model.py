@@ -1,10 +1,13 @@
 """Export a trained OpenPose network to MINDIR, AIR or ONNX."""
+import os
 from pathlib import Path
 
 import numpy as np
 
 from src.network import FinalStage
 from src.network_spec import open_network
+from src.output_checks import (OutputError, check_output_dir, describe_write_error,
+                                verify_export)
 
 SUFFIXES = {"MINDIR": ".mindir", "AIR": ".air", "ONNX": ".onnx"}
 
@@ -36,7 +39,8 @@ def export_network(ckpt_file, file_name, file_format="MINDIR", batch_size=1, ins
 
     Raises:
         ExportError: a bad request; src.checkpoint.CheckpointError: the checkpoint does not
-        fit (contradicting flags, missing or extra parameters).
+        fit (contradicting flags, missing or extra parameters);
+        src.output_checks.OutputError: the file was not written, is empty or does not load.
     """
     import mindspore  # pylint: disable=import-outside-toplevel
     file_format = file_format.upper()
@@ -59,19 +63,64 @@ def export_network(ckpt_file, file_name, file_format="MINDIR", batch_size=1, ins
     model = FinalStage(net) if stages == "final" else net
     model.set_train(False)
     inputs = mindspore.Tensor(np.zeros((batch_size, 3, insize, insize), np.float32))
-    Path(file_name).parent.mkdir(parents=True, exist_ok=True)
+    check_output_dir(Path(file_name).parent, "file_name")
     output = str(file_name)
     if not output.lower().endswith(SUFFIXES[file_format]):
         output += SUFFIXES[file_format]
-    if file_format == "ONNX":
-        from src.compat import export_onnx  # pylint: disable=import-outside-toplevel
-        from src.onnx_model import finalize_onnx  # pylint: disable=import-outside-toplevel
-        # Any batch and image size where MindSpore can say so (2.1+): the traced shape is only
-        # an example. MindSpore 2.0 exports the traced shape (see src/compat.py).
-        output = export_onnx(model, inputs, output, input_names=["image"],
-                             output_names=["pafs", "heatmaps"],
-                             dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}})
-        finalize_onnx(output, spec)
-    else:
-        mindspore.export(model, inputs, file_name=str(file_name), file_format=file_format)
+    before = _file_stamp(output)
+    try:
+        _write_export(model, inputs, file_name, output, file_format, spec)
+        if before is not None and _file_stamp(output) == before:
+            raise OutputError(f"{output}: export failed, the file there is the old one (nothing "
+                              "new was written; is the folder writable?)")
+        verify_export(output, file_format)
+    except OutputError:
+        if before is None and os.path.isfile(output):
+            os.remove(output)           # a partial file of this run: never left looking usable
+        raise
     return output, report, spec
+
+
+def _write_export(model, inputs, file_name, output, file_format, spec):
+    """Run MindSpore's exporter (ONNX: then :func:`src.onnx_model.finalize_onnx` when a file
+    was written); write errors become :class:`OutputError` (one line)."""
+    import mindspore  # pylint: disable=import-outside-toplevel
+    try:
+        if file_format == "ONNX":
+            from src.compat import export_onnx  # pylint: disable=import-outside-toplevel
+            from src.onnx_model import finalize_onnx  # pylint: disable=import-outside-toplevel
+            # Any batch and image size where MindSpore can say so (2.1+): the traced shape is
+            # only an example. MindSpore 2.0 exports the traced shape (see src/compat.py).
+            output = export_onnx(model, inputs, output, input_names=["image"],
+                                 output_names=["pafs", "heatmaps"],
+                                 dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}})
+            if os.path.isfile(output) and os.path.getsize(output):
+                _finalize_onnx(finalize_onnx, output, spec)
+        else:
+            mindspore.export(model, inputs, file_name=str(file_name), file_format=file_format)
+    except OutputError:
+        raise
+    except OSError as exc:
+        raise OutputError(describe_write_error(output, exc)) from None
+    except RuntimeError as exc:
+        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else "RuntimeError"
+        raise OutputError(f"{output}: export failed ({reason})") from None
+
+
+def _finalize_onnx(finalize, output, spec):
+    """``finalize(output, spec)`` on the file MindSpore wrote (it logs a failed write and goes
+    on, leaving nothing or a truncated file); a file that does not parse is an OutputError."""
+    try:
+        finalize(output, spec)
+    except ValueError as exc:
+        raise OutputError(f"{output}: export failed, the ONNX file does not parse "
+                          f"({str(exc)[:160]})") from None
+
+
+def _file_stamp(path):
+    """(inode, size, mtime_ns) of an existing file, None when there is none."""
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns

@@ -31,6 +31,7 @@ import numpy as np  # noqa: E402
 from pycocotools import mask as mask_utils  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from src.annotation_checks import image_size  # noqa: E402
 from src.coco_data import (DEFAULT_MIN_AREA, DEFAULT_MIN_KEYPOINTS, AnnotationError,  # noqa: E402
                            ImageReadError, is_valid_person, load_coco, mask_path, read_image)
 
@@ -173,7 +174,7 @@ def generate_split(ann_path, image_dir, split, workers=1, vis_dir=None,
         if not split_vis and os.path.exists(mask_path(save_dir, image_id)):
             continue  # resumable: already written
         record = coco.images[image_id]
-        tasks.append((image_id, int(record["height"]), int(record["width"]),
+        tasks.append((image_id, *image_size(record, ann_path),
                       record.get("file_name", f"{image_id:012d}.jpg"),
                       coco.person_annotations(image_id)))
     work = partial(process_image, save_dir=save_dir, image_dir=image_dir, vis_dir=split_vis,

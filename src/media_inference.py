@@ -15,6 +15,8 @@ from tqdm import tqdm
 
 from src.coco_eval import write_json
 from src.drawing import draw_poses
+from src.input_skips import InputSkips
+from src.output_checks import OutputError
 from src.skeleton import NUM_COCO_KEYPOINTS, ours_to_coco
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
@@ -62,17 +64,27 @@ def people_record(poses, scores):
             for kps, s in zip(coco, np.asarray(scores).reshape(-1))]
 
 
-def infer_images(predictor, files, out_dir, log=print):
-    """Run ``predictor`` on image files; write ``<stem>.png`` drawings; return the records."""
+def infer_images(predictor, files, out_dir, log=print, skips=None):
+    """Run ``predictor`` on image files; write ``<stem>.png`` drawings; return the records.
+
+    An unreadable image is reported, counted and skipped by ``skips``
+    (:class:`src.input_skips.InputSkips`; strict: MediaError at the first one); when none of
+    the images can be read, MediaError.
+    """
+    skips = skips or InputSkips()
     records = []
     for file in tqdm(files, unit="img", dynamic_ncols=True):
         image = cv2.imread(str(file))
         if image is None:
-            raise MediaError(f"{file}: cannot read this image")
+            skips.skip(MediaError(f"{file}: cannot read this image"))
+            continue
         poses, scores = predictor(image)
-        cv2.imwrite(os.path.join(out_dir, f"{Path(file).stem}.png"), draw_poses(image, poses))
+        skips.draw(os.path.join(out_dir, f"{Path(file).stem}.png"), draw_poses(image, poses))
         records.append({"file": str(file), "people": people_record(poses, scores)})
-    log(f"{len(files)} image(s): {sum(len(r['people']) for r in records)} people")
+    if not records:
+        raise MediaError(f"{files[0] if len(files) == 1 else Path(files[0]).parent}: "
+                         f"none of the {len(files)} image(s) could be read")
+    log(f"{len(records)} image(s): {sum(len(r['people']) for r in records)} people{skips.summary()}")
     return records
 
 
@@ -98,6 +110,9 @@ def infer_video(predictor, path, out_dir, max_frames=0, log=print):
                     height, width = frame.shape[:2]
                     writer = cv2.VideoWriter(output, cv2.VideoWriter_fourcc(*"mp4v"), fps,
                                              (width, height))
+                    if not writer.isOpened():
+                        raise OutputError(f"{output}: cannot write this video (OpenCV's "
+                                          "VideoWriter did not open it)")
                 writer.write(draw_poses(frame, poses))
                 records.append({"file": str(path), "frame": index,
                                 "people": people_record(poses, scores)})
@@ -113,12 +128,19 @@ def infer_video(predictor, path, out_dir, max_frames=0, log=print):
     return records
 
 
-def run_media_inference(predictor, input_path, out_dir, max_frames=0, log=print):
+def run_media_inference(predictor, input_path, out_dir, max_frames=0, log=print, strict=False):
     """Infer on an image, folder or video; write drawings and ``people.json`` into ``out_dir``.
+
+    Unreadable images of a folder are skipped (``strict``: the first one is an error); drawings
+    that could not be written are an error after ``people.json`` is written.
 
     Returns:
         The path of the JSON written.
+
+    Raises:
+        MediaError: bad input; src.output_checks.OutputError: a drawing was not written.
     """
+    skips = InputSkips(strict, log=tqdm.write)
     kind, path = classify_input(input_path)
     os.makedirs(out_dir, exist_ok=True)
     start = time.perf_counter()
@@ -126,10 +148,11 @@ def run_media_inference(predictor, input_path, out_dir, max_frames=0, log=print)
         records = infer_video(predictor, path, out_dir, max_frames=max_frames, log=log)
     else:
         files = list_images(path) if kind == "folder" else [path]
-        records = infer_images(predictor, files, out_dir, log=log)
+        records = infer_images(predictor, files, out_dir, log=log, skips=skips)
     result = os.path.join(out_dir, RESULTS_FILE)
     write_json({"input": str(path), "keypoint_order": "COCO-17", "results": records}, result)
     log(f"done in {time.perf_counter() - start:.1f} s: drawings and {result}")
+    skips.raise_for_failed_writes()
     return result
 
 

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from src.output_checks import write_image
+
 #: COCO's 17 keypoint names (their order in the files) and skeleton, for the category record.
 COCO_KEYPOINT_NAMES = (
     "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder",
@@ -460,7 +462,7 @@ def make_split(out_dir, split, num_images, seed, options=ToyOptions(), first_ima
         image, anns = render_image(rng, options)
         image_id = first_image_id + index
         file_name = f"{image_id:012d}.jpg"
-        cv2.imwrite(os.path.join(image_dir, file_name), image,
+        write_image(os.path.join(image_dir, file_name), image,
                     [cv2.IMWRITE_JPEG_QUALITY, options.jpeg_quality])
         images.append({"id": image_id, "file_name": file_name, "width": options.size,
                        "height": options.size})

@@ -30,8 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from src.callbacks import (CheckpointManager, LossMeter, TrainError, check_finite_loss,
-                           format_report, restore_training_state)
+from src.callbacks import (CheckpointManager, LossMeter, NonFiniteLossError, TrainError,
+                           check_finite_loss, format_report, restore_training_state)
+from src.coco_data import DEFAULT_MIN_AREA, DEFAULT_MIN_KEYPOINTS
 from src.config import parse_int_list
 from src.lr_schedule import build_lr_schedules
 from src.metrics_log import METRICS_NAME, MetricsLog
@@ -142,7 +143,8 @@ def check_train_inputs(cfg):
     """Check the paths a training run needs before anything heavy starts.
 
     Raises:
-        TrainError: naming the first missing path.
+        TrainError: naming the first missing path; src.output_checks.OutputError:
+        save_model_path cannot be written (an existing file, a read-only folder).
     """
     checks = [("imgpath_train", cfg.imgpath_train, "dir"), ("jsonpath_train", cfg.jsonpath_train, "file"),
               ("maskpath_train", cfg.maskpath_train, "dir")]
@@ -165,6 +167,8 @@ def check_train_inputs(cfg):
         raise TrainError(f"--insize must be a multiple of 8, got {cfg.insize}")
     if int(cfg.batch_size) < 1:
         raise TrainError(f"--batch_size must be at least 1, got {cfg.batch_size}")
+    from src.output_checks import check_output_dir  # pylint: disable=import-outside-toplevel
+    check_output_dir(cfg.save_model_path, "save_model_path")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -196,6 +200,11 @@ class ArrayTrainData:
         if not self.shuffle:
             return np.arange(count)
         return np.random.default_rng(epoch_seed(self.seed, epoch)).permutation(count)
+
+    def batch_images(self, epoch, index):
+        """Names of the samples in batch ``index`` (0-based) of ``epoch`` (for error messages)."""
+        rows = self.order(epoch)[index * self.batch_size:(index + 1) * self.batch_size]
+        return [f"sample {int(row)}" for row in rows]
 
     def batches(self, epoch, skip_batches=0):
         """Yield ``(image, pafs, heatmaps, ignore_mask)`` batches of ``epoch`` from ``skip_batches``."""
@@ -239,6 +248,20 @@ class CocoTrainData:
             raise TrainError(f"{json_path}: {exc}") from None
         self.steps_per_epoch = int(first.get_dataset_size())
         self._ready = (0, first)
+
+    def batch_images(self, epoch, index):
+        """Image files of batch ``index`` (0-based) of ``epoch`` on this rank (for error
+        messages): the sampler's order of that epoch, recomputed from the annotations."""
+        # pylint: disable-next=import-outside-toplevel
+        from src.dataset import EpochShardSampler, build_train_records
+        kwargs = self.kwargs
+        records = build_train_records(kwargs["json_path"], kwargs["img_path"], kwargs["mask_path"],
+                                      kwargs.get("min_keypoints", DEFAULT_MIN_KEYPOINTS),
+                                      kwargs.get("min_area", DEFAULT_MIN_AREA))
+        order = EpochShardSampler(len(records), kwargs["rank"], kwargs["group_size"], True,
+                                  epoch_seed(self.seed, epoch)).indices(0)
+        size = kwargs["batch_size"]
+        return [records[int(i)].image_path for i in order[index * size:(index + 1) * size]]
 
     def _create(self, epoch):
         from src.dataset import create_dataset  # pylint: disable=import-outside-toplevel
@@ -440,8 +463,17 @@ def run_training(settings, data, network=None, log=print, all_gather=None, step_
 
     Raises:
         TrainError: bad settings, an unusable resume checkpoint, ranks that disagree on where
-        to resume, or a NaN/Inf loss.
+        to resume, or a NaN/Inf loss; src.interrupts.TrainInterrupted: SIGINT / SIGTERM
+        (single-process runs) ended the run after the current step and a checkpoint.
     """
+    from src.interrupts import StopRequests  # pylint: disable=import-outside-toplevel
+    # distributed ranks would stop at different steps and wait on each other: launcher's job
+    with StopRequests(enabled=settings.group_size == 1) as stop:
+        return _train_loop(settings, data, network, log, all_gather, step_callback, validator, stop)
+
+
+def _train_loop(settings, data, network, log, all_gather, step_callback, validator, stop):
+    """The body of :func:`run_training`; ``stop`` is its :class:`src.interrupts.StopRequests`."""
     from tqdm import tqdm  # pylint: disable=import-outside-toplevel
     from src.optimizer import adam_epsilon, build_optimizer  # pylint: disable=import-outside-toplevel
     from src.train_step import build_train_step  # pylint: disable=import-outside-toplevel
@@ -461,6 +493,8 @@ def run_training(settings, data, network=None, log=print, all_gather=None, step_
     manager = CheckpointManager(settings.save_model_path, CHECKPOINT_RANK, settings.keep_checkpoint_max)
     writes_checkpoints = settings.rank == CHECKPOINT_RANK
     resume_path = manager.resolve_resume(settings.resume)
+    if writes_checkpoints:
+        _remove_stale_temporaries(manager.directory, log)
     if settings.resume == "auto" and resume_path is None:
         log(f"resume auto: no checkpoint in {manager.directory}, starting from scratch")
     if settings.resume and all_gather is not None and settings.group_size > 1:
@@ -537,7 +571,8 @@ def run_training(settings, data, network=None, log=print, all_gather=None, step_
                 global_step += 1
                 steps_run += 1
                 step_in_epoch = global_step - epoch * steps_per_epoch
-                check_finite_loss(last_loss, epoch, step_in_epoch, global_step)
+                check_finite_loss(last_loss, epoch, step_in_epoch, global_step,
+                                  batch_images=lambda: data.batch_images(epoch, step_in_epoch - 1))
                 meter.add(last_loss, paf_losses.asnumpy(), heatmap_losses.asnumpy())
                 if step_callback is not None:
                     step_callback(global_step, last_loss)
@@ -559,22 +594,31 @@ def run_training(settings, data, network=None, log=print, all_gather=None, step_
                     last_checkpoint = manager.save(network, optimizer, global_step, steps_per_epoch,
                                                    settings.loss_scale)
                     last_saved_step = global_step
-                if global_step >= stop_step:
+                stop.rearm()
+                if global_step >= stop_step or stop.requested:
                     break
+        except TrainError as exc:
+            if not stop.requested or isinstance(exc, NonFiniteLossError):
+                raise       # (a pipeline whose workers got the signal too ends like this)
         finally:
             close = getattr(batches, "close", None)
             if callable(close):
                 close()
             bar.close()
+        if stop.requested:
+            break
         epoch_done = global_step == (epoch + 1) * steps_per_epoch
         if validator is not None and epoch_done and steps_run and validator.due(epoch + 1, settings.max_epoch):
             validate(epoch + 1)
     profiler.finish()
-    if validator is not None and steps_run and last_validated != global_step:
+    if validator is not None and steps_run and last_validated != global_step and not stop.requested:
         validate(global_step // steps_per_epoch)
     if writes_checkpoints and global_step != last_saved_step and steps_run > 0:
         last_checkpoint = manager.save(network, optimizer, global_step, steps_per_epoch,
                                        settings.loss_scale)
+    if stop.requested:
+        from src.interrupts import interrupted_error  # pylint: disable=import-outside-toplevel
+        raise interrupted_error(stop, global_step, last_checkpoint if writes_checkpoints else "")
     if steps_run:
         saved = f"last checkpoint {last_checkpoint}" if writes_checkpoints else \
             f"checkpoints by rank {CHECKPOINT_RANK}"
@@ -585,6 +629,17 @@ def run_training(settings, data, network=None, log=print, all_gather=None, step_
                        last_loss=last_loss, last_checkpoint=last_checkpoint,
                        resumed_from=str(resume_path or ""), steps_run=steps_run,
                        network=network)
+
+
+def _remove_stale_temporaries(directory, log):
+    """Delete checkpoint temporaries that killed runs left in ``directory``; log what went."""
+    # pylint: disable-next=import-outside-toplevel
+    from src.checkpoint_files import remove_stale_temporaries
+    from src.output_checks import format_bytes  # pylint: disable=import-outside-toplevel
+    removed = remove_stale_temporaries(directory)
+    if removed:
+        log(f"removed {len(removed)} temporary checkpoint file(s) of earlier runs from {directory} "
+            f"({format_bytes(sum(size for _, size in removed))})")
 
 
 def single_process(device_target):  # pylint: disable=unused-argument

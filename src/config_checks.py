@@ -1,0 +1,225 @@
+"""Meaning checks of configuration values, driven by one table (:data:`RULES`).
+
+:func:`src.config.parse_config` converts every value to the type of its default; this module
+then checks what the value means: sizes positive, ``insize`` a multiple of 8, lists parseable,
+thresholds in range, an input path that exists of the right kind (a file where a file is
+expected). A bad value raises :class:`src.config.ConfigError` (one line naming the key, the
+value and what is expected; the commands exit 2).
+
+Input paths that do not exist are left to the command that needs them (a missing
+``--imgpath_train`` matters to train.py, not to export.py), which stops with one line and exit
+status 1; output locations are probed when a command starts (:mod:`src.output_checks`).
+
+Every key of default_config.yaml has a rule (``tests/test_config_checks.py`` checks this and
+tries a wrong value of each); every rule gives an example of a wrong value.
+"""
+import math
+import os
+from dataclasses import dataclass
+from typing import Callable
+
+#: Values of a path key that mean "no file".
+NO_PATH = ("", "none", "None", "null")
+SEED_MAX = 2 ** 32 - 1
+NUM_STAGES_MAX = 6
+NUM_COCO_KEYPOINTS = 17
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What a key's value must be.
+
+    Attributes:
+        check: ``check(value) -> bool``; the value already has the type of its default.
+        meaning: what is expected, for the message ("a positive integer").
+        bad: an example of a wrong value, as it would be typed on the command line.
+    """
+
+    check: Callable
+    meaning: str
+    bad: str
+
+
+def _finite(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def positive_int(bad="0"):
+    """An integer > 0."""
+    return Rule(lambda v: v > 0, "a positive integer", bad)
+
+
+def non_negative_int(meaning="an integer >= 0", bad="-1"):
+    """An integer >= 0 (0 usually meaning "off" or "all")."""
+    return Rule(lambda v: v >= 0, meaning, bad)
+
+
+def int_range(low, high, bad=None):
+    """An integer in [low, high]."""
+    return Rule(lambda v: low <= v <= high, f"an integer from {low} to {high}",
+                bad if bad is not None else str(high + 1))
+
+
+def positive_number(bad="0"):
+    """A finite number > 0."""
+    return Rule(lambda v: _finite(v) and v > 0, "a finite number > 0", bad)
+
+
+def non_negative_number(bad="-1"):
+    """A finite number >= 0."""
+    return Rule(lambda v: _finite(v) and v >= 0, "a finite number >= 0", bad)
+
+
+def number_range(low, high, bad=None):
+    """A finite number in [low, high]."""
+    return Rule(lambda v: _finite(v) and low <= v <= high, f"a number from {low:g} to {high:g}",
+                bad if bad is not None else str(high + 1))
+
+
+def multiple_of_8():
+    """A positive multiple of 8 (the network's stride)."""
+    return Rule(lambda v: v > 0 and v % 8 == 0, "a positive multiple of 8", "-8")
+
+
+def boolean():
+    """True or False (the type conversion already checked it)."""
+    return Rule(lambda v: isinstance(v, bool), "true or false", "maybe")
+
+
+def choice():
+    """One of the allowed values of the YAML's third document (checked by parse_config)."""
+    return Rule(lambda v: True, "one of its allowed values", "nonsense")
+
+
+def _int_list(value):
+    """Parse ``"100,200"`` or ``[100, 200]`` into ints; None when that is impossible."""
+    parts = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    try:
+        return [int(str(p).strip()) for p in parts if str(p).strip()]
+    except ValueError:
+        return None
+
+
+def step_list():
+    """Comma-separated ascending step numbers >= 0 ("100000,200000"); may be empty."""
+    def check(value):
+        steps = _int_list(value)
+        return steps is not None and all(s >= 0 for s in steps) and steps == sorted(steps)
+    return Rule(check, "ascending integers >= 0 separated by commas, such as 100000,200000", "abc")
+
+
+def scale_list():
+    """A non-empty YAML list of finite numbers > 0."""
+    return Rule(lambda v: isinstance(v, list) and bool(v) and all(_finite(s) and s > 0 for s in v),
+                "a non-empty list of numbers > 0, such as [0.5, 1]", "[0, 1]")
+
+
+def _path_ok(value, kind, extra=()):
+    """Empty, one of ``extra``, missing (left to the command), or an existing readable
+    file / folder as ``kind`` says."""
+    value = str(value)
+    if value in NO_PATH or value in extra or not os.path.exists(value):
+        return True
+    if kind == "file":
+        return os.path.isfile(value) and os.access(value, os.R_OK)
+    return os.path.isdir(value) and os.access(value, os.R_OK | os.X_OK)
+
+
+def input_file(extra=()):
+    """A readable file (or empty / not there yet: the command needing it says so)."""
+    shown = "".join(f" or {e}" for e in extra)
+    return Rule(lambda v: _path_ok(v, "file", extra), f"a readable file{shown}, not a folder", "/")
+
+
+def input_dir():
+    """A readable folder (or empty / not there yet: the command needing it says so)."""
+    return Rule(lambda v: _path_ok(v, "dir"), "a readable folder, not a file",
+                os.path.abspath(__file__))
+
+
+def output_path():
+    """A non-empty path to write to (probed when the command starts)."""
+    return Rule(lambda v: bool(str(v).strip()), "a non-empty path", "")
+
+
+#: Every key of default_config.yaml (and of the scripts' extra keys) -> its :class:`Rule`.
+RULES = {
+    # runtime
+    "device_target": choice(), "device_id": non_negative_int(), "enable_profiling": boolean(),
+    "seed": int_range(0, SEED_MAX, bad="-1"),
+    # ignore-mask creation
+    "train_dir": input_dir(), "val_dir": input_dir(), "train_ann": input_file(),
+    "val_ann": input_file(), "vis": boolean(),
+    # training
+    "imgpath_train": input_dir(), "jsonpath_train": input_file(), "maskpath_train": input_dir(),
+    "save_model_path": output_path(), "load_pretrain": boolean(),
+    "pretrained_model_path": input_file(), "resume": input_file(extra=("auto",)),
+    "train_type": choice(), "train_type_NP": choice(),
+    "vgg_with_bn": boolean(), "width_mult": positive_number(),
+    "num_stages": int_range(1, NUM_STAGES_MAX), "vgg_path": input_file(),
+    "GRADIENT_CLIP_TYPE": choice(), "GRADIENT_CLIP_VALUE": positive_number(),
+    "unscale_before_clip": boolean(),
+    "optimizer": choice(), "optimizer_NP": choice(), "group_params": boolean(),
+    "group_params_NP": boolean(), "lr": positive_number(), "lr_type": choice(),
+    "lr_gamma": positive_number(), "lr_steps": step_list(), "lr_steps_NP": step_list(),
+    "warmup_epoch": non_negative_int(), "max_epoch_train": positive_int(),
+    "max_epoch_train_NP": positive_int(), "loss_scale": positive_number(),
+    "amp_level": choice(), "max_train_steps": non_negative_int("an integer >= 0 (0: all epochs)"),
+    "num_parallel_workers": non_negative_int("an integer >= 0 (0: automatic)"),
+    "val_interval": non_negative_int("an integer >= 0 (0: never)"),
+    "val_num": non_negative_int("an integer >= 0 (0: all)"),
+    "batch_size": positive_int(), "min_keypoints": int_range(0, NUM_COCO_KEYPOINTS),
+    "min_area": non_negative_number(), "insize": multiple_of_8(),
+    "downscale": Rule(lambda v: v == 8, "8 (the network's stride)", "4"),
+    "paf_sigma": positive_number(), "heatmap_sigma": positive_number(),
+    "keep_checkpoint_max": non_negative_int("an integer >= 0 (0: keep all)"),
+    "log_interval": non_negative_int("an integer >= 0 (0: never)"),
+    "ckpt_interval": non_negative_int("an integer >= 0 (0: only at the end)"),
+    "min_box_size": positive_int(), "max_box_size": positive_int(),
+    "min_scale": positive_number(), "max_scale": positive_number(),
+    "max_rotate_degree": number_range(0, 180), "center_perterb_max": non_negative_number(),
+    # evaluation
+    "is_distributed": int_range(0, 1), "eva_num": non_negative_int("an integer >= 0 (0: all)"),
+    "model_path": input_file(), "imgpath_val": input_dir(), "ann": input_file(),
+    "output_img_path": output_path(), "strict": boolean(), "backend": choice(),
+    "inference_img_size": positive_int(), "inference_scales": scale_list(),
+    "multi_scale": boolean(), "flip": boolean(), "gaussian_sigma": positive_number(),
+    "n_integ_points": positive_int(), "n_integ_points_thresh": non_negative_int(),
+    "heatmap_peak_thresh": number_range(0, 1), "inner_product_thresh": number_range(0, 1),
+    "limb_length_ratio": positive_number(), "length_penalty_value": non_negative_number(),
+    "n_subset_limbs_thresh": non_negative_int(), "subset_score_thresh": non_negative_number(),
+    # export
+    "export_batch_size": positive_int(), "ckpt_file": input_file(), "file_name": output_path(),
+    "file_format": choice(), "export_stages": choice(),
+    # scripts/infer.py
+    "input": Rule(lambda v: True, "an image, a folder of images or a video", "nonsense"),
+    "output": output_path(), "max_frames": non_negative_int("an integer >= 0 (0: all)"),
+}
+
+#: Pairs that must be ordered: (smaller key, larger key).
+ORDERED_PAIRS = (("min_box_size", "max_box_size"), ("min_scale", "max_scale"),
+                 ("n_integ_points_thresh", "n_integ_points"))
+
+
+def check_values(values, sources=None):
+    """Check every value that has a rule; then the ordered pairs.
+
+    Args:
+        values: ``{key: value}`` after type conversion.
+        sources: ``{key: where it was set}`` for the message (default: "configuration").
+
+    Raises:
+        src.config.ConfigError: one line naming where, the key, the value and the meaning.
+    """
+    from src.config import ConfigError  # pylint: disable=import-outside-toplevel
+    sources = sources or {}
+    for key, value in values.items():
+        rule = RULES.get(key)
+        if rule is not None and not rule.check(value):
+            where = sources.get(key, "configuration")
+            raise ConfigError(f"{where}: bad value {value!r} for '{key}': expected {rule.meaning}")
+    for low, high in ORDERED_PAIRS:
+        if low in values and high in values and values[low] > values[high]:
+            where = sources.get(low, sources.get(high, "configuration"))
+            raise ConfigError(f"{where}: '{low}' ({values[low]!r}) must not exceed '{high}' "
+                              f"({values[high]!r})")
