@@ -325,7 +325,8 @@ def convert_caffemodel(caffemodel, out, layers=None):
         entries.append({"name": TRAINING_PREFIX + param.name, "data": mindspore.Tensor(value)})
     if params:
         raise AssertionError(f"converter made parameters the network lacks: {sorted(params)[:3]}")
+    # counted before saving: MindSpore 2.0's save_checkpoint extends the list it is given
+    count, values = len(entries), int(sum(e["data"].size for e in entries))
     save_checkpoint_atomic(entries, out, append_dict=spec.to_record())
-    return {"parameters": len(entries), "values": int(sum(e["data"].size for e in entries)),
-            "layers": len(layers), "out": str(out),
+    return {"parameters": count, "values": values, "layers": len(layers), "out": str(out),
             "identity_order": heatmap_channel_map().is_identity and paf_channel_map().is_identity}

@@ -259,6 +259,14 @@ def has_onnx_module():
     return hasattr(onnx, "export")
 
 
+def onnx_fixed_size_reason():
+    """One line saying why ONNX files of this MindSpore take only the traced size, or None."""
+    if has_onnx_module():
+        return None
+    return (f"ONNX files that take any image size need mindspore.onnx with dynamic_axes (2.8.0 "
+            f"has it); MindSpore {mindspore_version_text()} exports the traced size only")
+
+
 def export_onnx(model, inputs, file_name, input_names=None, output_names=None, **kwargs):
     """Export ``model`` called on ``inputs`` to the ONNX file ``file_name`` (with its .onnx).
 

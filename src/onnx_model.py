@@ -133,6 +133,21 @@ def open_session(path):
         raise OnnxModelError(f"{path}: not a readable ONNX model ({reason[:160]})") from None
 
 
+def _output_names(outputs):
+    """Names of the (pafs, heatmaps) outputs: by name, else (MindSpore 2.0 names its outputs by
+    number) by their declared channel count (38 and 19); None when neither works."""
+    names = [output.name for output in outputs]
+    if sorted(names) == sorted(OUTPUT_CHANNELS):
+        return ["pafs", "heatmaps"]
+    by_channels = {}
+    for output in outputs:
+        shape = output.shape
+        if len(shape) == 4 and isinstance(shape[1], int):
+            by_channels[shape[1]] = output.name
+    wanted = [by_channels.get(OUTPUT_CHANNELS[key]) for key in ("pafs", "heatmaps")]
+    return wanted if len(outputs) == 2 and None not in wanted else None
+
+
 def onnx_forward(path):
     """A Predictor forward that runs an exported ONNX file with onnxruntime.
 
@@ -147,10 +162,12 @@ def onnx_forward(path):
     session = open_session(path)
     spec = spec_from_metadata(session.get_modelmeta().custom_metadata_map, str(path))
     inputs = session.get_inputs()
-    names = [output.name for output in session.get_outputs()]
-    if len(inputs) != 1 or sorted(names) != sorted(OUTPUT_CHANNELS):
-        raise OnnxModelError(f"{path}: expected one input and outputs {sorted(OUTPUT_CHANNELS)}, "
-                             f"got {len(inputs)} inputs and outputs {names}")
+    output_names = _output_names(session.get_outputs())
+    if len(inputs) != 1 or output_names is None:
+        names = [output.name for output in session.get_outputs()]
+        raise OnnxModelError(f"{path}: expected one input and outputs {sorted(OUTPUT_CHANNELS)} "
+                             f"(or two outputs of 38 and 19 channels), got {len(inputs)} inputs "
+                             f"and outputs {names}")
     input_name, fixed = inputs[0].name, inputs[0].shape
 
     def forward(batch):
@@ -159,9 +176,10 @@ def onnx_forward(path):
             if isinstance(want, int) and want != got:
                 raise OnnxModelError(f"{path}: the graph takes a fixed input {tuple(fixed)} "
                                      f"(axis {axis} is {want}, this image needs {got}); "
-                                     "re-export it with this repository's export.py, whose ONNX "
-                                     "files take any batch and size")
-        pafs, heatmaps = session.run(["pafs", "heatmaps"], {input_name: batch})
+                                     "re-export it with export.py under a MindSpore that has "
+                                     "mindspore.onnx (2.8.0 does; 2.0.0 exports the traced size "
+                                     "only), whose ONNX files take any batch and size")
+        pafs, heatmaps = session.run(output_names, {input_name: batch})
         return pafs, heatmaps
 
     return forward, spec, session

@@ -69,3 +69,13 @@ def relaunch_reason(code, log):
     if "Segmentation fault" in log and "libmindspore_backend" in log:
         return "a rank crashed in MindSpore's exit"
     return None
+
+
+def _onnx_any_size_reason():
+    from src.compat import onnx_fixed_size_reason
+    return onnx_fixed_size_reason()
+
+
+#: Marks tests that run an exported ONNX file at sizes other than the traced one.
+needs_onnx_any_size = pytest.mark.skipif(_onnx_any_size_reason() is not None,
+                                         reason=str(_onnx_any_size_reason()))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from src.coco_eval import RESULTS_FILE
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, needs_onnx_any_size
 
 TINY = {"width_mult": 0.125, "num_stages": 2}
 #: Export tolerance (tests/test_export.py): onnxruntime within 1e-4 of MindSpore.
@@ -47,6 +47,7 @@ def _config(**values):
     return parse_config(args)
 
 
+@needs_onnx_any_size
 def test_export_records_the_network_and_symbolic_sizes(models):
     from src.onnx_model import onnx_forward
     _, spec, session = onnx_forward(models["onnx"])
@@ -56,6 +57,7 @@ def test_export_records_the_network_and_symbolic_sizes(models):
                                                        ["batch", 19, "map_height", "map_width"]]
 
 
+@needs_onnx_any_size
 def test_maps_equal_mindspore_at_any_size(models, coco_sample_dir):
     """Predictor maps (two sizes, flip = batch of 2) from both backends, to the export tolerance."""
     from src.backends import open_forward
@@ -74,6 +76,7 @@ def test_maps_equal_mindspore_at_any_size(models, coco_sample_dir):
             assert np.abs(ms_map - onnx_map).max() <= MAP_TOLERANCE * max(1.0, np.abs(ms_map).max())
 
 
+@needs_onnx_any_size
 def test_eval_results_equal_mindspore(models, coco_sample_dir):
     """The evaluation loop on both backends: the same detections (a low peak threshold makes
     the random network detect people) and the same metrics."""
@@ -98,6 +101,7 @@ def test_eval_results_equal_mindspore(models, coco_sample_dir):
         assert metrics["onnx"][name] == pytest.approx(value, abs=1e-3)
 
 
+@needs_onnx_any_size
 def test_infer_py_runs_the_onnx_file(models, coco_sample_dir, tmp_path):
     proc = subprocess.run([sys.executable, "scripts/infer.py", "--backend", "onnx", "--model_path",
                            models["onnx"], "--input", str(coco_sample_dir / "000000000785.jpg"),
@@ -112,14 +116,14 @@ def test_infer_py_runs_the_onnx_file(models, coco_sample_dir, tmp_path):
 def test_a_fixed_size_file_names_the_problem(models, tmp_path):
     """An ONNX file exported without dynamic sizes (older export.py) runs only at its size."""
     import mindspore as ms
-    from mindspore import onnx
+    from src.compat import export_onnx
     from src.network import FinalStage
     from src.network_spec import open_network
     from src.onnx_model import OnnxModelError, finalize_onnx, onnx_forward
     network, spec, _ = open_network(models["ckpt"])
     path = str(tmp_path / "fixed.onnx")
-    onnx.export(FinalStage(network), ms.Tensor(np.zeros((1, 3, 64, 64), np.float32)),
-                file_name=path, input_names=["image"], output_names=["pafs", "heatmaps"])
+    path = export_onnx(FinalStage(network), ms.Tensor(np.zeros((1, 3, 64, 64), np.float32)),
+                       path, input_names=["image"], output_names=["pafs", "heatmaps"])
     with pytest.raises(OnnxModelError, match="no OpenPose network record"):
         onnx_forward(path)
     finalize_onnx(path, spec)
