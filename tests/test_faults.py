@@ -116,15 +116,17 @@ def _export_in_process(ckpt, out, fmt):
 
 
 def test_export_writing_nothing_or_garbage_fails(small_ckpt, tmp_path, monkeypatch):
-    from mindspore import onnx
+    from src import compat
     from src.output_checks import OutputError
-    monkeypatch.setattr(onnx, "export", lambda *a, **k: None)     # MindSpore logs and goes on
+    # MindSpore's exporter (behind src.compat) logs a failed write and goes on
+    monkeypatch.setattr(compat, "export_onnx", lambda _model, _inputs, file_name, **_k: str(file_name))
     with pytest.raises(OutputError, match="export failed, no file was written"):
         _export_in_process(small_ckpt, tmp_path / "none", "ONNX")
 
-    def garbage(*_args, file_name, **_kwargs):
+    def garbage(_model, _inputs, file_name, **_kwargs):
         Path(file_name).write_bytes(b"not an onnx model")
-    monkeypatch.setattr(onnx, "export", garbage)
+        return str(file_name)
+    monkeypatch.setattr(compat, "export_onnx", garbage)
     with pytest.raises(OutputError, match=r"bad.onnx: export failed, the ONNX file does not (parse|load)"):
         _export_in_process(small_ckpt, tmp_path / "bad", "ONNX")
     assert not (tmp_path / "bad.onnx").exists(), "a broken file of this run is not left behind"
@@ -318,7 +320,8 @@ def test_mindspore_temporary_name_is_recognised(ms_cpu, tmp_path, monkeypatch):
                         lambda src, dst: (renames.append((src, dst)), real_rename(src, dst)))
     save_checkpoint_atomic(tiny_pose_net(seed=1), tmp_path / "0-1_2.ckpt")
     ours, mindspore_own = temporary_names(tmp_path / "0-1_2.ckpt")
-    assert renames == [(str(mindspore_own), str(ours))]
+    # MindSpore 2.8 writes its own temporary and renames it to our name; 2.0 writes ours directly
+    assert renames in ([(str(mindspore_own), str(ours))], []), renames
     assert TEMPORARY_NAME.match(ours.name) and TEMPORARY_NAME.match(mindspore_own.name)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["0-1_2.ckpt"]
 
