@@ -464,8 +464,12 @@ def test_8card_script_defaults_and_save_path_override():
 
 
 def test_msrun_script_command():
+    from src.compat import msrun_unavailable_reason
+    if msrun_unavailable_reason():      # this interpreter's MindSpore, not the repo's .venv
+        pytest.skip(msrun_unavailable_reason())
     proc = _dry_run("scripts/run_distribute_train_msrun.sh", ["/i", "/j", "/m", "/v.ckpt"],
-                    DEVICE_NUM="2", MASTER_PORT="23456", RUN_DIR="/tmp/openpose_run")
+                    DEVICE_NUM="2", MASTER_PORT="23456", RUN_DIR="/tmp/openpose_run",
+                    PYTHON=sys.executable)
     assert proc.returncode == 0, proc.stderr
     words = proc.stdout.split()
     assert words[0].endswith("msrun")
