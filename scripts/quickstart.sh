@@ -130,7 +130,7 @@ echo "toy val AP:        $AP"
 echo "training time:     ${TRAIN_SECONDS} s (train.py wall time, mean ${SPEED} img/s)"
 echo "checkpoint:        $CKPT (best validation AP: $CKPT_DIR/ckpt_0/best.ckpt)"
 echo "validation during training (toy val):"
-grep -a -o $'validation after epoch[^\r]*' "$OUT/train.log" || true
+grep -a -o $'validation in epoch[^\r]*' "$OUT/train.log" || true
 echo "loss curve:        $OUT/loss.png"
 echo "exported:          $OUT/openpose_toy.mindir $OUT/openpose_toy.onnx"
 echo "toy drawings:      $EVAL_DIR/*.png (e.g. $TOY_PICS)"

@@ -52,8 +52,11 @@ class Validator:
         """True when a validation is due after ``epochs_done`` completed epochs."""
         return epochs_done > 0 and (epochs_done % self.interval == 0 or epochs_done == last_epoch)
 
-    def run(self, network, global_step, epochs_done, log=print):
+    def run(self, network, global_step, epoch, log=print):
         """Validate ``network`` and keep best.ckpt; returns the metrics dict (every rank).
+
+        Args:
+            epoch: the 1-based epoch the last step belongs to (for the log line).
 
         The network is put in inference mode for the run; the caller puts its train cell back
         in training mode.
@@ -74,7 +77,7 @@ class Validator:
             metrics = evaluate_keypoints(self.cfg.ann, results, image_ids=self.image_ids)
         metrics = self.all_gather(metrics)[0] if self.group_size > 1 else metrics
         improved = math.isfinite(metrics["AP"]) and metrics["AP"] > self.best_ap
-        line = (f"validation after epoch {epochs_done} (global step {global_step}, "
+        line = (f"validation in epoch {epoch} (global step {global_step}, "
                 f"{len(self.image_ids)} images, {time.perf_counter() - started:.1f} s): "
                 + " ".join(f"{name} {metrics[name]:.4f}" for name in STAT_NAMES[:3] + ("AR",)))
         if improved:

@@ -542,11 +542,12 @@ def _train_loop(settings, data, network, log, all_gather, step_callback, validat
     metrics_log = MetricsLog(Path(settings.save_model_path) / METRICS_NAME if writes_checkpoints else None)
     last_validated = -1
 
-    def validate(epochs_done):
+    def validate():
         nonlocal last_validated
-        metrics = validator.run(network, global_step, epochs_done, log=say)
+        epoch_number = -(-global_step // steps_per_epoch)      # 1-based epoch of the last step
+        metrics = validator.run(network, global_step, epoch_number, log=say)
         step_cell.set_train(True)
-        metrics_log.write("val", step=global_step, epoch=epochs_done, **metrics)
+        metrics_log.write("val", step=global_step, epoch=epoch_number, **metrics)
         last_validated = global_step
 
     last_loss = float("nan")
@@ -609,10 +610,10 @@ def _train_loop(settings, data, network, log, all_gather, step_callback, validat
             break
         epoch_done = global_step == (epoch + 1) * steps_per_epoch
         if validator is not None and epoch_done and steps_run and validator.due(epoch + 1, settings.max_epoch):
-            validate(epoch + 1)
+            validate()
     profiler.finish()
     if validator is not None and steps_run and last_validated != global_step and not stop.requested:
-        validate(global_step // steps_per_epoch)
+        validate()
     if writes_checkpoints and global_step != last_saved_step and steps_run > 0:
         last_checkpoint = manager.save(network, optimizer, global_step, steps_per_epoch,
                                        settings.loss_scale)

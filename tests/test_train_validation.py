@@ -34,7 +34,7 @@ def test_validation_logs_ap_and_keeps_best_checkpoint(ms_cpu, tmp_path, coco_sam
     lines = []
     result = run_training(settings, _data(), log=lines.append, validator=validator)
     assert result.global_step == 2
-    val_lines = [line for line in lines if line.startswith("validation after epoch")]
+    val_lines = [line for line in lines if line.startswith("validation in epoch")]
     assert len(val_lines) == 2 and " AP " in val_lines[0], lines
     records = read_metrics(tmp_path / "metrics.jsonl")
     assert [r["step"] for r in records["val"]] == [1, 2]
