@@ -6,7 +6,6 @@ contradicting --num_stages / --width_mult / --vgg_with_bn, a missing or extra pa
 so does an output folder that cannot be written (checked first) or an export whose file is missing,
 empty or does not load afterwards (nothing is reported as exported then).
 """
-import os
 import sys
 
 from src.checkpoint import CheckpointError
@@ -14,14 +13,13 @@ from src.config import load_config
 from src.context import setup_context
 from src.distributed import DistributedError, device_id_for
 from src.export_model import ExportError, export_network
-from src.output_checks import OutputError, check_output_dir
+from src.output_checks import OutputError
 
 
 def main(argv=None):
     """Command-line entry point; returns the exit status."""
     cfg = load_config(argv, prog="export.py")
     try:
-        check_output_dir(os.path.dirname(str(cfg.file_name)) or ".", "file_name")
         target = setup_context(cfg.device_target, device_id=device_id_for(cfg))
         output, report, spec = export_network(cfg.ckpt_file, cfg.file_name, cfg.file_format,
                                               batch_size=cfg.export_batch_size, insize=cfg.insize,

@@ -32,26 +32,18 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from benchmark_train import random_batch  # noqa: E402  (scripts/, beside this file)
+
 FULL = dict(insize=368, batch=10, steps=30, width_mult=1.0, num_stages=6, vgg_with_bn=False,
             amp_levels=("O0", "O2"), eval_size=368)
 SMOKE = dict(insize=64, batch=2, steps=3, width_mult=0.25, num_stages=1, vgg_with_bn=True,
              amp_levels=("O0",), eval_size=64)
 
 
-def fixed_batch(size, batch, seed=0):
-    """One random batch (images, pafs, heatmaps, masks) at input ``size`` (float32)."""
-    rng = np.random.default_rng(seed)
-    grid = size // 8
-    return (rng.uniform(-0.5, 0.5, (batch, 3, size, size)).astype(np.float32),
-            (rng.uniform(-1, 1, (batch, 38, grid, grid)) * 0.5).astype(np.float32),
-            rng.uniform(0, 1, (batch, 19, grid, grid)).astype(np.float32),
-            np.ones((batch, grid, grid), np.float32))
-
-
 def train_check(sizes, amp_level, target, out_dir):
     """Train ``sizes['steps']`` steps on one fixed batch; returns figures and the checkpoint."""
     from src.trainer import ArrayTrainData, TrainSettings, run_training
-    data = ArrayTrainData(*fixed_batch(sizes["insize"], sizes["batch"]), batch_size=sizes["batch"],
+    data = ArrayTrainData(*random_batch(sizes["batch"], sizes["insize"]), batch_size=sizes["batch"],
                           shuffle=False)
     settings = TrainSettings(save_model_path=str(out_dir / f"train_{amp_level}"), batch_size=sizes["batch"],
                              max_epoch=sizes["steps"], lr=1e-4, lr_steps=(10 ** 9,), optimizer="Adam",
@@ -112,7 +104,7 @@ def export_check(checkpoint, sizes, out_dir, target):
         return {"ok": False, "rc": rc, "error": last}
     import onnxruntime
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    image = fixed_batch(sizes["insize"], 1)[0]
+    image = random_batch(1, sizes["insize"])[0]
     session.run(None, {session.get_inputs()[0].name: image})
     start = time.perf_counter()
     pafs, heatmaps = session.run(None, {session.get_inputs()[0].name: image})

@@ -137,8 +137,8 @@ def read_log(path):
         raise LogError(f"{path}: cannot read the log ({exc.strerror or exc})") from None
     if str(path).endswith(".jsonl"):
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-        from src.metrics_log import read_metrics  # pylint: disable=import-outside-toplevel
-        history = history_from_metrics(read_metrics(path))
+        from src.metrics_log import parse_metrics  # pylint: disable=import-outside-toplevel
+        history = history_from_metrics(parse_metrics(text.splitlines()))
     else:
         history = parse_log_lines(text.splitlines())
     if not len(history):

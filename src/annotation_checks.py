@@ -6,11 +6,11 @@ and ``annotations`` of a parsed annotation file, and raises
 annotation id) and the problem: a NaN keypoint or a string ``num_keypoints`` stops here, not
 as a NaN loss thousands of steps later.
 """
-import math
 import numbers
 
 import numpy as np
 
+from src.config_checks import is_finite_number
 from src.skeleton import NUM_COCO_KEYPOINTS
 
 KEYPOINT_VALUES = 3 * NUM_COCO_KEYPOINTS
@@ -24,12 +24,6 @@ def _fail(json_path, where, problem):
 def _is_int(value):
     """An integer that is not a bool (JSON ``true`` is not an id)."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _is_number(value):
-    """A finite real number that is not a bool."""
-    return (isinstance(value, numbers.Real) and not isinstance(value, bool)
-            and math.isfinite(float(value)))
 
 
 def _describe(value):
@@ -74,13 +68,13 @@ def check_annotation_record(ann, index, image_ids, json_path):
                                        and 0 <= ann["num_keypoints"] <= NUM_COCO_KEYPOINTS):
         _fail(json_path, where, f"'num_keypoints' must be an integer 0..{NUM_COCO_KEYPOINTS}, "
                                 f"got {_describe(ann['num_keypoints'])}")
-    if "area" in ann and not (_is_number(ann["area"]) and ann["area"] >= 0):
+    if "area" in ann and not (is_finite_number(ann["area"]) and ann["area"] >= 0):
         _fail(json_path, where, f"'area' must be a finite number >= 0, got {_describe(ann['area'])}")
     if "iscrowd" in ann and ann["iscrowd"] not in (0, 1, True, False):
         _fail(json_path, where, f"'iscrowd' must be 0 or 1, got {_describe(ann['iscrowd'])}")
     bbox = ann.get("bbox")
     if bbox is not None and not (isinstance(bbox, list) and len(bbox) == 4
-                                 and all(_is_number(v) for v in bbox)):
+                                 and all(is_finite_number(v) for v in bbox)):
         _fail(json_path, where, f"'bbox' must be 4 finite numbers, got {_describe(bbox)}")
     keypoints = ann.get("keypoints")
     if keypoints is not None and not (isinstance(keypoints, list) and len(keypoints) == KEYPOINT_VALUES):
@@ -101,7 +95,7 @@ def check_keypoints_finite(annotations, json_path):
     except (TypeError, ValueError):
         pass
     for ann in with_keypoints:
-        bad = [v for v in ann["keypoints"] if not _is_number(v)]
+        bad = [v for v in ann["keypoints"] if not is_finite_number(v)]
         if bad:
             _fail(json_path, f"annotation id {ann.get('id')}",
                   f"'keypoints' holds a value that is not a finite number ({_describe(bad[0])})")

@@ -25,9 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from src.cmu_model import (BRANCH_OUTPUTS, CMU_HEATMAP_NAMES, CMU_INPUT_SCALE, CMU_PAF_CHANNELS,
-                           CMU_PAIRS, cmu_layers, conv_weight_shapes, last_conv,
-                           our_layer_name)
+from src.cmu_model import (BRANCH_OUTPUTS, CMU_HEATMAP_NAMES, CMU_INPUT_SCALE, CMU_NUM_STAGES,
+                           CMU_PAF_CHANNELS, CMU_PAIRS, cmu_layers, conv_weight_shapes,
+                           last_conv, our_layer_name)
+from src.messages import name_list
 from src.protowire import (FIXED32, LENGTH_DELIMITED, VARINT, WireFormatError, iter_fields,
                            packed_floats, packed_varints, utf8)
 from src.skeleton import BACKGROUND_CHANNEL, LIMBS, NUM_HEATMAPS, NUM_PAFS, Joint
@@ -277,9 +278,8 @@ def convert_layers(layers, path="<caffemodel>", num_stages=6):
         by_name[layer.name] = _conv_blobs(layer, shapes, path)
     missing = [name for name in shapes if name not in by_name]
     if missing:
-        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
         raise CaffeImportError(f"{path}: {len(missing)} conv layers of CMU's COCO body model are "
-                               f"missing: {', '.join(missing[:3])}{more}")
+                               f"missing: {name_list(missing)}")
     params = {}
     for name in shapes:
         weight, bias = _reorder(name, *by_name[name], num_stages)
@@ -292,7 +292,7 @@ def convert_layers(layers, path="<caffemodel>", num_stages=6):
 def cmu_spec():
     """The NetworkSpec of CMU's COCO body model (6 stages, full width, no BatchNorm, /256)."""
     from src.network_spec import NetworkSpec  # pylint: disable=import-outside-toplevel
-    return NetworkSpec(vgg_with_bn=False, width_mult=1.0, num_stages=6,
+    return NetworkSpec(vgg_with_bn=False, width_mult=1.0, num_stages=CMU_NUM_STAGES,
                        input_scale=CMU_INPUT_SCALE)
 
 

@@ -25,8 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from src.checkpoint import (TRAINING_PREFIX, assign_weights, read_checkpoint, save_checkpoint_atomic,
+from src.checkpoint import (assign_weights, network_entries, read_checkpoint, save_checkpoint_atomic,
                             to_network_names)
+from src.messages import name_list
 
 CKPT_NAME = re.compile(r"^(?P<rank>\d+)-(?P<epoch>\d+)_(?P<step>\d+)\.ckpt$")
 #: Optimizer entries that are recomputed, never saved or restored.
@@ -67,8 +68,7 @@ def _batch_names(batch_images, shown=8):
         names = [str(name) for name in batch_images()]
     except (AttributeError, OSError, ValueError, KeyError, IndexError):
         return ""       # a data adapter without batch_images, or data no longer readable
-    more = f" and {len(names) - shown} more" if len(names) > shown else ""
-    return ", ".join(names[:shown]) + more
+    return name_list(names, shown)
 
 
 @dataclass
@@ -211,7 +211,7 @@ class CheckpointManager:
         epoch, step_in_epoch = divmod(int(global_step), int(steps_per_epoch))
         if step_in_epoch == 0 and epoch > 0:
             epoch, step_in_epoch = epoch - 1, int(steps_per_epoch)
-        entries = [{"name": TRAINING_PREFIX + p.name, "data": p} for p in network.get_parameters()]
+        entries = network_entries(network)
         entries += [{"name": p.name, "data": p} for p in _state_params(optimizer, network)]
         append = {"step_num": int(global_step), "epoch_num": int(global_step) // int(steps_per_epoch),
                   "step_num_in_epoch": int(global_step) % int(steps_per_epoch),

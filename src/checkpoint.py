@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from src.messages import first_line, name_list
+
 TRAINING_PREFIX = "network."
 #: Entries recording which network a checkpoint holds (src/network_spec.py). The reference's
 #: loading rule keeps only ``network.*`` entries, so it ignores them.
@@ -57,8 +59,7 @@ class LoadReport:
         if detail:
             for label, names in (("missing", self.missing), ("unexpected", self.unexpected)):
                 if names:
-                    more = f" and {len(names) - 3} more" if len(names) > 3 else ""
-                    line += f"; {label}: " + ", ".join(names[:3]) + more
+                    line += f"; {label}: " + name_list(names)
         return line
 
 
@@ -78,8 +79,7 @@ def read_checkpoint(path):
     try:
         params = mindspore.load_checkpoint(path)
     except Exception as exc:  # noqa: BLE001 - MindSpore raises ValueError/RuntimeError/TypeError
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: not a readable MindSpore checkpoint ({reason[:160]})") from None
+        raise CheckpointError(f"{path}: not a readable MindSpore checkpoint ({first_line(exc)})") from None
     if not params:
         raise CheckpointError(f"{path}: checkpoint holds no parameters")
     return {name: value.asnumpy() for name, value in params.items()}
@@ -170,6 +170,12 @@ def load_vgg_weights(net, path):
         raise CheckpointError(f"{path}: no VGG backbone weights found (expected keys like "
                               f"'{VGG_SOURCE_PREFIX}0.weight')")
     return report
+
+
+def network_entries(network):
+    """``save_checkpoint`` entries of a network's parameters under the reference's training
+    names (``network.`` + the parameter's name)."""
+    return [{"name": TRAINING_PREFIX + p.name, "data": p} for p in network.get_parameters()]
 
 
 def save_checkpoint_atomic(save_obj, path, append_dict=None):

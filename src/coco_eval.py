@@ -12,8 +12,7 @@ from tqdm import tqdm
 from src.coco_data import ImageReadError, image_path, load_coco, read_image
 from src.drawing import draw_poses
 from src.inference import predictor_from_config
-from src.input_skips import InputSkips
-from src.output_checks import OutputError
+from src.input_skips import InputSkips, raise_for_failed_writes
 from src.skeleton import NUM_COCO_KEYPOINTS, ours_to_coco
 
 #: COCOeval keypoint summary, in ``stats`` order.
@@ -286,7 +285,5 @@ def run_evaluation(cfg, rank=0, group_size=1, gather=None, log=print):
     log(format_metrics(metrics))
     log(f"results: {os.path.join(out_dir, RESULTS_FILE)}; metrics: "
         f"{os.path.join(out_dir, METRICS_FILE)}")
-    failed = [m for part in gathered for m in part["failed_writes"]]
-    if failed:
-        raise OutputError(f"{len(failed)} drawing(s) could not be written; first: {failed[0]}")
+    raise_for_failed_writes([m for part in gathered for m in part["failed_writes"]])
     return metrics

@@ -204,8 +204,8 @@ def exit_after_cluster_failure(error, rank):
     exit handlers: after this failure MindSpore 2.0's own exit handler waits minutes for the
     scheduler that has already given up.
     """
-    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    print(f"rank {rank}: MindSpore could not form the CPU cluster ({reason}); MindSpore 2.0 does "
+    from src.messages import first_line  # pylint: disable=import-outside-toplevel
+    print(f"rank {rank}: MindSpore could not form the CPU cluster ({first_line(error, None)}); MindSpore 2.0 does "
           "this now and then under heavy CPU load: launch again", file=sys.stderr, flush=True)
     sys.stdout.flush()
     os._exit(1)  # pylint: disable=protected-access

@@ -180,16 +180,13 @@ def parse_config(argv=None, config_path=None, extra_defaults=None, overrides=Non
     defaults = dict(default_values)
     defaults.update(extra_defaults or {})
     values = dict(defaults)
-    explicit = set()
-    sources = {}
+    sources = {}            # key -> where the user set it (its keys are the explicit ones)
     if config_path is not None and Path(config_path).resolve() != DEFAULT_CONFIG_PATH:
         file_values, _, _ = read_yaml(config_path)
         for key, value in file_values.items():
             if key not in defaults:
                 raise ConfigError(f"{config_path}: unknown key '{key}'")
             values[key] = coerce_value(key, value, defaults[key], str(config_path))
-            _check_choice(key, values[key], choices, str(config_path))
-            explicit.add(key)
             sources[key] = str(config_path)
     for key, value in (overrides or {}).items():
         if key not in defaults:
@@ -201,14 +198,12 @@ def parse_config(argv=None, config_path=None, extra_defaults=None, overrides=Non
         if key not in defaults:
             raise ConfigError(f"command line: unknown key '--{key}'")
         values[key] = coerce_value(key, value, defaults[key], "command line")
-        _check_choice(key, values[key], choices, "command line")
-        explicit.add(key)
         sources[key] = "command line"
     for key, value in values.items():
-        _check_choice(key, value, choices, str(config_path or DEFAULT_CONFIG_PATH))
+        _check_choice(key, value, choices, sources.get(key, str(config_path or DEFAULT_CONFIG_PATH)))
     check_values(values, sources)
     values["config_path"] = str(config_path or DEFAULT_CONFIG_PATH)
-    return Config(values, explicit)
+    return Config(values, sources)
 
 
 def format_help(prog, extra_defaults=None):

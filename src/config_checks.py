@@ -14,15 +14,17 @@ Every key of default_config.yaml has a rule (``tests/test_config_checks.py`` che
 tries a wrong value of each); every rule gives an example of a wrong value.
 """
 import math
+import numbers
 import os
 from dataclasses import dataclass
 from typing import Callable
+
+from src.skeleton import NUM_COCO_KEYPOINTS
 
 #: Values of a path key that mean "no file".
 NO_PATH = ("", "none", "None", "null")
 SEED_MAX = 2 ** 32 - 1
 NUM_STAGES_MAX = 6
-NUM_COCO_KEYPOINTS = 17
 
 
 @dataclass(frozen=True)
@@ -40,8 +42,10 @@ class Rule:
     bad: str
 
 
-def _finite(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+def is_finite_number(value):
+    """A finite real number that is not a bool."""
+    return (isinstance(value, numbers.Real) and not isinstance(value, bool)
+            and math.isfinite(float(value)))
 
 
 def positive_int(bad="0"):
@@ -62,17 +66,17 @@ def int_range(low, high, bad=None):
 
 def positive_number(bad="0"):
     """A finite number > 0."""
-    return Rule(lambda v: _finite(v) and v > 0, "a finite number > 0", bad)
+    return Rule(lambda v: is_finite_number(v) and v > 0, "a finite number > 0", bad)
 
 
 def non_negative_number(bad="-1"):
     """A finite number >= 0."""
-    return Rule(lambda v: _finite(v) and v >= 0, "a finite number >= 0", bad)
+    return Rule(lambda v: is_finite_number(v) and v >= 0, "a finite number >= 0", bad)
 
 
 def number_range(low, high, bad=None):
     """A finite number in [low, high]."""
-    return Rule(lambda v: _finite(v) and low <= v <= high, f"a number from {low:g} to {high:g}",
+    return Rule(lambda v: is_finite_number(v) and low <= v <= high, f"a number from {low:g} to {high:g}",
                 bad if bad is not None else str(high + 1))
 
 
@@ -92,11 +96,11 @@ def choice():
 
 
 def _int_list(value):
-    """Parse ``"100,200"`` or ``[100, 200]`` into ints; None when that is impossible."""
-    parts = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    """:func:`src.config.parse_int_list` of ``value``; None when that is impossible."""
+    from src.config import ConfigError, parse_int_list  # pylint: disable=import-outside-toplevel
     try:
-        return [int(str(p).strip()) for p in parts if str(p).strip()]
-    except ValueError:
+        return parse_int_list(value)
+    except (ConfigError, TypeError, ValueError):
         return None
 
 
@@ -110,7 +114,7 @@ def step_list():
 
 def scale_list():
     """A non-empty YAML list of finite numbers > 0."""
-    return Rule(lambda v: isinstance(v, list) and bool(v) and all(_finite(s) and s > 0 for s in v),
+    return Rule(lambda v: isinstance(v, list) and bool(v) and all(is_finite_number(s) and s > 0 for s in v),
                 "a non-empty list of numbers > 0, such as [0.5, 1]", "[0, 1]")
 
 

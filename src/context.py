@@ -14,8 +14,7 @@ RECOMMENDED_VERSION = "2.8.0"
 
 def mindspore_version():
     """Return the installed MindSpore version string."""
-    import mindspore  # pylint: disable=import-outside-toplevel
-    return mindspore.__version__
+    return compat.mindspore_version_text()
 
 
 def check_mindspore_version(device_target, version=None):
@@ -59,7 +58,8 @@ def setup_context(device_target="auto", mode="graph", device_id=None, seed=None)
     Args:
         device_target: "auto", "GPU", "Ascend" or "CPU".
         mode: "graph" (compiled, the default) or "pynative".
-        device_id: device index on this node (default: $DEVICE_ID or 0); ignored on CPU.
+        device_id: device index on this node (default: the rule of
+            :func:`src.distributed.select_device_id`); ignored on CPU.
         seed: when given, the global MindSpore/numpy seed.
     """
     import mindspore  # pylint: disable=import-outside-toplevel
@@ -69,8 +69,8 @@ def setup_context(device_target="auto", mode="graph", device_id=None, seed=None)
     if target == "CPU":
         compat.set_device("CPU")
     else:
-        index = int(os.environ.get("DEVICE_ID", 0)) if device_id is None else int(device_id)
-        compat.set_device(target, index)
+        from src.distributed import select_device_id  # pylint: disable=import-outside-toplevel
+        compat.set_device(target, select_device_id(device_id))
     warning = check_mindspore_version(target)
     if warning:
         LOGGER.warning(warning)

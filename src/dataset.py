@@ -23,6 +23,7 @@ from src.coco_data import (DEFAULT_MIN_AREA, DEFAULT_MIN_KEYPOINTS, annotations_
                            image_path, load_coco, mask_path, read_ignore_mask, read_image,
                            training_image_ids, valid_person_annotations)
 from src.compat import generator_dataset
+from src.network_spec import TRAINED_INPUT_SCALE
 from src.targets import generate_targets
 
 TRAIN_COLUMNS = ["image", "pafs", "heatmaps", "ignore_mask"]
@@ -82,7 +83,7 @@ def preprocess(image):
     out = np.empty((image.shape[2],) + image.shape[:2], dtype=np.float32)
     for channel, plane in enumerate(cv2.split(image)):
         out[channel] = plane
-    out /= np.float32(255)
+    out /= np.float32(TRAINED_INPUT_SCALE)
     out -= np.float32(0.5)
     return out
 

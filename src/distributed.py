@@ -464,11 +464,6 @@ def _use_mpi(info):
     return info.kind == "openmpi" and _mpi_comm() is not None
 
 
-def _ms_all_gather(array):
-    """AllGather of a 1-D numpy array over the world group -> (group_size * n,) numpy array."""
-    return compat.all_gather(array)
-
-
 def gather_objects(obj, info=None):
     """Collect one picklable object from every rank on rank 0.
 
@@ -489,8 +484,8 @@ def gather_objects(obj, info=None):
     if _use_mpi(info):
         return _mpi_comm().gather(obj, root=0)
     payload = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    lengths = _ms_all_gather(np.array([len(payload)], dtype=np.int32))
-    gathered = _ms_all_gather(pack_payload(payload, int(lengths.max())))
+    lengths = compat.all_gather(np.array([len(payload)], dtype=np.int32))
+    gathered = compat.all_gather(pack_payload(payload, int(lengths.max())))
     if info.rank != 0:
         return None
     return unpack_payloads(gathered, lengths)
@@ -499,7 +494,8 @@ def gather_objects(obj, info=None):
 def pack_payload(payload, max_len):
     """Bytes -> int32 words of a common length (``ceil(max_len / 4)``), zero padded.
 
-    int32 is a dtype every backend's AllGather takes; the payload is not inflated.
+    int32 is a dtype every backend's AllGather takes (MindSpore 2.0's AllReduce fallback in
+    src/compat.py sends each rank's words in a slot of its own, group_size times the payload).
     """
     if len(payload) > max_len:
         raise ValueError(f"payload of {len(payload)} bytes is longer than max_len={max_len}")
@@ -537,8 +533,8 @@ def all_gather_objects(obj, info=None):
     if _use_mpi(info):
         return _mpi_comm().allgather(obj)
     payload = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    lengths = _ms_all_gather(np.array([len(payload)], dtype=np.int32))
-    gathered = _ms_all_gather(pack_payload(payload, int(lengths.max())))
+    lengths = compat.all_gather(np.array([len(payload)], dtype=np.int32))
+    gathered = compat.all_gather(pack_payload(payload, int(lengths.max())))
     return unpack_payloads(gathered, lengths)
 
 
@@ -555,7 +551,7 @@ def barrier(info=None):
     if _use_mpi(info):
         _mpi_comm().Barrier()
         return
-    _ms_all_gather(np.zeros(1, dtype=np.int32))
+    compat.all_gather(np.zeros(1, dtype=np.int32))
 
 
 def shutdown_distributed(timeout_s=0.0):

@@ -4,6 +4,8 @@ from pathlib import Path
 
 import numpy as np
 
+from src.messages import first_line
+
 from src.network import FinalStage
 from src.network_spec import open_network
 from src.output_checks import (OutputError, check_output_dir, describe_write_error,
@@ -58,12 +60,12 @@ def export_network(ckpt_file, file_name, file_format="MINDIR", batch_size=1, ins
         raise ExportError(f"export_batch_size must be positive, got {batch_size}")
     if not ckpt_file:
         raise ExportError("ckpt_file is empty: pass --ckpt_file PATH")
+    check_output_dir(Path(file_name).parent, "file_name")   # before the checkpoint is read
     net, spec, report = open_network(ckpt_file, cfg)
     net.set_train(False)
     model = FinalStage(net) if stages == "final" else net
     model.set_train(False)
     inputs = mindspore.Tensor(np.zeros((batch_size, 3, insize, insize), np.float32))
-    check_output_dir(Path(file_name).parent, "file_name")
     output = str(file_name)
     if not output.lower().endswith(SUFFIXES[file_format]):
         output += SUFFIXES[file_format]
@@ -95,7 +97,11 @@ def _write_export(model, inputs, file_name, output, file_format, spec):
                                  output_names=["pafs", "heatmaps"],
                                  dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}})
             if os.path.isfile(output) and os.path.getsize(output):
-                _finalize_onnx(finalize_onnx, output, spec)
+                try:      # MindSpore logs a failed write and goes on: the file may be truncated
+                    finalize_onnx(output, spec)
+                except ValueError as exc:
+                    raise OutputError(f"{output}: export failed, the ONNX file does not parse "
+                                      f"({first_line(exc)})") from None
         else:
             mindspore.export(model, inputs, file_name=str(file_name), file_format=file_format)
     except OutputError:
@@ -103,18 +109,7 @@ def _write_export(model, inputs, file_name, output, file_format, spec):
     except OSError as exc:
         raise OutputError(describe_write_error(output, exc)) from None
     except RuntimeError as exc:
-        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else "RuntimeError"
-        raise OutputError(f"{output}: export failed ({reason})") from None
-
-
-def _finalize_onnx(finalize, output, spec):
-    """``finalize(output, spec)`` on the file MindSpore wrote (it logs a failed write and goes
-    on, leaving nothing or a truncated file); a file that does not parse is an OutputError."""
-    try:
-        finalize(output, spec)
-    except ValueError as exc:
-        raise OutputError(f"{output}: export failed, the ONNX file does not parse "
-                          f"({str(exc)[:160]})") from None
+        raise OutputError(f"{output}: export failed ({first_line(exc)})") from None
 
 
 def _file_stamp(path):

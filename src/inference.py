@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from src.decoder import DecodeParams, decode_poses
+from src.network_spec import TRAINED_INPUT_SCALE
 from src.skeleton import FLIP_HEATMAP_CHANNELS, FLIP_LIMBS, NUM_HEATMAPS, NUM_LIMBS, NUM_PAFS
 
 STRIDE = 8
@@ -38,7 +39,7 @@ def compute_input_size(orig_w, orig_h, img_size, stride=STRIDE):
     return input_w, input_h
 
 
-def preprocess(image_bgr, input_size, input_scale=255.0):
+def preprocess(image_bgr, input_size, input_scale=TRAINED_INPUT_SCALE):
     """Resize a BGR uint8 image to ``input_size`` = (W, H) and scale it for the network.
 
     Args:
@@ -108,7 +109,7 @@ class Predictor:
     """
 
     def __init__(self, forward, img_size=368, scales=(1.0,), flip=False, params=None,
-                 stride=STRIDE, input_scale=255.0):
+                 stride=STRIDE, input_scale=TRAINED_INPUT_SCALE):
         scales = tuple(float(s) for s in scales)
         if not scales or min(scales) <= 0:
             raise ValueError(f"scales must be positive numbers, got {scales}")
@@ -180,7 +181,7 @@ class Predictor:
         return decode_poses(heatmaps, pafs, input_size, orig_size, self.params)
 
 
-def predictor_from_config(forward, cfg, input_scale=255.0):
+def predictor_from_config(forward, cfg, input_scale=TRAINED_INPUT_SCALE):
     """A Predictor with the config's ``inference_img_size``, ``multi_scale`` /
     ``inference_scales``, ``flip`` and decoder parameters, for a network that expects
     ``pixel / input_scale - 0.5`` (its checkpoint's record)."""

@@ -43,6 +43,11 @@ class InputSkips:
 
     def raise_for_failed_writes(self):
         """Raise :class:`OutputError` when any drawing could not be written (after the results)."""
-        if self.failed_writes:
-            raise OutputError(f"{len(self.failed_writes)} drawing(s) could not be written; "
-                              f"first: {self.failed_writes[0]}")
+        raise_for_failed_writes(self.failed_writes)
+
+
+def raise_for_failed_writes(failed_writes):
+    """Raise :class:`OutputError` naming the first of ``failed_writes`` (messages), if any."""
+    if failed_writes:
+        raise OutputError(f"{len(failed_writes)} drawing(s) could not be written; "
+                          f"first: {failed_writes[0]}")

@@ -45,14 +45,19 @@ class MetricsLog:
 
 
 def read_metrics(path):
-    """Records of a metrics.jsonl file: ``{kind: [record, ...]}`` sorted by step, the last
-    record of each (kind, step) kept (a resumed run re-logs steps). Broken lines are skipped.
+    """Records of a metrics.jsonl file, as :func:`parse_metrics`.
 
     Raises:
         OSError: the file cannot be read.
     """
+    return parse_metrics(Path(path).read_text(encoding="utf-8", errors="replace").splitlines())
+
+
+def parse_metrics(lines):
+    """Records of metrics.jsonl lines: ``{kind: [record, ...]}`` sorted by step, the last record
+    of each (kind, step) kept (a resumed run re-logs steps). Broken lines are skipped."""
     latest = {}
-    for line in Path(path).read_text(encoding="utf-8", errors="replace").splitlines():
+    for line in lines:
         try:
             record = json.loads(line)
         except ValueError:

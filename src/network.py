@@ -151,6 +151,8 @@ class OpenPoseNet(nn.Cell):
             raise ValueError(f"num_stages must be 1..{NUM_STAGES}, got {num_stages}")
         if width_mult <= 0:
             raise ValueError(f"width_mult must be positive, got {width_mult}")
+        self.vgg_with_bn = bool(vgg_with_bn)
+        self.width_mult = float(width_mult)
         self.num_stages = int(num_stages)
         self.base = BaseModel(vgg_with_bn=vgg_with_bn, width_mult=width_mult)
         self.stage_1 = Stage1(width_mult)

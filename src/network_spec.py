@@ -16,13 +16,12 @@ from dataclasses import dataclass
 
 from src.checkpoint import (SPEC_PREFIX, CheckpointError, assign_weights, read_checkpoint,
                             to_network_names)
+from src.messages import name_list
 
 #: Network keys of the configuration that a checkpoint's record fixes.
 NETWORK_KEYS = ("vgg_with_bn", "width_mult", "num_stages")
 #: Image normalisation of networks trained by this repository (and by the reference).
 TRAINED_INPUT_SCALE = 255.0
-#: How many names an error message lists.
-NAMES_SHOWN = 3
 
 
 @dataclass(frozen=True)
@@ -43,7 +42,8 @@ class NetworkSpec:
 
     @classmethod
     def from_config(cls, cfg):
-        """The network a configuration describes (trained normalisation)."""
+        """The network a configuration or :class:`src.trainer.TrainSettings` describes (trained
+        normalisation)."""
         return cls(vgg_with_bn=bool(cfg.vgg_with_bn), width_mult=float(cfg.width_mult),
                    num_stages=int(cfg.num_stages))
 
@@ -72,6 +72,16 @@ class NetworkSpec:
             values[field] = float(entries[name].reshape(-1)[0])
         return cls(vgg_with_bn=bool(values["vgg_with_bn"]), width_mult=values["width_mult"],
                    num_stages=int(round(values["num_stages"])), input_scale=values["input_scale"])
+
+    @classmethod
+    def of_network(cls, network):
+        """The spec of a built :class:`src.network.OpenPoseNet` (trained normalisation), None
+        for any other network."""
+        from src.network import OpenPoseNet  # pylint: disable=import-outside-toplevel
+        if not isinstance(network, OpenPoseNet):
+            return None
+        return cls(vgg_with_bn=network.vgg_with_bn, width_mult=network.width_mult,
+                   num_stages=network.num_stages)
 
     def build(self):
         """A new :class:`src.network.OpenPoseNet` of this shape."""
@@ -121,10 +131,7 @@ def infer_spec(weights, path="<checkpoint>"):
 
 def first_shape_mismatch(spec, weights):
     """The first parameter of ``spec``'s network whose shape differs in ``weights`` (or None)."""
-    from src.network import OpenPoseNet  # pylint: disable=import-outside-toplevel
-    net = OpenPoseNet(vgg_with_bn=spec.vgg_with_bn, width_mult=spec.width_mult,
-                      num_stages=spec.num_stages)
-    for param in net.get_parameters():
+    for param in spec.build().get_parameters():
         value = weights.get(param.name)
         if value is not None and tuple(value.shape) != tuple(param.shape):
             return param.name
@@ -166,11 +173,6 @@ def checkpoint_spec(entries, path, cfg=None):
     return spec
 
 
-def _names(names):
-    shown = ", ".join(f"'{name}'" for name in names[:NAMES_SHOWN])
-    return shown + (f" and {len(names) - NAMES_SHOWN} more" if len(names) > NAMES_SHOWN else "")
-
-
 def load_strict(network, entries, path):
     """Copy a checkpoint's network weights into ``network``; every parameter must match.
 
@@ -191,10 +193,10 @@ def load_strict(network, entries, path):
     report.skipped_state = skipped
     if report.missing:
         raise CheckpointError(f"{path}: {len(report.missing)} network parameters missing from the "
-                              f"checkpoint: {_names(report.missing)}")
+                              f"checkpoint: {name_list(report.missing, quote=True)}")
     if report.unexpected:
         raise CheckpointError(f"{path}: {len(report.unexpected)} entries the network lacks: "
-                              f"{_names(report.unexpected)}")
+                              f"{name_list(report.unexpected, quote=True)}")
     return report
 
 
@@ -217,9 +219,4 @@ def open_network(path, cfg=None):
     network = spec.build()
     report = load_strict(network, entries, path)
     return network, spec, report
-
-
-def with_network_of(spec, cfg):
-    """``cfg`` with its network keys replaced by ``spec``'s (for code that reads the config)."""
-    return cfg.replace(**{key: getattr(spec, key) for key in NETWORK_KEYS})
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from src.checkpoint import SPEC_PREFIX, CheckpointError
+from src.messages import first_line
 from src.protowire import (LENGTH_DELIMITED, VARINT, bytes_field, iter_fields, utf8,
                            varint_field)
 from src.skeleton import NUM_HEATMAPS, NUM_PAFS
@@ -129,8 +130,7 @@ def open_session(path):
         providers = [p for p in ort.get_available_providers() if p != "AzureExecutionProvider"]
         return ort.InferenceSession(path, sess_options=options, providers=providers)
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise OnnxModelError(f"{path}: not a readable ONNX model ({reason[:160]})") from None
+        raise OnnxModelError(f"{path}: not a readable ONNX model ({first_line(exc)})") from None
 
 
 def _output_names(outputs):

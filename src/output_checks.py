@@ -1,6 +1,6 @@
 """Output locations and written artefacts: checked before the work starts and after each write.
 
-* :func:`check_output_dir` / :func:`check_output_file` run when a command starts: they create
+* :func:`check_output_dir` runs when a command starts: it creates
   the folder, write and remove a probe file, and raise :class:`OutputError` (one line naming the
   path and the option) when that fails, before any data is read or network compiled.
 * :func:`write_image` is ``cv2.imwrite`` with its result checked.
@@ -12,6 +12,8 @@ import shutil
 import uuid
 
 import cv2
+
+from src.messages import first_line
 
 
 class OutputError(OSError):
@@ -59,18 +61,6 @@ def check_output_dir(path, key):
     return path
 
 
-def check_output_file(path, key):
-    """Check that file ``path`` can be written: its folder is writable and it is not a folder.
-
-    Raises:
-        OutputError: naming the path and ``key``.
-    """
-    path = os.fspath(path)
-    if not path:
-        raise OutputError(f"--{key} is empty: pass an output file name")
-    if os.path.isdir(path):
-        raise OutputError(f"{path}: is a folder, expected a file name (--{key})")
-    check_output_dir(os.path.dirname(path) or ".", key)
     return path
 
 
@@ -160,7 +150,6 @@ def verify_export(path, file_format):
     try:
         loader(path)
     except Exception as exc:  # noqa: BLE001 - loaders raise RuntimeError/ValueError/their own
-        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         raise OutputError(f"{path}: export failed, the {file_format} file does not load "
-                          f"({reason})") from None
+                          f"({first_line(exc)})") from None
     return path

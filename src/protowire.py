@@ -7,7 +7,6 @@ A message is a sequence of fields; each starts with a varint key ``field_number 
 Wire types: 0 varint, 1 fixed 64 bit, 2 length-delimited (bytes, strings, sub-messages, packed
 repeated numbers), 5 fixed 32 bit. Groups (3, 4) are obsolete and rejected.
 """
-import struct
 
 import numpy as np
 
@@ -146,8 +145,3 @@ def packed_varint_field(number, values):
 def packed_float_field(number, values):
     """A packed repeated float field (little-endian float32)."""
     return bytes_field(number, np.ascontiguousarray(values, dtype="<f4").tobytes())
-
-
-def fixed32_float_field(number, value):
-    """A single (non-packed) float field."""
-    return key(number, FIXED32) + struct.pack("<f", float(value))

@@ -17,7 +17,6 @@ import sys
 import threading
 
 _STATE = {"thread": None, "listener": None, "prog": "train.py"}
-SIGINT_EXIT = 128 + signal.SIGINT
 
 
 def start_sigint_watcher(prog="train.py"):

@@ -12,7 +12,8 @@ import math
 import time
 from pathlib import Path
 
-from src.checkpoint import TRAINING_PREFIX, VALIDATION_PREFIX, read_checkpoint, save_checkpoint_atomic
+from src.checkpoint import VALIDATION_PREFIX, network_entries, read_checkpoint, save_checkpoint_atomic
+from src.network_spec import TRAINED_INPUT_SCALE
 
 BEST_NAME = "best.ckpt"
 BEST_AP_KEY = VALIDATION_PREFIX + "best_ap"
@@ -45,6 +46,7 @@ class Validator:
         self.interval = int(interval)
         self.coco = load_coco(cfg.ann)
         self.image_ids = evaluation_image_ids(self.coco, int(cfg.val_num))
+        self.coco_gt = _quiet_coco(cfg.ann) if self.rank == 0 else None  # COCOeval's, parsed once
         self.best_path = Path(checkpoint_dir) / BEST_NAME
         self.best_ap = read_best_ap(self.best_path)
 
@@ -65,7 +67,7 @@ class Validator:
         from src.coco_eval import STAT_NAMES, evaluate_keypoints, evaluate_shard
         from src.inference import mindspore_forward, predictor_from_config  # pylint: disable=import-outside-toplevel
         started = time.perf_counter()
-        scale = self.spec.input_scale if self.spec is not None else 255.0
+        scale = self.spec.input_scale if self.spec is not None else TRAINED_INPUT_SCALE
         predictor = predictor_from_config(mindspore_forward(network), self.cfg, input_scale=scale)
         shard = self.image_ids[self.rank::self.group_size]
         part = evaluate_shard(predictor, self.coco, shard, self.cfg.imgpath_val, progress=False)
@@ -74,7 +76,7 @@ class Validator:
         if self.rank == 0:
             results = sorted((r for rank_results in parts for r in rank_results),
                              key=lambda r: (r["image_id"], -r["score"]))
-            metrics = evaluate_keypoints(self.cfg.ann, results, image_ids=self.image_ids)
+            metrics = evaluate_keypoints(self.coco_gt, results, image_ids=self.image_ids)
         metrics = self.all_gather(metrics)[0] if self.group_size > 1 else metrics
         improved = math.isfinite(metrics["AP"]) and metrics["AP"] > self.best_ap
         line = (f"validation in epoch {epoch} (global step {global_step}, "
@@ -89,11 +91,19 @@ class Validator:
         return metrics
 
     def _save_best(self, network, global_step):
-        entries = [{"name": TRAINING_PREFIX + p.name, "data": p} for p in network.get_parameters()]
         append = {BEST_AP_KEY: float(self.best_ap), BEST_STEP_KEY: int(global_step)}
         if self.spec is not None:
             append.update(self.spec.to_record())
-        save_checkpoint_atomic(entries, self.best_path, append_dict=append)
+        save_checkpoint_atomic(network_entries(network), self.best_path, append_dict=append)
+
+
+def _quiet_coco(ann_file):
+    """pycocotools' COCO of ``ann_file``, without its progress lines."""
+    import contextlib  # pylint: disable=import-outside-toplevel
+    import io  # pylint: disable=import-outside-toplevel
+    from pycocotools.coco import COCO  # pylint: disable=import-outside-toplevel
+    with contextlib.redirect_stdout(io.StringIO()):
+        return COCO(str(ann_file))
 
 
 def read_best_ap(path):

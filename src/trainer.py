@@ -163,10 +163,6 @@ def check_train_inputs(cfg):
         if not ok:
             what = "folder" if kind == "dir" else "file"
             raise TrainError(f"{value}: no such {what} (--{key})")
-    if int(cfg.insize) % 8:
-        raise TrainError(f"--insize must be a multiple of 8, got {cfg.insize}")
-    if int(cfg.batch_size) < 1:
-        raise TrainError(f"--batch_size must be at least 1, got {cfg.batch_size}")
     from src.output_checks import check_output_dir  # pylint: disable=import-outside-toplevel
     check_output_dir(cfg.save_model_path, "save_model_path")
 
@@ -306,30 +302,11 @@ class TrainResult:
     network: object = field(default=None, repr=False, compare=False)
 
 
-def network_spec_of(settings):
-    """The :class:`src.network_spec.NetworkSpec` that ``settings`` describe."""
-    from src.network_spec import NetworkSpec  # pylint: disable=import-outside-toplevel
-    return NetworkSpec(vgg_with_bn=settings.vgg_with_bn, width_mult=settings.width_mult,
-                       num_stages=settings.num_stages)
-
-
 def _record_spec(settings, network):
-    """What the checkpoints record: the settings' network, or the shape of a given network
-    (None when it is not an OpenPoseNet, e.g. a test's tiny network)."""
-    if network is None:
-        return network_spec_of(settings)
-    # pylint: disable-next=import-outside-toplevel
-    from src.checkpoint import CheckpointError
-    from src.network_spec import first_shape_mismatch, infer_spec  # pylint: disable=import-outside-toplevel
-    weights = {p.name: p for p in network.get_parameters()}
-    try:
-        spec = infer_spec(weights, "<network>")
-    except CheckpointError:
-        return None
-    names = {p.name for p in spec.build().get_parameters()}
-    if names != set(weights) or first_shape_mismatch(spec, weights):
-        return None
-    return spec
+    """What the checkpoints record: the settings' network, or the shape of a given OpenPoseNet
+    (None for any other network, e.g. a test's tiny one)."""
+    from src.network_spec import NetworkSpec  # pylint: disable=import-outside-toplevel
+    return NetworkSpec.from_config(settings) if network is None else NetworkSpec.of_network(network)
 
 
 def adopt_resume_network(settings, cfg, log=print):
@@ -343,13 +320,13 @@ def adopt_resume_network(settings, cfg, log=print):
     from dataclasses import replace  # pylint: disable=import-outside-toplevel
     # pylint: disable-next=import-outside-toplevel
     from src.checkpoint import read_checkpoint
-    from src.network_spec import checkpoint_spec  # pylint: disable=import-outside-toplevel
+    from src.network_spec import NetworkSpec, checkpoint_spec  # pylint: disable=import-outside-toplevel
     manager = CheckpointManager(settings.save_model_path, CHECKPOINT_RANK, settings.keep_checkpoint_max)
     path = manager.resolve_resume(settings.resume)
     if path is None:
         return settings
     spec = checkpoint_spec(read_checkpoint(path), str(path), cfg)
-    if spec != network_spec_of(settings):
+    if spec != NetworkSpec.from_config(settings):
         log(f"resume: {path} holds {spec.describe()}; building that network")
     return replace(settings, vgg_with_bn=spec.vgg_with_bn, width_mult=spec.width_mult,
                    num_stages=spec.num_stages)
@@ -728,7 +705,7 @@ def train_from_config(cfg, log=print, parallel_setup=single_process):
     if int(cfg.val_interval) > 0:
         from src.train_validation import Validator  # pylint: disable=import-outside-toplevel
         validator = Validator(cfg, Path(settings.save_model_path) / f"ckpt_{CHECKPOINT_RANK}",
-                              network_spec_of(settings), rank, group_size, all_gather,
+                              NetworkSpec.from_config(settings), rank, group_size, all_gather,
                               interval=int(cfg.val_interval))
         line = (f"validation every {cfg.val_interval} epoch(s) on {len(validator.image_ids)} images "
                 f"of {cfg.ann}")

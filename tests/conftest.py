@@ -72,14 +72,14 @@ def relaunch_reason(code, log):
     return None
 
 
-def _onnx_any_size_reason():
+@pytest.fixture
+def onnx_any_size():
+    """Skips (with compat's one-line reason) where exported ONNX files take only the traced
+    size, for tests that run one at other sizes."""
     from src.compat import onnx_fixed_size_reason
-    return onnx_fixed_size_reason()
-
-
-#: Marks tests that run an exported ONNX file at sizes other than the traced one.
-needs_onnx_any_size = pytest.mark.skipif(_onnx_any_size_reason() is not None,
-                                         reason=str(_onnx_any_size_reason()))
+    reason = onnx_fixed_size_reason()
+    if reason:
+        pytest.skip(reason)
 
 
 def pytest_sessionfinish(session, exitstatus):

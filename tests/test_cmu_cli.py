@@ -5,10 +5,11 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from src.coco_eval import RESULTS_FILE, poses_to_results
 from tests.cmu_files import cmu_model  # noqa: F401 - the session fixture
-from tests.conftest import REPO_ROOT, needs_onnx_any_size
+from tests.conftest import REPO_ROOT
 
 SMALL = ["--inference_img_size", "64", "--device_target", "CPU"]
 
@@ -60,7 +61,7 @@ def test_infer_py_on_an_image(cmu_model, coco_sample_dir, tmp_path):
     assert (tmp_path / "people.json").is_file() and (tmp_path / "000000000785.png").is_file()
 
 
-@needs_onnx_any_size
+@pytest.mark.usefixtures("onnx_any_size")
 def test_export_onnx_equals_opencv(cmu_model, tmp_path):
     """export.py on the converted checkpoint; onnxruntime on any size == OpenCV DNN on the
     caffemodel, and the ONNX file records /256."""

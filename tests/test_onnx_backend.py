@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from src.coco_eval import RESULTS_FILE
-from tests.conftest import REPO_ROOT, needs_onnx_any_size
+from tests.conftest import REPO_ROOT
 
 TINY = {"width_mult": 0.125, "num_stages": 2}
 #: Export tolerance (tests/test_export.py): onnxruntime within 1e-4 of MindSpore.
@@ -47,7 +47,7 @@ def _config(**values):
     return parse_config(args)
 
 
-@needs_onnx_any_size
+@pytest.mark.usefixtures("onnx_any_size")
 def test_export_records_the_network_and_symbolic_sizes(models):
     from src.onnx_model import onnx_forward
     _, spec, session = onnx_forward(models["onnx"])
@@ -57,7 +57,7 @@ def test_export_records_the_network_and_symbolic_sizes(models):
                                                        ["batch", 19, "map_height", "map_width"]]
 
 
-@needs_onnx_any_size
+@pytest.mark.usefixtures("onnx_any_size")
 def test_maps_equal_mindspore_at_any_size(models, coco_sample_dir):
     """Predictor maps (two sizes, flip = batch of 2) from both backends, to the export tolerance."""
     from src.backends import open_forward
@@ -76,7 +76,7 @@ def test_maps_equal_mindspore_at_any_size(models, coco_sample_dir):
             assert np.abs(ms_map - onnx_map).max() <= MAP_TOLERANCE * max(1.0, np.abs(ms_map).max())
 
 
-@needs_onnx_any_size
+@pytest.mark.usefixtures("onnx_any_size")
 def test_eval_results_equal_mindspore(models, coco_sample_dir):
     """The evaluation loop on both backends: the same detections (a low peak threshold makes
     the random network detect people) and the same metrics."""
@@ -101,7 +101,7 @@ def test_eval_results_equal_mindspore(models, coco_sample_dir):
         assert metrics["onnx"][name] == pytest.approx(value, abs=1e-3)
 
 
-@needs_onnx_any_size
+@pytest.mark.usefixtures("onnx_any_size")
 def test_infer_py_runs_the_onnx_file(models, coco_sample_dir, tmp_path):
     proc = subprocess.run([sys.executable, "scripts/infer.py", "--backend", "onnx", "--model_path",
                            models["onnx"], "--input", str(coco_sample_dir / "000000000785.jpg"),
