@@ -32,13 +32,13 @@ def main(argv=None):
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     cfg = load_config(argv, prog="eval.py")
     # pylint: disable=import-outside-toplevel
-    from src.checkpoint import CheckpointError
-    from src.coco_data import AnnotationError, ImageReadError
-    from src.coco_eval import EvaluationError, check_eval_inputs, run_evaluation
-    from src.context import setup_context
-    from src.distributed import (DistributedError, device_id_for, gather_objects, init_distributed,
+    from src.model.checkpoint import CheckpointError
+    from src.data.coco import AnnotationError, ImageReadError
+    from src.evaluate.coco_eval import EvaluationError, check_eval_inputs, run_evaluation
+    from src.runtime.context import setup_context
+    from src.parallel.distributed import (DistributedError, device_id_for, gather_objects, init_distributed,
                                  rank_prefix)
-    from src.output_checks import OutputError, check_output_dir
+    from src.runtime.output_checks import OutputError, check_output_dir
     try:
         check_output_dir(cfg.output_img_path, "output_img_path")
         target = setup_context(cfg.device_target, mode="graph", device_id=device_id_for(cfg))

@@ -8,12 +8,12 @@ empty or does not load afterwards (nothing is reported as exported then).
 """
 import sys
 
-from src.checkpoint import CheckpointError
+from src.model.checkpoint import CheckpointError
 from src.config import load_config
-from src.context import setup_context
-from src.distributed import DistributedError, device_id_for
-from src.export_model import ExportError, export_network
-from src.output_checks import OutputError
+from src.runtime.context import setup_context
+from src.parallel.distributed import DistributedError, device_id_for
+from src.model.export import ExportError, export_network
+from src.runtime.output_checks import OutputError
 
 
 def main(argv=None):

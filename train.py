@@ -6,7 +6,7 @@
     msrun --worker_num=8 ... train.py ...    (or scripts/run_distribute_train_msrun.sh)
 
 Every key of default_config.yaml can be given as ``--key value``; see ``--help``. Rank and group
-size come from the launcher (src/distributed.py); several processes train one data-parallel
+size come from the launcher (src/parallel/distributed.py); several processes train one data-parallel
 model (each reads its own shard, gradients are averaged, the reference's ``*_NP`` settings
 apply). Checkpoints go to ``<save_model_path>/ckpt_0/``, written by rank 0 only; ``--resume
 auto`` continues every rank from the newest of them. Every rank logs, each line starting with
@@ -20,20 +20,20 @@ import sys
 def main(argv=None):
     """Command-line entry point; returns the exit status."""
     # pylint: disable=import-outside-toplevel
-    from src.callbacks import TrainError
-    from src.checkpoint import CheckpointError
+    from src.train.checkpoint_manager import TrainError
+    from src.model.checkpoint import CheckpointError
     from src.config import load_config
-    from src.output_checks import OutputError
+    from src.runtime.output_checks import OutputError
     cfg = load_config(argv, prog="train.py")
-    from src.coco_data import AnnotationError, ImageReadError
-    from src.distributed import DistributedError, rank_prefix
-    from src.trainer import distributed_setup, train_from_config
+    from src.data.coco import AnnotationError, ImageReadError
+    from src.parallel.distributed import DistributedError, rank_prefix
+    from src.train.loop import distributed_setup, train_from_config
 
     def log(line):
         sys.stdout.write(f"{rank_prefix()}{line}\n")  # one write: ranks' lines stay whole
         sys.stdout.flush()
 
-    from src.interrupts import TrainInterrupted
+    from src.train.interrupts import TrainInterrupted
     try:
         train_from_config(cfg, log=log, parallel_setup=distributed_setup)
     except TrainInterrupted as exc:
@@ -47,6 +47,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from src.stop_signals import start_sigint_watcher
+    from src.train.stop_signals import start_sigint_watcher
     start_sigint_watcher("train.py")  # first: before numpy or MindSpore start threads
     sys.exit(main())

@@ -11,7 +11,7 @@ generated into a temporary folder. It times, in this one run:
 * ``reference_loop``: a re-implementation of the reference's per-sample generator (separate
   resize / bicubic rotation / crop / colour / flip on the full image, integer joints, the
   per-person, per-joint target loops) -- the baseline of the speed-up ratio;
-* ``ours_single``: :class:`src.dataset.TrainSource` called in this process (one worker);
+* ``ours_single``: :class:`src.data.pipeline.TrainSource` called in this process (one worker);
 * ``pipeline``: the MindSpore GeneratorDataset with ``k`` Python worker processes (one worker
   runs in a thread), steady-state rate;
 * ``targets``: the vectorised targets against the loops on the same augmented poses (time and
@@ -37,14 +37,14 @@ if str(REPO) not in sys.path:
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from src.augment import AugmentParams  # noqa: E402
-from src.coco_data import (AnnotationError, ImageReadError, load_coco, mask_path,  # noqa: E402
+from src.data.augment import AugmentParams  # noqa: E402
+from src.data.coco import (AnnotationError, ImageReadError, load_coco, mask_path,  # noqa: E402
                            read_ignore_mask, read_image)
-from src.dataset import TRAIN_COLUMNS, TrainSource, build_train_records  # noqa: E402
-from src.gen_ignore_mask import compute_ignore_mask  # noqa: E402
+from src.data.pipeline import TRAIN_COLUMNS, TrainSource, build_train_records  # noqa: E402
+from src.data.ignore_mask import compute_ignore_mask  # noqa: E402
 from src.skeleton import FLIP_JOINT_PAIRS  # noqa: E402
-from src.targets import (generate_heatmaps, generate_pafs, loop_heatmaps,  # noqa: E402
-                         loop_loss_mask, loop_pafs)
+from src.data.targets import generate_heatmaps, generate_pafs  # noqa: E402
+from tests.loop_targets import loop_heatmaps, loop_loss_mask, loop_pafs  # noqa: E402
 
 
 def default_shared():
@@ -248,8 +248,8 @@ def time_pipeline(source, workers, samples, repeats, batch_size=4):
 
 def compare_targets(source, count, heatmap_sigma, paf_sigma):
     """Vectorised vs loop targets on ``count`` augmented samples: max difference and ms each."""
-    from src.augment import augment  # pylint: disable=import-outside-toplevel
-    from src.dataset import sample_rng  # pylint: disable=import-outside-toplevel
+    from src.data.augment import augment  # pylint: disable=import-outside-toplevel
+    from src.data.pipeline import sample_rng  # pylint: disable=import-outside-toplevel
 
     size = source.params.insize // 8
     worst = 0.0

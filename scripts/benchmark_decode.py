@@ -28,7 +28,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from src.decoder import DecodeParams, decode_poses  # noqa: E402
+from src.evaluate.decoder import DecodeParams, decode_poses  # noqa: E402
 
 #: The reference decoder's time per image on decode.npz, measured on the project machine (ms).
 REFERENCE_MS = {"clean": 120.0, "noisy": 21000.0}
@@ -106,10 +106,10 @@ def benchmark_baseline(path, params, ours):
 
 def benchmark_checkpoint(args, params):
     """Network maps of the sample images from a checkpoint, then decode timings on them."""
-    from src.coco_data import image_path, load_coco, read_image
-    from src.context import setup_context
-    from src.inference import Predictor, mindspore_forward
-    from src.network_spec import open_network
+    from src.data.coco import image_path, load_coco, read_image
+    from src.runtime.context import setup_context
+    from src.evaluate.inference import Predictor, mindspore_forward
+    from src.model.network_spec import open_network
 
     setup_context(args.device_target)
     network, spec, _ = open_network(args.ckpt)

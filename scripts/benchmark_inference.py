@@ -4,7 +4,7 @@
         [--workdir DIR] [--out result.json]
 
 No weights are needed: it writes CMU's deploy prototxt and a caffemodel of random weights
-(src/cmu_synthetic.py), converts it with the repository's converter, exports that checkpoint
+(src/model/cmu_synthetic.py), converts it with the repository's converter, exports that checkpoint
 to ONNX with export.py's code, and runs the same weights on the same ``size x size`` image
 through
 
@@ -65,13 +65,13 @@ def run(size, repeats, warmup, seed, workdir):
     # pylint: disable=import-outside-toplevel
     import cv2
     import onnxruntime
-    from src.caffe_import import convert_caffemodel
-    from src.cmu_synthetic import run_opencv, write_cmu_model
-    from src.context import mindspore_version, setup_context
-    from src.export_model import export_network
-    from src.inference import mindspore_forward, preprocess
-    from src.network_spec import open_network
-    from src.onnx_model import onnx_forward
+    from src.model.caffe_import import convert_caffemodel
+    from src.model.cmu_synthetic import run_opencv, write_cmu_model
+    from src.runtime.context import mindspore_version, setup_context
+    from src.model.export import export_network
+    from src.evaluate.inference import mindspore_forward, preprocess
+    from src.model.network_spec import open_network
+    from src.model.onnx_model import onnx_forward
 
     setup_context("CPU", mode="graph", seed=seed)
     prototxt, caffemodel, _ = write_cmu_model(workdir, size, size, seed=seed)
@@ -134,7 +134,7 @@ def main(argv=None):
             result = run(args.size, args.repeats, args.warmup, args.seed, workdir)
     print(json.dumps(result, indent=2))
     if args.out:
-        from src.coco_eval import write_json  # pylint: disable=import-outside-toplevel
+        from src.evaluate.coco_eval import write_json  # pylint: disable=import-outside-toplevel
         write_json(result, args.out)
     return 0
 

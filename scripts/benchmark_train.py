@@ -63,10 +63,10 @@ def build_parser():
 def make_step(train_type, lr, steps, loss_scale, amp_level, vgg_freeze_steps=2000):
     """Real network + Adam (three groups) + train step, reference settings."""
     import mindspore  # pylint: disable=import-outside-toplevel
-    from src.lr_schedule import build_lr_schedules  # pylint: disable=import-outside-toplevel
-    from src.network import OpenPoseNet  # pylint: disable=import-outside-toplevel
-    from src.optimizer import build_optimizer  # pylint: disable=import-outside-toplevel
-    from src.train_step import build_train_step  # pylint: disable=import-outside-toplevel
+    from src.train.lr_schedule import build_lr_schedules  # pylint: disable=import-outside-toplevel
+    from src.model.network import OpenPoseNet  # pylint: disable=import-outside-toplevel
+    from src.train.optimizer import build_optimizer  # pylint: disable=import-outside-toplevel
+    from src.train.train_step import build_train_step  # pylint: disable=import-outside-toplevel
     network = OpenPoseNet()
     if amp_level != "O0":
         network = mindspore.amp.auto_mixed_precision(network, amp_level)
@@ -114,7 +114,7 @@ def time_steps(args, batch_size):
 
 def toy_batch(args):
     """One fixed (augmented) batch of the toy COCO set at ``--overfit_insize``."""
-    from src.trainer import CocoTrainData  # pylint: disable=import-outside-toplevel
+    from src.train.loop import CocoTrainData  # pylint: disable=import-outside-toplevel
     toy_dir = Path(args.toy_dir) if args.toy_dir else Path(tempfile.mkdtemp(prefix="toy_coco_"))
     if not (toy_dir / "annotations" / "person_keypoints_train2017.json").is_file():
         subprocess.run([sys.executable, str(REPO / "scripts" / "make_toy_coco.py"), "--out",
@@ -153,7 +153,7 @@ def overfit(args):
 def main(argv=None):
     """Command-line entry point; returns the exit status."""
     args = build_parser().parse_args(argv)
-    from src.context import setup_context  # pylint: disable=import-outside-toplevel
+    from src.runtime.context import setup_context  # pylint: disable=import-outside-toplevel
     target = setup_context(args.device_target, mode="graph", seed=args.seed)
     import mindspore  # pylint: disable=import-outside-toplevel
     result = {"device_target": target, "mindspore": mindspore.__version__,

@@ -24,7 +24,7 @@ def main(argv=None):
     parser.add_argument("--out", required=True, help="checkpoint to write (.ckpt)")
     args = parser.parse_args(argv)
     # pylint: disable=import-outside-toplevel
-    from src.caffe_import import CaffeImportError, convert_caffemodel, read_caffemodel
+    from src.model.caffe_import import CaffeImportError, convert_caffemodel, read_caffemodel
     try:
         layers = read_caffemodel(args.caffemodel)  # bad files fail before MindSpore loads
         summary = convert_caffemodel(args.caffemodel, args.out, layers)

@@ -6,7 +6,7 @@
 What it does, in order:
 
 1. MindSpore's version, the device target it resolves (``auto``) and whether a GPU is seen.
-2. Training through train.py's loop (:func:`src.trainer.run_training`) on one fixed random
+2. Training through train.py's loop (:func:`src.train.loop.run_training`) on one fixed random
    batch: the full network at 368 x 368, batch 10, ``--steps`` steps with ``amp_level`` O0 and
    then O2 (``fix_loss_scale`` + Adam): first-step time (graph compile), images/s over the other
    steps, whether every loss is finite and whether the loss fell.
@@ -42,7 +42,7 @@ SMOKE = dict(insize=64, batch=2, steps=3, width_mult=0.25, num_stages=1, vgg_wit
 
 def train_check(sizes, amp_level, target, out_dir):
     """Train ``sizes['steps']`` steps on one fixed batch; returns figures and the checkpoint."""
-    from src.trainer import ArrayTrainData, TrainSettings, run_training
+    from src.train.loop import ArrayTrainData, TrainSettings, run_training
     data = ArrayTrainData(*random_batch(sizes["batch"], sizes["insize"]), batch_size=sizes["batch"],
                           shuffle=False)
     settings = TrainSettings(save_model_path=str(out_dir / f"train_{amp_level}"), batch_size=sizes["batch"],
@@ -127,7 +127,7 @@ def main(argv=None):
     if args.steps:
         sizes["steps"] = args.steps
     import mindspore
-    from src.context import gpu_available, setup_context
+    from src.runtime.context import gpu_available, setup_context
     target = setup_context("CPU" if args.smoke else "auto", mode="graph", seed=1)
     report = {"mindspore": mindspore.__version__, "python": sys.version.split()[0],
               "device_target": target, "gpu_seen": gpu_available(), "smoke": args.smoke,

@@ -25,13 +25,13 @@ def main(argv=None):
     # pylint: disable=import-outside-toplevel
     from src.config import load_config
     cfg = load_config(argv, prog="infer.py", extra_defaults=EXTRA_KEYS)
-    from src.checkpoint import CheckpointError
-    from src.context import setup_context
-    from src.distributed import DistributedError, device_id_for
-    from src.backends import open_forward
-    from src.inference import predictor_from_config
-    from src.media_inference import MediaError, classify_input, run_media_inference
-    from src.output_checks import OutputError, check_output_dir
+    from src.model.checkpoint import CheckpointError
+    from src.runtime.context import setup_context
+    from src.parallel.distributed import DistributedError, device_id_for
+    from src.evaluate.backends import open_forward
+    from src.evaluate.inference import predictor_from_config
+    from src.evaluate.media import MediaError, classify_input, run_media_inference
+    from src.runtime.output_checks import OutputError, check_output_dir
     try:
         if not cfg.input:
             raise MediaError("--input is empty: pass an image, a folder of images or a video")

@@ -1,4 +1,4 @@
-"""Write a seeded synthetic COCO person-keypoints dataset (see ``src/toy_coco.py``).
+"""Write a seeded synthetic COCO person-keypoints dataset (see ``src/data/toy_coco.py``).
 
 Usage (from the repository root)::
 
@@ -17,8 +17,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from src.gen_ignore_mask import generate_split  # noqa: E402
-from src.toy_coco import ToyOptions, make_split  # noqa: E402
+from src.data.ignore_mask import generate_split  # noqa: E402
+from src.data.toy_coco import ToyOptions, make_split  # noqa: E402
 
 
 def build_parser():

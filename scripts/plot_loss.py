@@ -6,10 +6,10 @@ Usage (from the repository root)::
     .venv/bin/python scripts/plot_loss.py runs/quickstart/train.log -o loss.png
 
 The input is train.py's metrics file (``<save_model_path>/metrics.jsonl``, see
-``src/metrics_log.py``: loss records and, with ``--val_interval``, validation AP records) or,
+``src/train/metrics_log.py``: loss records and, with ``--val_interval``, validation AP records) or,
 for runs without one, its log.
 
-train.py writes one line every ``log_interval`` steps (see ``src.callbacks.format_report``)::
+train.py writes one line every ``log_interval`` steps (see ``src.train.checkpoint_manager.format_report``)::
 
     epoch 2 step 50/125 (global 175): mean loss 0.012345 | paf stages [0.00400 0.00300] |
     heatmap stages [0.00200 0.00100] | lr 2.000e-03 | 9.80 img/s, 0.816 s/step
@@ -107,7 +107,7 @@ def parse_log_lines(lines):
 
 
 def history_from_metrics(by_kind):
-    """A :class:`LossHistory` from :func:`src.metrics_log.read_metrics`'s records."""
+    """A :class:`LossHistory` from :func:`src.train.metrics_log.read_metrics`'s records."""
     nan = float("nan")
     number = lambda value: nan if value is None else float(value)  # noqa: E731
     history = LossHistory()
@@ -137,7 +137,7 @@ def read_log(path):
         raise LogError(f"{path}: cannot read the log ({exc.strerror or exc})") from None
     if str(path).endswith(".jsonl"):
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-        from src.metrics_log import parse_metrics  # pylint: disable=import-outside-toplevel
+        from src.train.metrics_log import parse_metrics  # pylint: disable=import-outside-toplevel
         history = history_from_metrics(parse_metrics(text.splitlines()))
     else:
         history = parse_log_lines(text.splitlines())

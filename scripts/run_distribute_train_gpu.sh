@@ -4,7 +4,7 @@
 #
 #   DEVICE_NUM=8 bash scripts/run_distribute_train_gpu.sh IMGPATH_TRAIN JSONPATH_TRAIN MASKPATH_TRAIN VGG_PATH [train.py args...]
 #
-# train.py reads rank and group size from OpenMPI (src/distributed.py), so the 8 processes form
+# train.py reads rank and group size from OpenMPI (src/parallel/distributed.py), so the 8 processes form
 # one data-parallel job (the reference read only RANK_SIZE and ran 8 independent jobs).
 # VGG_PATH may be "" or "none". Arguments after the fourth go to train.py unchanged.
 #

@@ -36,7 +36,7 @@ Differences handled here (measured on mindspore 2.0.0 / Python 3.9 and 2.8.0 / P
   recognises it and :func:`exit_after_cluster_failure` ends the process at once with one line.
 * ``GeneratorDataset`` with a sampler object: 2.0 counts its samples by iterating it at
   construction (``len(list(sampler))``, once or twice), which advances a stateful sampler such as
-  ``src.dataset.EpochShardSampler`` by whole epochs; :func:`generator_dataset` puts the sampler's
+  ``src.data.pipeline.EpochShardSampler`` by whole epochs; :func:`generator_dataset` puts the sampler's
   state back (later releases use ``len(sampler)`` and leave it untouched).
 * Pillow: ``mindspore.dataset.vision`` of 2.0 reads ``Image.ANTIALIAS`` at import, which Pillow 10
   removed; :func:`pillow_requirement` tells scripts/setup_env.sh to install ``pillow<10`` then.
@@ -204,7 +204,7 @@ def exit_after_cluster_failure(error, rank):
     exit handlers: after this failure MindSpore 2.0's own exit handler waits minutes for the
     scheduler that has already given up.
     """
-    from src.messages import first_line  # pylint: disable=import-outside-toplevel
+    from src.runtime.messages import first_line  # pylint: disable=import-outside-toplevel
     print(f"rank {rank}: MindSpore could not form the CPU cluster ({first_line(error, None)}); MindSpore 2.0 does "
           "this now and then under heavy CPU load: launch again", file=sys.stderr, flush=True)
     sys.stdout.flush()

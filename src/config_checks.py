@@ -8,7 +8,7 @@ value and what is expected; the commands exit 2).
 
 Input paths that do not exist are left to the command that needs them (a missing
 ``--imgpath_train`` matters to train.py, not to export.py), which stops with one line and exit
-status 1; output locations are probed when a command starts (:mod:`src.output_checks`).
+status 1; output locations are probed when a command starts (:mod:`src.runtime.output_checks`).
 
 Every key of default_config.yaml has a rule (``tests/test_config_checks.py`` checks this and
 tries a wrong value of each); every rule gives an example of a wrong value.
@@ -19,6 +19,7 @@ import os
 from dataclasses import dataclass
 from typing import Callable
 
+from src.codec import STRIDE, is_valid_side
 from src.skeleton import NUM_COCO_KEYPOINTS
 
 #: Values of a path key that mean "no file".
@@ -80,9 +81,9 @@ def number_range(low, high, bad=None):
                 bad if bad is not None else str(high + 1))
 
 
-def multiple_of_8():
-    """A positive multiple of 8 (the network's stride)."""
-    return Rule(lambda v: v > 0 and v % 8 == 0, "a positive multiple of 8", "-8")
+def multiple_of_stride():
+    """A positive multiple of the network's stride (8)."""
+    return Rule(is_valid_side, f"a positive multiple of {STRIDE}", "-8")
 
 
 def boolean():
@@ -173,7 +174,7 @@ RULES = {
     "val_interval": non_negative_int("an integer >= 0 (0: never)"),
     "val_num": non_negative_int("an integer >= 0 (0: all)"),
     "batch_size": positive_int(), "min_keypoints": int_range(0, NUM_COCO_KEYPOINTS),
-    "min_area": non_negative_number(), "insize": multiple_of_8(),
+    "min_area": non_negative_number(), "insize": multiple_of_stride(),
     "downscale": Rule(lambda v: v == 8, "8 (the network's stride)", "4"),
     "paf_sigma": positive_number(), "heatmap_sigma": positive_number(),
     "keep_checkpoint_max": non_negative_int("an integer >= 0 (0: keep all)"),

@@ -18,7 +18,7 @@ PROTOTXT_SIZE = (64, 80)
 @pytest.fixture(scope="session")
 def cmu_model(tmp_path_factory):
     """``SimpleNamespace(prototxt, caffemodel, ckpt, convert_stdout)``."""
-    from src.cmu_synthetic import write_cmu_model
+    from src.model.cmu_synthetic import write_cmu_model
     directory = tmp_path_factory.mktemp("cmu")
     prototxt, caffemodel, _ = write_cmu_model(directory, *PROTOTXT_SIZE, seed=0)
     ckpt = directory / "cmu_converted.ckpt"

@@ -68,9 +68,9 @@ def main(argv=None):
 
     import mindspore as ms  # pylint: disable=import-outside-toplevel
     from mindspore import nn  # pylint: disable=import-outside-toplevel
-    from src.context import setup_context  # pylint: disable=import-outside-toplevel
+    from src.runtime.context import setup_context  # pylint: disable=import-outside-toplevel
     # pylint: disable-next=import-outside-toplevel
-    from src.distributed import (barrier, enable_data_parallel, gather_objects, init_distributed,
+    from src.parallel.distributed import (barrier, enable_data_parallel, gather_objects, init_distributed,
                                  rank_prefix, setup_rank_logging)
 
     target = setup_context("CPU", mode="graph", seed=1)

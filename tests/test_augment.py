@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from src.augment import (AugmentParams, augment, augment_matrix, color_luts, distort_color,
+from src.data.augment import (AugmentParams, augment, augment_matrix, color_luts, distort_color,
                          flip, random_crop, random_resize, random_rotate)
 from src.skeleton import FLIP_JOINT_PAIRS, Joint
 

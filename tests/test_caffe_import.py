@@ -6,10 +6,10 @@ import sys
 import numpy as np
 import pytest
 
-from src.caffe_import import (CaffeImportError, heatmap_channel_map, maps_from_cmu,
+from src.model.caffe_import import (CaffeImportError, heatmap_channel_map, maps_from_cmu,
                               paf_channel_map, read_caffemodel)
-from src.cmu_model import CMU_PAF_CHANNELS, cmu_layers, conv_weight_shapes
-from src.cmu_synthetic import caffemodel_bytes, deploy_prototxt, opencv_forward
+from src.model.cmu_model import CMU_PAF_CHANNELS, cmu_layers, conv_weight_shapes
+from src.model.cmu_synthetic import caffemodel_bytes, deploy_prototxt, opencv_forward
 from tests.cmu_files import cmu_model  # noqa: F401 - the session fixture
 from tests.conftest import REPO_ROOT
 
@@ -45,8 +45,8 @@ def test_network_has_cmu_layer_count():
 @pytest.mark.parametrize("height, width", [(64, 80), (96, 72)])
 def test_forward_equals_opencv_dnn(cmu_model, ms_cpu, tmp_path, height, width):
     """The converted checkpoint in our network == OpenCV DNN on the caffemodel (1e-4 relative)."""
-    from src.inference import mindspore_forward, preprocess
-    from src.network_spec import open_network
+    from src.evaluate.inference import mindspore_forward, preprocess
+    from src.model.network_spec import open_network
     prototxt = tmp_path / "deploy.prototxt"
     prototxt.write_text(deploy_prototxt(height, width))
     image = np.random.default_rng(height).integers(0, 256, (height, width, 3), dtype=np.uint8)
@@ -66,8 +66,8 @@ def test_forward_equals_opencv_dnn(cmu_model, ms_cpu, tmp_path, height, width):
 
 
 def test_load_pretrain_fills_every_parameter(cmu_model, ms_cpu):
-    from src.checkpoint import load_weights
-    from src.network import OpenPoseNet
+    from src.model.checkpoint import load_weights
+    from src.model.network import OpenPoseNet
     report = load_weights(OpenPoseNet(), cmu_model.ckpt)
     assert len(report.loaded) == 184 and not report.missing and not report.unexpected
 
@@ -147,7 +147,7 @@ def test_truncated_real_size_file(cmu_model, tmp_path):
 def test_a_permuted_order_would_be_carried_through_the_next_stage(monkeypatch):
     """Were CMU's PAF order a signed permutation of ours, the converted stage-1 output would be
     our order and stage 2 would compute the same as CMU's (checked on 1x1 convs as matrices)."""
-    import src.caffe_import as caffe_import
+    import src.model.caffe_import as caffe_import
     rng = np.random.default_rng(0)
     perm = rng.permutation(38)
     signs = rng.choice([-1, 1], 38)

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from src.coco_eval import RESULTS_FILE, poses_to_results
+from src.evaluate.coco_eval import RESULTS_FILE, poses_to_results
 from tests.cmu_files import cmu_model  # noqa: F401 - the session fixture
 from tests.conftest import REPO_ROOT
 
@@ -24,11 +24,11 @@ def _run(script, *args):
 def test_eval_py_uses_the_recorded_normalisation(cmu_model, coco_sample_dir, tmp_path, ms_cpu):
     """eval.py's detections equal an in-process Predictor with input_scale 256, not 255 (a zero
     peak threshold makes the random network's maps produce people)."""
-    from src.coco_data import image_path, load_coco, read_image
-    from src.coco_eval import evaluation_image_ids
-    from src.decoder import DecodeParams
-    from src.inference import Predictor, mindspore_forward
-    from src.network_spec import open_network
+    from src.data.coco import image_path, load_coco, read_image
+    from src.evaluate.coco_eval import evaluation_image_ids
+    from src.evaluate.decoder import DecodeParams
+    from src.evaluate.inference import Predictor, mindspore_forward
+    from src.model.network_spec import open_network
     ann = coco_sample_dir / "person_keypoints_sample.json"
     stdout = _run("eval.py", "--model_path", cmu_model.ckpt, "--imgpath_val", str(coco_sample_dir),
                   "--ann", str(ann), "--output_img_path", str(tmp_path), "--eva_num", "2",
@@ -65,9 +65,9 @@ def test_infer_py_on_an_image(cmu_model, coco_sample_dir, tmp_path):
 def test_export_onnx_equals_opencv(cmu_model, tmp_path):
     """export.py on the converted checkpoint; onnxruntime on any size == OpenCV DNN on the
     caffemodel, and the ONNX file records /256."""
-    from src.cmu_synthetic import opencv_forward
-    from src.inference import preprocess
-    from src.onnx_model import onnx_forward
+    from src.model.cmu_synthetic import opencv_forward
+    from src.evaluate.inference import preprocess
+    from src.model.onnx_model import onnx_forward
     stdout = _run("export.py", "--ckpt_file", cmu_model.ckpt, "--file_name", str(tmp_path / "cmu"),
                   "--file_format", "ONNX", "--insize", "64", "--device_target", "CPU")
     assert "input BGR / 256 - 0.5" in stdout

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from src.coco_data import (AnnotationError, ImageReadError, annotations_to_poses, load_coco,
+from src.data.coco import (AnnotationError, ImageReadError, annotations_to_poses, load_coco,
                            read_ignore_mask, read_image, training_image_ids,
                            valid_person_annotations)
 from src.skeleton import Joint
@@ -40,7 +40,7 @@ def test_min_keypoints_and_area_filters():
                  "iscrowd": 0, "keypoints": [0] * 51},
                 {"id": 3, "image_id": 2, "category_id": 1, "num_keypoints": 5, "area": 1025,
                  "iscrowd": 0, "keypoints": [0] * 51}]}
-    from src.coco_data import index_coco
+    from src.data.coco import index_coco
     coco = index_coco(data)
     assert training_image_ids(coco) == [2]
     assert [a["id"] for a in valid_person_annotations(coco, 2)] == [3]

@@ -1,18 +1,18 @@
-"""Tests of src.coco_eval, including the oracle round trip: maps rendered from the ground truth
+"""Tests of src.evaluate.coco_eval, including the oracle round trip: maps rendered from the ground truth
 decode back to the ground truth (COCO AP >= 0.9)."""
 import json
 
 import numpy as np
 import pytest
 
-from src.coco_data import annotations_to_poses, load_coco
-from src.coco_eval import (STAT_NAMES, EvaluationError, evaluate_keypoints, format_metrics,
+from src.data.coco import annotations_to_poses, load_coco
+from src.evaluate.coco_eval import (STAT_NAMES, EvaluationError, evaluate_keypoints, format_metrics,
                            poses_to_results, write_json)
-from src.decoder import DecodeParams, decode_poses
-from src.inference import compute_input_size
+from src.evaluate.decoder import DecodeParams, decode_poses
+from src.evaluate.inference import compute_input_size
 from src.skeleton import COCO_TO_OURS_ARRAY, NUM_JOINTS
-from src.targets import generate_heatmaps, generate_pafs
-from src.toy_coco import make_split
+from src.data.targets import generate_heatmaps, generate_pafs
+from src.data.toy_coco import make_split
 
 
 def render_ours(poses, map_h, map_w):
@@ -116,6 +116,6 @@ def test_oracle_round_trip_toy_val(tmp_path):
 
 
 def test_no_people_gives_no_records():
-    from src.coco_eval import poses_to_results
+    from src.evaluate.coco_eval import poses_to_results
     assert poses_to_results(7, np.zeros((0, 18, 3)), np.zeros(0)) == []
     assert poses_to_results(7, np.empty((0, 18, 3)), []) == []

@@ -137,7 +137,7 @@ def test_pillow_requirement_detects_antialias(monkeypatch):
 
 
 class CountingSampler:
-    """A stateful sampler like src.dataset.EpochShardSampler: each iteration is one epoch."""
+    """A stateful sampler like src.data.pipeline.EpochShardSampler: each iteration is one epoch."""
 
     def __init__(self, size):
         self.size = size

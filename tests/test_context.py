@@ -1,4 +1,4 @@
-from src.context import check_mindspore_version, resolve_device_target
+from src.runtime.context import check_mindspore_version, resolve_device_target
 
 
 def test_slow_release_warning():

@@ -4,17 +4,16 @@ import pickle
 import numpy as np
 import pytest
 
-from src.augment import AugmentParams
-from src.dataset import (EpochShardSampler, TrainSource, build_train_records, create_dataset,
-                         create_val_dataset, preprocess)
-from src.toy_coco import ToyOptions, make_toy_coco
+from src.data.augment import AugmentParams
+from src.data.pipeline import (EpochShardSampler, TrainSource, build_train_records, create_dataset)
+from src.data.toy_coco import ToyOptions, make_toy_coco
 
 
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
     out = tmp_path_factory.mktemp("toy_ds")
     make_toy_coco(out, num_train=9, num_val=3, seed=1, options=ToyOptions(size=96))
-    from src.gen_ignore_mask import generate_split  # pylint: disable=import-outside-toplevel
+    from src.data.ignore_mask import generate_split  # pylint: disable=import-outside-toplevel
     generate_split(str(out / "annotations" / "person_keypoints_train2017.json"),
                    str(out / "train2017"), "train", progress=False)
     return {"json": str(out / "annotations" / "person_keypoints_train2017.json"),
@@ -68,11 +67,6 @@ def test_ignore_mask_reaches_the_loss_mask(source, tmp_path):
     assert np.array_equal(masked[0][2], unmasked[0][2])       # same augmentation
 
 
-def test_preprocess():
-    image = np.array([[[0, 255, 51]]], np.uint8)
-    np.testing.assert_allclose(preprocess(image)[:, 0, 0], [-0.5, 0.5, -0.3], atol=1e-7)
-
-
 def test_sampler_shuffles_shards_and_counts_epochs():
     shards = [EpochShardSampler(10, rank, 3, shuffle=True, seed=1) for rank in range(3)]
     assert [len(s) for s in shards] == [4, 4, 4]
@@ -118,12 +112,3 @@ def test_sharded_sizes(toy):
              for r in range(2)]
     n = len(build_train_records(toy["json"], toy["images"], toy["masks"]))
     assert sizes == [(n + 1) // 2] * 2
-
-
-def test_val_dataset(toy):
-    dataset = create_val_dataset(toy["val_json"], toy["val_images"])
-    items = list(dataset.create_tuple_iterator(num_epochs=1, output_numpy=True))
-    assert len(items) == 3
-    image, image_id = items[0]
-    assert image.shape == (96, 96, 3) and image.dtype == np.uint8
-    assert image_id.tolist() == [1_000_001]

@@ -1,4 +1,4 @@
-"""Tests of src.decoder: golden parity with the reference, and agreement with a slow,
+"""Tests of src.evaluate.decoder: golden parity with the reference, and agreement with a slow,
 straightforward implementation of the same algorithm on synthetic maps."""
 from types import SimpleNamespace
 
@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
-import src.decoder as decoder
-from src.decoder import DecodeParams, decode_poses, find_peaks, greedy_match, group_people
+import src.evaluate.decoder as decoder
+from src.evaluate.decoder import DecodeParams, decode_poses, find_peaks, greedy_match, group_people
 from src.skeleton import EAR_SHOULDER_LIMBS, LIMB_ARRAY, NUM_JOINTS
-from src.targets import generate_heatmaps, generate_pafs
+from src.data.targets import generate_heatmaps, generate_pafs
 
 GOLDEN_IMAGES = (785, 40083, 196141, 197388)
 

@@ -1,4 +1,4 @@
-"""src/distributed.py: launch detection (pure), helpers, launch scripts (dry run), and real
+"""src/parallel/distributed.py: launch detection (pure), helpers, launch scripts (dry run), and real
 2-process CPU runs.
 
 The multi-process part starts, all at once (about 40 s on 2 cores): three concurrent
@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from src import distributed as dist
-from src.distributed import DistInfo, DistributedError, LaunchInfo, detect_launch
+from src.parallel import distributed as dist
+from src.parallel.distributed import DistInfo, DistributedError, LaunchInfo, detect_launch
 from tests.conftest import relaunch_reason
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -32,7 +32,7 @@ WORKER = REPO_ROOT / "tests" / "dist_worker.py"
 ATOL = 1e-6   # parameters are O(0.1-1); measured difference: 0.0
 RTOL = 1e-5
 LAUNCH_TIMEOUT_S = 300
-RELAUNCHES = 2      # MindSpore 2.0 defects only: see tests.conftest.relaunch_reason
+RELAUNCHES = 2      # MindSpore defects only: see tests.conftest.relaunch_reason
 
 OMPI_2 = {"OMPI_COMM_WORLD_SIZE": "2", "OMPI_COMM_WORLD_RANK": "1", "OMPI_COMM_WORLD_LOCAL_RANK": "1",
           "OMPI_COMM_WORLD_LOCAL_SIZE": "2", "OMPI_MCA_ess_base_jobid": "1948385281"}
@@ -305,7 +305,7 @@ def launches(tmp_path_factory):
                          "--join=True", str(WORKER), "--out", str(root / "msrun")]
     start = time.monotonic()
     results = _run_together(jobs, envs, env, root, "")
-    # MindSpore 2.0 defects (tests.conftest.relaunch_reason): such a launch runs again alone
+    # MindSpore defects (tests.conftest.relaunch_reason): such a launch runs again alone
     # (less load), at most RELAUNCHES times
     for attempt in range(1, RELAUNCHES + 1):
         for name, (code, _, log) in list(results.items()):

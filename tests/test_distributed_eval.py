@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from src.coco_eval import METRICS_FILE, RESULTS_FILE
+from src.evaluate.coco_eval import METRICS_FILE, RESULTS_FILE
 from tests.conftest import relaunch_reason
 
 REPO = Path(__file__).resolve().parents[1]
@@ -17,8 +17,8 @@ TINY_NET = ["--width_mult", "0.125", "--num_stages", "2"]
 @pytest.fixture(scope="module")
 def checkpoint(ms_cpu, tmp_path_factory):
     import mindspore as ms
-    from src.checkpoint import save_checkpoint_atomic
-    from src.network import OpenPoseNet
+    from src.model.checkpoint import save_checkpoint_atomic
+    from src.model.network import OpenPoseNet
     ms.set_seed(1)  # 9 detections on the sample at 64 px, whatever ran before in the session
     return save_checkpoint_atomic(OpenPoseNet(width_mult=0.125, num_stages=2),
                                   tmp_path_factory.mktemp("ckpt") / "tiny.ckpt")
@@ -41,7 +41,7 @@ def test_two_process_eval_matches_one(checkpoint, coco_sample_dir, tmp_path):
                sys.executable, *_eval_args(checkpoint, coco_sample_dir, tmp_path / "two"),
                "--is_distributed", "1"]
     multi = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
-    for attempt in (1, 2):  # MindSpore 2.0 defects (tests.conftest.relaunch_reason)
+    for attempt in (1, 2):  # MindSpore defects (tests.conftest.relaunch_reason)
         reason = relaunch_reason(multi.returncode, multi.stdout + multi.stderr)
         if not reason:
             break

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from src.dataset import EpochShardSampler
+from src.data.pipeline import EpochShardSampler
 from tests.conftest import relaunch_reason
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -45,7 +45,7 @@ ATOL = 1e-6          # parameters are O(0.01-1); measured: 3.7e-9 (relative 2.4e
 RTOL = 1e-5
 MIN_UPDATE = 1e-3    # the last step moves some parameter by more than this (measured 4.3e-3)
 LAUNCH_TIMEOUT_S = 300
-RELAUNCHES = 2       # MindSpore 2.0 defects only: see tests.conftest.relaunch_reason
+RELAUNCHES = 2       # MindSpore defects only: see tests.conftest.relaunch_reason
 DUMP_ENV = "OPENPOSE_DUMP_PARAMS"
 
 COMMON = {
@@ -76,8 +76,8 @@ def test_two_shards_interleave_to_the_single_process_order(size, seed, epoch):
 
 
 def test_ranks_must_agree_on_the_resume_checkpoint():
-    from src.callbacks import TrainError
-    from src.trainer import check_ranks_agree
+    from src.train.checkpoint_manager import TrainError
+    from src.train.loop import check_ranks_agree
     check_ranks_agree(["0-1_2.ckpt", "0-1_2.ckpt"], "x")
     with pytest.raises(TrainError, match=r"rank 0: 0-1_2.ckpt, rank 1: None"):
         check_ranks_agree(["0-1_2.ckpt", None], "the checkpoint to resume from")
@@ -85,7 +85,7 @@ def test_ranks_must_agree_on_the_resume_checkpoint():
 
 def test_network_shape_settings_reach_training():
     from src.config import load_config
-    from src.trainer import settings_from_config
+    from src.train.loop import settings_from_config
     cfg = load_config(["--width_mult", "0.25", "--num_stages", "3"], prog="test")
     one = settings_from_config(cfg)
     assert (one.width_mult, one.num_stages) == (0.25, 3)
@@ -97,10 +97,10 @@ def test_network_shape_settings_reach_training():
 
 def test_resume_refuses_a_checkpoint_of_another_network_shape(ms_cpu, tmp_path):
     """A 2-stage training checkpoint does not resume into a 1-stage network."""
-    from src.callbacks import CheckpointManager, TrainError, restore_training_state
-    from src.lr_schedule import build_lr_schedules
-    from src.network import OpenPoseNet
-    from src.optimizer import build_optimizer
+    from src.train.checkpoint_manager import CheckpointManager, TrainError, restore_training_state
+    from src.train.lr_schedule import build_lr_schedules
+    from src.model.network import OpenPoseNet
+    from src.train.optimizer import build_optimizer
 
     def net_and_optimizer(stages):
         net = OpenPoseNet(width_mult=0.125, num_stages=stages)
@@ -163,7 +163,7 @@ def toy(tmp_path_factory):
     paths = {"imgpath_train": str(out / "train2017"),
              "jsonpath_train": str(out / "annotations" / "person_keypoints_train2017.json"),
              "maskpath_train": str(out / "ignore_mask_train")}
-    from src.dataset import build_train_records
+    from src.data.pipeline import build_train_records
     records = build_train_records(paths["jsonpath_train"], paths["imgpath_train"],
                                   paths["maskpath_train"], min_area=COMMON["min_area"])
     assert len(records) == 8, "toy set changed: the shards would be padded"
@@ -324,7 +324,7 @@ def test_the_last_step_moves_the_parameters_far_beyond_the_tolerance(runs):
 
 @pytest.mark.parametrize("name", ["mpirun", "msrun"])
 def test_only_rank0_writes_checkpoints(runs, name):
-    from src.checkpoint import read_checkpoint
+    from src.model.checkpoint import read_checkpoint
     run = _ok(runs, name)
     files = sorted(str(p.relative_to(run["save"])) for p in run["save"].rglob("*") if p.is_file())
     assert files == [f"ckpt_0/0-1_{STEPS}.ckpt", "metrics.jsonl"], files  # rank 0 alone writes
@@ -368,7 +368,7 @@ def _sched_port(runs, name):
 def test_concurrent_launches_use_their_own_scheduler_ports(runs):
     ports = {name: _sched_port(runs, name) for name in ("mpirun_2", "mpirun", "mpirun_resume")}
     assert ports["mpirun"] != ports["mpirun_resume"], ports    # phase B, concurrent
-    from src.distributed import DERIVED_PORT_RANGE
+    from src.parallel.distributed import DERIVED_PORT_RANGE
     low, high = DERIVED_PORT_RANGE     # no mpi4py: the port comes from the OpenMPI job id
     assert low <= ports["mpirun_resume"] < high, ports
 

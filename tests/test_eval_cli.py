@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from src.coco_eval import METRICS_FILE, RESULTS_FILE, STAT_NAMES
+from src.evaluate.coco_eval import METRICS_FILE, RESULTS_FILE, STAT_NAMES
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -20,8 +20,8 @@ def tiny_checkpoints(ms_cpu, tmp_path_factory):
     """A tiny random-weight network saved in our layout and in the reference's training
     layout (``network.`` prefix plus optimizer state)."""
     import mindspore as ms
-    from src.checkpoint import save_checkpoint_atomic
-    from src.network import OpenPoseNet
+    from src.model.checkpoint import save_checkpoint_atomic
+    from src.model.network import OpenPoseNet
     out = tmp_path_factory.mktemp("ckpt")
     net = OpenPoseNet(**TINY_NET)
     ours = save_checkpoint_atomic(net, out / "tiny.ckpt")
@@ -89,7 +89,7 @@ def test_missing_inputs_are_one_line_errors(tiny_checkpoints, coco_sample_dir, t
 def test_sharded_evaluation_equals_single_process(tiny_checkpoints, coco_sample_dir, tmp_path):
     """Two ranks run in turn with a fake gather: rank 0 sees both shards and writes the same
     results as one process. Also loads a reference-layout checkpoint."""
-    from src.coco_eval import run_evaluation
+    from src.evaluate.coco_eval import run_evaluation
     from src.config import parse_config
 
     def config(out):

@@ -4,8 +4,8 @@ import sys
 import numpy as np
 import pytest
 
-from src.checkpoint import load_weights, save_checkpoint_atomic
-from src.network import FinalStage, OpenPoseNet
+from src.model.checkpoint import load_weights, save_checkpoint_atomic
+from src.model.network import FinalStage, OpenPoseNet
 from tests.conftest import REPO_ROOT
 
 

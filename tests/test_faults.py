@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from src.annotation_checks import validate_coco
-from src.coco_data import AnnotationError, load_coco
+from src.data.annotation_checks import validate_coco
+from src.data.coco import AnnotationError, load_coco
 from tests.conftest import REPO_ROOT
 
 PYTHON = sys.executable
@@ -50,8 +50,8 @@ def toy(tmp_path_factory):
 @pytest.fixture(scope="module")
 def small_ckpt(tmp_path_factory, ms_cpu):
     """A random 1-stage, width-0.25 OpenPose checkpoint that records its network."""
-    from src.checkpoint import save_checkpoint_atomic
-    from src.network_spec import NetworkSpec
+    from src.model.checkpoint import save_checkpoint_atomic
+    from src.model.network_spec import NetworkSpec
     spec = NetworkSpec(**SMALL_NET)
     entries = [{"name": p.name, "data": p} for p in spec.build().get_parameters()]
     path = tmp_path_factory.mktemp("small") / "small.ckpt"
@@ -111,13 +111,13 @@ def _one_error_line(result, prog):
 
 
 def _export_in_process(ckpt, out, fmt):
-    from src.export_model import export_network
+    from src.model.export import export_network
     return export_network(ckpt, str(out), fmt, insize=64)
 
 
 def test_export_writing_nothing_or_garbage_fails(small_ckpt, tmp_path, monkeypatch):
     from src import compat
-    from src.output_checks import OutputError
+    from src.runtime.output_checks import OutputError
     # MindSpore's exporter (behind src.compat) logs a failed write and goes on
     monkeypatch.setattr(compat, "export_onnx", lambda _model, _inputs, file_name, **_k: str(file_name))
     with pytest.raises(OutputError, match="export failed, no file was written"):
@@ -134,7 +134,7 @@ def test_export_writing_nothing_or_garbage_fails(small_ckpt, tmp_path, monkeypat
 
 def test_export_on_a_full_disk(small_ckpt, small_disk, tmp_path, monkeypatch):
     import mindspore
-    from src.output_checks import OutputError
+    from src.runtime.output_checks import OutputError
     if small_disk is None:                                   # injected at the file layer
         def full(*_args, **_kwargs):
             raise OSError(errno.ENOSPC, "No space left on device")
@@ -212,7 +212,7 @@ def test_bad_annotation_values_name_file_and_id(tmp_path, change, message):
 
 
 def test_gen_ignore_mask_image_without_height(tmp_path, capsys):
-    from src.gen_ignore_mask import main
+    from src.data.ignore_mask import main
     data = _coco()
     del data["images"][0]["height"]
     (tmp_path / "train2017").mkdir()
@@ -224,8 +224,8 @@ def test_gen_ignore_mask_image_without_height(tmp_path, capsys):
 
 
 def test_non_finite_loss_names_the_batch(ms_cpu, tmp_path, toy):
-    from src.callbacks import NonFiniteLossError
-    from src.trainer import CocoTrainData, run_training
+    from src.train.checkpoint_manager import NonFiniteLossError
+    from src.train.loop import CocoTrainData, run_training
     from tests.test_resume import settings, toy_data
     from tests.tiny_nets import tiny_pose_net
     with pytest.raises(NonFiniteLossError, match=r"images of the batch: sample \d+, sample \d+;"):
@@ -263,7 +263,7 @@ def test_eval_skips_an_unreadable_image(toy, small_ckpt, tmp_path):
 
 
 def test_zero_images_to_evaluate_is_an_error(toy, small_ckpt, tmp_path, ms_cpu):
-    from src.coco_eval import EvaluationError, run_evaluation
+    from src.evaluate.coco_eval import EvaluationError, run_evaluation
     from src.config import parse_config
     data = json.loads((toy / "annotations" / "person_keypoints_val2017.json").read_text())
     data["annotations"] = []
@@ -276,8 +276,8 @@ def test_zero_images_to_evaluate_is_an_error(toy, small_ckpt, tmp_path, ms_cpu):
 
 
 def test_infer_skips_unreadable_images_and_reports_failed_drawings(tmp_path, monkeypatch):
-    from src import output_checks
-    from src.media_inference import MediaError, load_people, run_media_inference
+    from src.runtime import output_checks
+    from src.evaluate.media import MediaError, run_media_inference
     from tests.test_media_inference import FixedPredictor, _image
     folder = tmp_path / "imgs"
     folder.mkdir()
@@ -286,7 +286,7 @@ def test_infer_skips_unreadable_images_and_reports_failed_drawings(tmp_path, mon
     _image(folder / "c.png", seed=1)
     lines = []
     result = run_media_inference(FixedPredictor(), folder, tmp_path / "out", log=lines.append)
-    assert [Path(r["file"]).name for r in load_people(result)["results"]] == ["a.png", "c.png"]
+    assert [Path(r["file"]).name for r in json.loads(Path(result).read_text())["results"]] == ["a.png", "c.png"]
     assert any("2 image(s): 2 people, 1 skipped (unreadable)" in line for line in lines), lines
     with pytest.raises(MediaError, match="b.jpg: cannot read this image"):
         run_media_inference(FixedPredictor(), folder, tmp_path / "strict", strict=True)
@@ -301,7 +301,7 @@ def test_infer_skips_unreadable_images_and_reports_failed_drawings(tmp_path, mon
 
 
 def test_zero_byte_checkpoint_is_named_as_such(tmp_path):
-    from src.checkpoint import CheckpointError, read_checkpoint
+    from src.model.checkpoint import CheckpointError, read_checkpoint
     empty = tmp_path / "empty.ckpt"
     empty.write_bytes(b"")
     with pytest.raises(CheckpointError, match=r"empty.ckpt: checkpoint file is empty \(0 bytes\)"):
@@ -311,8 +311,8 @@ def test_zero_byte_checkpoint_is_named_as_such(tmp_path):
 def test_mindspore_temporary_name_is_recognised(ms_cpu, tmp_path, monkeypatch):
     """What mindspore.save_checkpoint writes while saving is one of the names the cleanup knows."""
     from mindspore.train import serialization
-    from src.checkpoint import save_checkpoint_atomic
-    from src.checkpoint_files import TEMPORARY_NAME, temporary_names
+    from src.model.checkpoint import save_checkpoint_atomic
+    from src.model.checkpoint_files import TEMPORARY_NAME, temporary_names
     from tests.tiny_nets import tiny_pose_net
     renames = []
     real_rename = os.rename
@@ -327,7 +327,7 @@ def test_mindspore_temporary_name_is_recognised(ms_cpu, tmp_path, monkeypatch):
 
 
 def test_stale_temporaries_removed_at_start(ms_cpu, tmp_path):
-    from src.trainer import run_training
+    from src.train.loop import run_training
     from tests.test_resume import settings, toy_data
     from tests.tiny_nets import tiny_pose_net
     dead = subprocess.Popen(["true"])
@@ -348,8 +348,8 @@ def test_stale_temporaries_removed_at_start(ms_cpu, tmp_path):
 
 def test_full_disk_during_a_save(ms_cpu, tmp_path, small_disk, monkeypatch):
     import mindspore
-    from src.checkpoint import CheckpointError, read_checkpoint
-    from src.trainer import run_training
+    from src.model.checkpoint import CheckpointError, read_checkpoint
+    from src.train.loop import run_training
     from tests.test_resume import settings, toy_data
     from tests.tiny_nets import tiny_pose_net
     root = small_disk if small_disk is not None else tmp_path
@@ -384,8 +384,8 @@ def test_full_disk_during_a_save(ms_cpu, tmp_path, small_disk, monkeypatch):
 
 
 def test_sigterm_in_process_checkpoints_and_resumes_exactly(ms_cpu, tmp_path):
-    from src.interrupts import TrainInterrupted
-    from src.trainer import run_training
+    from src.train.interrupts import TrainInterrupted
+    from src.train.loop import run_training
     from tests.test_resume import _weights, settings, toy_data
     from tests.tiny_nets import tiny_pose_net
     handler_before = signal.getsignal(signal.SIGTERM)

@@ -9,7 +9,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
-from src.gen_ignore_mask import compute_ignore_mask, generate_split, main, mask_dir_for
+from src.data.ignore_mask import compute_ignore_mask, generate_split, main, mask_dir_for
 
 REPO = Path(__file__).resolve().parents[1]
 

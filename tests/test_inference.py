@@ -1,14 +1,14 @@
-"""Tests of src.inference: input sizing, preprocessing, flip and multi-scale averaging."""
+"""Tests of src.evaluate.inference: input sizing, preprocessing, flip and multi-scale averaging."""
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from src.decoder import decode_poses
-from src.inference import (Predictor, compute_input_size, flip_maps, predictor_from_config,
+from src.evaluate.decoder import decode_poses
+from src.evaluate.inference import (Predictor, compute_input_size, flip_maps, predictor_from_config,
                            preprocess, resize_maps)
 from src.skeleton import FLIP_JOINTS, FLIP_LIMBS, Joint, LIMBS, NUM_JOINTS
-from src.targets import generate_heatmaps, generate_pafs
+from src.data.targets import generate_heatmaps, generate_pafs
 
 #: A standing person facing the camera, in a 640 x 480 image (our joint order).
 POSE = np.array([
@@ -178,7 +178,7 @@ def test_predictor_from_config():
 
 
 def test_draw_poses_skips_ear_shoulder_limbs_and_keeps_the_input():
-    from src.drawing import draw_poses, line_thickness
+    from src.evaluate.drawing import draw_poses, line_thickness
     from src.skeleton import JOINT_COLORS, LIMB_COLORS
     image = np.zeros((480, 640, 3), np.uint8)
     pose = np.zeros((1, NUM_JOINTS, 3))

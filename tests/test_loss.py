@@ -1,9 +1,23 @@
 """OpenPose loss: equals a NumPy computation, and masked pixels get no gradient."""
 import numpy as np
 
-from src.loss import OpenPoseLoss, openpose_loss_numpy
+from src.model.loss import OpenPoseLoss
 
 STAGES = 3
+
+
+def openpose_loss_numpy(pafs_stages, heatmaps_stages, gt_pafs, gt_heatmaps, ignore_mask):
+    """NumPy version of :class:`OpenPoseLoss` (float64), the oracle of these tests.
+
+    Args: as :class:`OpenPoseLoss`, numpy arrays. Returns ``(total, paf_losses (S,),
+    heatmap_losses (S,))``.
+    """
+    mask = np.asarray(ignore_mask, np.float64)[:, None]
+    paf_losses = np.array([np.mean((np.asarray(p, np.float64) - gt_pafs) ** 2 * mask)
+                           for p in pafs_stages])
+    heatmap_losses = np.array([np.mean((np.asarray(h, np.float64) - gt_heatmaps) ** 2 * mask)
+                               for h in heatmaps_stages])
+    return paf_losses.sum() + heatmap_losses.sum(), paf_losses, heatmap_losses
 
 
 def _inputs(seed=0, n=2, h=5, w=6):

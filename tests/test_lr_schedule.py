@@ -4,7 +4,7 @@ import ast
 import numpy as np
 import pytest
 
-from src.lr_schedule import build_lr_schedules
+from src.train.lr_schedule import build_lr_schedules
 from tests.conftest import load_golden
 
 CASES = ("default_1card", "default_8card", "cosine_1card")

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from src.media_inference import MediaError, classify_input, run_media_inference
+from src.evaluate.media import MediaError, classify_input, run_media_inference
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -74,8 +74,8 @@ def test_bad_inputs(tmp_path):
 
 
 def test_infer_cli_on_image(ms_cpu, tmp_path):
-    from src.checkpoint import save_checkpoint_atomic
-    from src.network import OpenPoseNet
+    from src.model.checkpoint import save_checkpoint_atomic
+    from src.model.network import OpenPoseNet
     ckpt = save_checkpoint_atomic(OpenPoseNet(width_mult=0.125, num_stages=1), tmp_path / "t.ckpt")
     image = _image(tmp_path / "person.jpg")
     args = [sys.executable, "scripts/infer.py", "--device_target", "CPU", "--model_path", str(ckpt),

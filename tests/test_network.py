@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from src.network import FinalStage, OpenPoseNet
+from src.model.network import FinalStage, OpenPoseNet
 
 
 def _manifest(golden_dir):

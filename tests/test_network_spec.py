@@ -3,11 +3,11 @@ loading, flags that contradict the checkpoint, and the reference's loading rule.
 import numpy as np
 import pytest
 
-from src.callbacks import CheckpointManager
-from src.checkpoint import SPEC_PREFIX, CheckpointError, read_checkpoint
+from src.train.checkpoint_manager import CheckpointManager
+from src.model.checkpoint import SPEC_PREFIX, CheckpointError, read_checkpoint
 from src.config import parse_config
-from src.network import OpenPoseNet
-from src.network_spec import NetworkSpec, checkpoint_spec, infer_spec, open_network
+from src.model.network import OpenPoseNet
+from src.model.network_spec import NetworkSpec, checkpoint_spec, infer_spec, open_network
 
 TOY = NetworkSpec(vgg_with_bn=True, width_mult=0.25, num_stages=1)
 
@@ -145,7 +145,7 @@ def test_not_an_openpose_checkpoint(ms_cpu, tmp_path):
 
 
 def test_resume_builds_the_network_the_checkpoint_holds(ms_cpu, tmp_path):
-    from src.trainer import TrainSettings, adopt_resume_network
+    from src.train.loop import TrainSettings, adopt_resume_network
     _adam_checkpoint(TOY, tmp_path)  # writes tmp_path/run/ckpt_0/0-2_1.ckpt
     settings = TrainSettings(save_model_path=str(tmp_path / "run"), resume="auto")
     lines = []

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from src.coco_eval import RESULTS_FILE
+from src.evaluate.coco_eval import RESULTS_FILE
 from tests.conftest import REPO_ROOT
 
 TINY = {"width_mult": 0.125, "num_stages": 2}
@@ -23,10 +23,10 @@ def models(ms_cpu, tmp_path_factory):
     people) does not depend on which tests ran before.
     """
     import mindspore as ms
-    from src.checkpoint import save_checkpoint_atomic
-    from src.export_model import export_network
-    from src.network import OpenPoseNet
-    from src.network_spec import NetworkSpec
+    from src.model.checkpoint import save_checkpoint_atomic
+    from src.model.export import export_network
+    from src.model.network import OpenPoseNet
+    from src.model.network_spec import NetworkSpec
     out = tmp_path_factory.mktemp("onnx")
     network, rng = OpenPoseNet(**TINY), np.random.default_rng(0)
     for param in network.get_parameters():
@@ -49,7 +49,7 @@ def _config(**values):
 
 @pytest.mark.usefixtures("onnx_any_size")
 def test_export_records_the_network_and_symbolic_sizes(models):
-    from src.onnx_model import onnx_forward
+    from src.model.onnx_model import onnx_forward
     _, spec, session = onnx_forward(models["onnx"])
     assert (spec.width_mult, spec.num_stages, spec.input_scale) == (0.125, 2, 255.0)
     assert session.get_inputs()[0].shape == ["batch", 3, "height", "width"]
@@ -60,9 +60,9 @@ def test_export_records_the_network_and_symbolic_sizes(models):
 @pytest.mark.usefixtures("onnx_any_size")
 def test_maps_equal_mindspore_at_any_size(models, coco_sample_dir):
     """Predictor maps (two sizes, flip = batch of 2) from both backends, to the export tolerance."""
-    from src.backends import open_forward
-    from src.coco_data import read_image
-    from src.inference import Predictor
+    from src.evaluate.backends import open_forward
+    from src.data.coco import read_image
+    from src.evaluate.inference import Predictor
     maps = {}
     for backend in ("mindspore", "onnx"):
         path = models["onnx" if backend == "onnx" else "ckpt"]
@@ -80,7 +80,7 @@ def test_maps_equal_mindspore_at_any_size(models, coco_sample_dir):
 def test_eval_results_equal_mindspore(models, coco_sample_dir):
     """The evaluation loop on both backends: the same detections (a low peak threshold makes
     the random network detect people) and the same metrics."""
-    from src.coco_eval import run_evaluation
+    from src.evaluate.coco_eval import run_evaluation
     results, metrics = {}, {}
     for backend in ("mindspore", "onnx"):
         out = models["dir"] / f"eval_{backend}"
@@ -117,9 +117,9 @@ def test_a_fixed_size_file_names_the_problem(models, tmp_path):
     """An ONNX file exported without dynamic sizes (older export.py) runs only at its size."""
     import mindspore as ms
     from src.compat import export_onnx
-    from src.network import FinalStage
-    from src.network_spec import open_network
-    from src.onnx_model import OnnxModelError, finalize_onnx, onnx_forward
+    from src.model.network import FinalStage
+    from src.model.network_spec import open_network
+    from src.model.onnx_model import OnnxModelError, finalize_onnx, onnx_forward
     network, spec, _ = open_network(models["ckpt"])
     path = str(tmp_path / "fixed.onnx")
     path = export_onnx(FinalStage(network), ms.Tensor(np.zeros((1, 3, 64, 64), np.float32)),
@@ -145,7 +145,7 @@ def test_not_an_onnx_file_is_a_one_line_error(models, coco_sample_dir, tmp_path,
 
 
 def test_contradicting_flag_is_refused(models):
-    from src.backends import open_forward
-    from src.checkpoint import CheckpointError
+    from src.evaluate.backends import open_forward
+    from src.model.checkpoint import CheckpointError
     with pytest.raises(CheckpointError, match="num_stages"):
         open_forward(_config(backend="onnx", model_path=models["onnx"], num_stages=6))

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from src.callbacks import format_report
+from src.train.checkpoint_manager import format_report
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "plot_loss.py"
@@ -96,7 +96,7 @@ def test_cli_errors(tmp_path):
 
 
 def test_metrics_jsonl_with_validation(tmp_path):
-    from src.metrics_log import MetricsLog
+    from src.train.metrics_log import MetricsLog
     log = MetricsLog(tmp_path / "metrics.jsonl")
     for step, loss in ((10, 0.2), (20, 0.1), (30, 0.05)):
         log.write("train", step=step, epoch=1, loss=loss, paf=np.array([loss / 2]),

@@ -7,9 +7,9 @@ checkpoint code as train.py); tests/test_train_cli.py covers the real network an
 import numpy as np
 import pytest
 
-from src.callbacks import NonFiniteLossError, TrainError
-from src.checkpoint import load_weights, read_checkpoint
-from src.trainer import ArrayTrainData, TrainSettings, epoch_seed, run_training
+from src.train.checkpoint_manager import NonFiniteLossError, TrainError
+from src.model.checkpoint import load_weights, read_checkpoint
+from src.train.loop import ArrayTrainData, TrainSettings, epoch_seed, run_training
 from tests.tiny_nets import tiny_pose_net
 
 INSIZE = 16
@@ -136,7 +136,7 @@ def test_nan_loss_stops_with_a_clear_message(ms_cpu, tmp_path):
 
 
 def test_loss_meter_and_report_line():
-    from src.callbacks import LossMeter, format_report
+    from src.train.checkpoint_manager import LossMeter, format_report
     meter = LossMeter()
     meter.add(1.0, [0.1, 0.2], [0.3, 0.4])
     meter.add(3.0, [0.3, 0.4], [0.5, 0.6])

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
-from src.augment import AugmentParams
-from src.dataset import TrainSource, build_train_records
-from src.gen_ignore_mask import ann_to_mask
-from src.toy_coco import ToyOptions, make_toy_coco, mask_rle, render_image
+from src.data.augment import AugmentParams
+from src.data.pipeline import TrainSource, build_train_records
+from src.data.ignore_mask import ann_to_mask
+from src.data.toy_coco import ToyOptions, make_toy_coco, mask_rle, render_image
 
 REPO = Path(__file__).resolve().parents[1]
 

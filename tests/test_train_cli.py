@@ -44,8 +44,8 @@ def trained(toy_coco, tmp_path_factory):
 
 
 def test_train_py_runs_and_writes_a_loadable_checkpoint(ms_cpu, trained):
-    from src.checkpoint import load_weights, read_checkpoint
-    from src.network import OpenPoseNet
+    from src.model.checkpoint import load_weights, read_checkpoint
+    from src.model.network import OpenPoseNet
     proc, save = trained
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert f"checkpoints: {save / 'ckpt_0'}" in proc.stdout
@@ -127,7 +127,7 @@ def test_amp_on_cpu_is_refused(toy_coco, tmp_path):
 def test_coco_pipeline_order_on_resume(toy_coco):
     """Epoch e of the real pipeline is the same whether or not earlier epochs ran, and
     skipping k batches yields the rest of that epoch."""
-    from src.trainer import CocoTrainData
+    from src.train.loop import CocoTrainData
     kwargs = dict(json_path=toy_coco["jsonpath_train"], img_path=toy_coco["imgpath_train"],
                   mask_path=toy_coco["maskpath_train"], batch_size=1, insize=64, num_workers=1,
                   seed=5)
@@ -146,8 +146,8 @@ def test_coco_pipeline_order_on_resume(toy_coco):
 
 def test_unreadable_image_gives_a_one_line_error(toy_coco, tmp_path):
     import shutil
-    from src.callbacks import TrainError
-    from src.trainer import CocoTrainData
+    from src.train.checkpoint_manager import TrainError
+    from src.train.loop import CocoTrainData
     root = tmp_path / "toy"
     shutil.copytree(Path(toy_coco["imgpath_train"]).parent, root)
     first = sorted((root / "train2017").iterdir())[0]

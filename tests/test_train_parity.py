@@ -3,7 +3,7 @@
 The golden file holds three steps of the reference's recipe for three cases, run with its own
 classes on the full network; ``golden/README.md`` gives the rule that rebuilds its initial
 weights and batches. Here the same weights and batches go through this repository's training
-loop (:func:`src.trainer.run_training`) with the reference's settings, and the losses and the
+loop (:func:`src.train.loop.run_training`) with the reference's settings, and the losses and the
 per-parameter updates are compared at float32-rounding tolerances:
 
 * each step's loss within 1e-4 relative;
@@ -34,8 +34,8 @@ above these figures and fail with Adam's epsilon left at 1e-8 on unscaled gradie
 import numpy as np
 import pytest
 
-from src.network import OpenPoseNet
-from src.trainer import ArrayTrainData, TrainSettings, run_training
+from src.model.network import OpenPoseNet
+from src.train.loop import ArrayTrainData, TrainSettings, run_training
 from tests.conftest import load_golden
 
 LOSS_RTOL = 1e-4

@@ -6,9 +6,9 @@ network runs end to end in tests/test_train_cli.py.
 import numpy as np
 import pytest
 
-from src.lr_schedule import build_lr_schedules
-from src.optimizer import ADAM_EPS, adam_epsilon, build_optimizer, split_param_groups
-from src.train_step import build_train_step
+from src.train.lr_schedule import build_lr_schedules
+from src.train.optimizer import ADAM_EPS, adam_epsilon, build_optimizer, split_param_groups
+from src.train.train_step import build_train_step
 from tests.tiny_nets import tiny_pose_net
 
 INSIZE = 16
@@ -35,7 +35,7 @@ def _values(net):
 def _manual_grads(net, batch):
     """Gradients of the (unscaled) total loss w.r.t. every trainable parameter."""
     import mindspore as ms
-    from src.loss import NetWithLoss
+    from src.model.loss import NetWithLoss
     net_with_loss = NetWithLoss(net)
     weights = net.trainable_params()
 
@@ -145,7 +145,7 @@ def test_bad_arguments(ms_cpu):
 def test_real_network_loss_goes_down(ms_cpu, train_type):
     """The real OpenPoseNet, reference lr and loss scale, 30 steps on one fixed batch (~2 min)."""
     import mindspore as ms
-    from src.network import OpenPoseNet
+    from src.model.network import OpenPoseNet
     ms.set_seed(6)
     net = OpenPoseNet()
     schedules = build_lr_schedules(1e-4, 0.1, steps_per_epoch=30, max_epoch=1, lr_steps=[],
@@ -161,7 +161,7 @@ def test_real_network_loss_goes_down(ms_cpu, train_type):
 def _tiny_loss_criterion(factor):
     """OpenPoseLoss scaled by ``factor``: gradients as small as the full network's VGG ones."""
     import mindspore.nn as nn
-    from src.loss import OpenPoseLoss
+    from src.model.loss import OpenPoseLoss
 
     class Scaled(nn.Cell):
         def __init__(self):
@@ -180,7 +180,7 @@ def _reference_arithmetic_step(net, schedules, loss_scale, criterion):
     TrainOneStepCell with sens = loss_scale, Adam (eps 1e-8) over the scaled gradients."""
     import mindspore as ms
     import mindspore.nn as nn
-    from src.loss import NetWithLoss
+    from src.model.loss import NetWithLoss
 
     class LossOnly(nn.Cell):
         def __init__(self):

@@ -4,10 +4,10 @@ import math
 import numpy as np
 
 from src.config import parse_config
-from src.metrics_log import read_metrics
-from src.network_spec import NetworkSpec, open_network
-from src.train_validation import BEST_NAME, Validator, read_best_ap
-from src.trainer import ArrayTrainData, TrainSettings, run_training
+from src.train.metrics_log import read_metrics
+from src.model.network_spec import NetworkSpec, open_network
+from src.train.validation import BEST_NAME, Validator, read_best_ap
+from src.train.loop import ArrayTrainData, TrainSettings, run_training
 
 TOY = NetworkSpec(vgg_with_bn=True, width_mult=0.25, num_stages=1)
 

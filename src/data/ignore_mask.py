@@ -1,0 +1,241 @@
+"""Write the ignore masks of COCO images: regions whose people are not labelled for training.
+
+The command (``src/gen_ignore_mask.py``, run from the repository root as in the reference README)::
+
+    python3 ./src/gen_ignore_mask.py --train_ann A.json --val_ann B.json \\
+        --train_dir coco/train2017 --val_dir coco/val2017
+
+For each split given, ``ignore_mask_<split>/`` is created beside the image folder and holds one
+``{image_id:012d}.png`` (uint8, 255 = ignore, 0 = use) per image that has something to ignore.
+Masks already present are kept (the run is resumable); ``--workers`` processes run in parallel;
+``--vis DIR`` also writes an overlay PNG per image (annotations | ignored region) into ``DIR``.
+
+What is ignored (the reference's rule, made independent of annotation order):
+  * crowd regions (``iscrowd`` = 1), except where they overlap a labelled training person;
+  * people with fewer than ``min_keypoints`` keypoints or with ``area <= min_area`` (whole mask).
+The reference subtracted from a crowd region only the people listed *before* it in the file;
+here every training person is subtracted, which is what that code meant.
+"""
+import argparse
+import os
+import sys
+from functools import partial
+from multiprocessing import Pool
+
+import cv2
+import numpy as np
+from pycocotools import mask as mask_utils
+from tqdm import tqdm
+
+from src.data.annotation_checks import image_size
+from src.data.coco import (DEFAULT_MIN_AREA, DEFAULT_MIN_KEYPOINTS, AnnotationError,
+                           ImageReadError, is_valid_person, load_coco, mask_path, read_image)
+
+
+def ann_to_mask(ann, height, width):
+    """Rasterise one annotation's segmentation (polygons, RLE or uncompressed RLE).
+
+    Returns:
+        (height, width) bool.
+    """
+    segm = ann.get("segmentation")
+    if not segm:
+        return np.zeros((height, width), dtype=bool)
+    if isinstance(segm, list):
+        polygons = [p for p in segm if len(p) >= 6]
+        if not polygons:
+            return np.zeros((height, width), dtype=bool)
+        rle = mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))
+    elif isinstance(segm.get("counts"), list):
+        rle = mask_utils.frPyObjects(segm, height, width)
+    else:
+        rle = segm
+    return mask_utils.decode(rle).astype(bool)
+
+
+def compute_ignore_mask(annotations, height, width, min_keypoints=DEFAULT_MIN_KEYPOINTS,
+                        min_area=DEFAULT_MIN_AREA):
+    """Ignore mask of one image.
+
+    Args:
+        annotations: the image's person annotations (crowds included).
+        height, width: image size in pixels.
+        min_keypoints, min_area: people below either are ignored
+            (``num_keypoints < min_keypoints`` or ``area <= min_area``).
+
+    Returns:
+        (height, width) bool, True = ignore: (crowds minus training people) plus
+        untrainable people.
+    """
+    crowd = np.zeros((height, width), dtype=bool)
+    people = np.zeros((height, width), dtype=bool)
+    unusable = np.zeros((height, width), dtype=bool)
+    for ann in annotations:
+        mask = ann_to_mask(ann, height, width)
+        if ann.get("iscrowd", 0):
+            crowd |= mask
+        elif is_valid_person(ann, min_keypoints, min_area):
+            people |= mask
+        else:
+            unusable |= mask
+    return (crowd & ~people) | unusable
+
+
+def overlay(image, annotations, ignore, min_keypoints=DEFAULT_MIN_KEYPOINTS,
+            min_area=DEFAULT_MIN_AREA):
+    """Side-by-side picture: annotations (red crowd, green unusable, blue training people,
+    keypoints) | the ignored region tinted red. BGR uint8 (H, 2W, 3)."""
+    height, width = image.shape[:2]
+    left = image.astype(np.float32)
+    for ann in annotations:
+        mask = ann_to_mask(ann, height, width)
+        if ann.get("iscrowd", 0):
+            color = (0, 0, 255)
+        elif is_valid_person(ann, min_keypoints, min_area):
+            color = (255, 0, 0)
+        else:
+            color = (0, 255, 0)
+        left[mask] = 0.3 * left[mask] + 0.7 * np.array(color, np.float32)
+    left = left.astype(np.uint8)
+    for ann in annotations:
+        keypoints = np.asarray(ann.get("keypoints") or [], dtype=np.float64).reshape(-1, 3)
+        for x, y, v in keypoints:
+            if v > 0:
+                color = (255, 0, 255) if v == 2 else (255, 255, 0)
+                cv2.circle(left, (int(round(x)), int(round(y))), 3, color, -1)
+    right = image.astype(np.float32)
+    right[ignore] = 0.3 * right[ignore] + 0.7 * np.array((0, 0, 255), np.float32)
+    return np.hstack([left, right.astype(np.uint8)])
+
+
+def _write_png(path, image):
+    """Write a PNG atomically (a partial file never carries the final name)."""
+    tmp = f"{path}.tmp{os.getpid()}.png"
+    if not cv2.imwrite(tmp, image):
+        raise ImageReadError(f"{path}: cannot write image")
+    os.replace(tmp, path)
+
+
+def process_image(task, save_dir, image_dir, vis_dir, min_keypoints, min_area):
+    """Compute and write the mask (and overlay) of one image.
+
+    Args:
+        task: (image_id, height, width, file_name, annotations).
+
+    Returns:
+        1 if a mask file was written, else 0.
+    """
+    image_id, height, width, file_name, annotations = task
+    ignore = compute_ignore_mask(annotations, height, width, min_keypoints, min_area)
+    written = 0
+    out_path = mask_path(save_dir, image_id)
+    if ignore.any() and not os.path.exists(out_path):
+        _write_png(out_path, ignore.astype(np.uint8) * 255)
+        written = 1
+    if vis_dir:
+        image = read_image(os.path.join(image_dir, file_name))
+        if image.shape[:2] != (height, width):
+            raise ImageReadError(f"{os.path.join(image_dir, file_name)}: size "
+                                 f"{image.shape[1]}x{image.shape[0]} differs from the "
+                                 f"annotation's {width}x{height}")
+        picture = overlay(image, annotations, ignore, min_keypoints, min_area)
+        _write_png(os.path.join(vis_dir, f"{int(image_id):012d}.png"), picture)
+    return written
+
+
+def mask_dir_for(image_dir, split):
+    """``ignore_mask_<split>`` beside ``image_dir``."""
+    parent = os.path.dirname(os.path.normpath(os.path.abspath(image_dir)))
+    return os.path.join(parent, f"ignore_mask_{split}")
+
+
+def generate_split(ann_path, image_dir, split, workers=1, vis_dir=None,
+                   min_keypoints=DEFAULT_MIN_KEYPOINTS, min_area=DEFAULT_MIN_AREA,
+                   progress=True):
+    """Write the ignore masks of one split.
+
+    Returns:
+        (save_dir, number of images with a mask now on disk, number newly written).
+    """
+    coco = load_coco(ann_path)
+    if not os.path.isdir(image_dir):
+        raise ImageReadError(f"{image_dir}: image folder not found")
+    save_dir = mask_dir_for(image_dir, split)
+    os.makedirs(save_dir, exist_ok=True)
+    split_vis = os.path.join(vis_dir, split) if vis_dir else None
+    if split_vis:
+        os.makedirs(split_vis, exist_ok=True)
+    tasks = []
+    for image_id in coco.image_ids_with_people():
+        if not split_vis and os.path.exists(mask_path(save_dir, image_id)):
+            continue  # resumable: already written
+        record = coco.images[image_id]
+        tasks.append((image_id, *image_size(record, ann_path),
+                      record.get("file_name", f"{image_id:012d}.jpg"),
+                      coco.person_annotations(image_id)))
+    work = partial(process_image, save_dir=save_dir, image_dir=image_dir, vis_dir=split_vis,
+                   min_keypoints=min_keypoints, min_area=min_area)
+    bar = tqdm(total=len(tasks), desc=f"ignore masks ({split})", disable=not progress,
+               unit="img")
+    written = 0
+    if workers > 1 and len(tasks) > 1:
+        with Pool(workers) as pool:
+            for result in pool.imap_unordered(work, tasks, chunksize=8):
+                written += result
+                bar.update()
+    else:
+        for task in tasks:
+            written += work(task)
+            bar.update()
+    bar.close()
+    on_disk = sum(1 for name in os.listdir(save_dir) if name.endswith(".png")
+                  and ".tmp" not in name)
+    return save_dir, on_disk, written
+
+
+def build_parser():
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--train_ann", default="", help="train annotations JSON")
+    parser.add_argument("--val_ann", default="", help="val annotations JSON")
+    parser.add_argument("--train_dir", default="", help="train image folder")
+    parser.add_argument("--val_dir", default="", help="val image folder")
+    parser.add_argument("--min_keypoints", type=int, default=DEFAULT_MIN_KEYPOINTS,
+                        help="people with fewer keypoints are ignored (default 5)")
+    parser.add_argument("--min_area", type=float, default=DEFAULT_MIN_AREA,
+                        help="people with area <= this are ignored (default 1024)")
+    parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
+                        help="parallel worker processes")
+    parser.add_argument("--vis", default="", metavar="DIR",
+                        help="also write annotation/mask overlay PNGs into DIR/<split>/")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv=None):
+    """Command-line entry point; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    splits = []
+    for split, ann, image_dir in (("train", args.train_ann, args.train_dir),
+                                  ("val", args.val_ann, args.val_dir)):
+        if bool(ann) != bool(image_dir):
+            print(f"error: --{split}_ann and --{split}_dir must be given together",
+                  file=sys.stderr)
+            return 2
+        if ann:
+            splits.append((split, ann, image_dir))
+    if not splits:
+        print("error: give --train_ann/--train_dir and/or --val_ann/--val_dir", file=sys.stderr)
+        return 2
+    try:
+        for split, ann, image_dir in splits:
+            save_dir, on_disk, written = generate_split(
+                ann, image_dir, split, workers=max(1, args.workers), vis_dir=args.vis or None,
+                min_keypoints=args.min_keypoints, min_area=args.min_area,
+                progress=not args.quiet)
+            print(f"{split}: {written} masks written, {on_disk} in {save_dir}")
+    except (AnnotationError, ImageReadError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+

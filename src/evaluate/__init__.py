@@ -1,0 +1,1 @@
+"""From maps to people: decoding, inference, COCO evaluation, drawing, media."""

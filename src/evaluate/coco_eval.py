@@ -1,0 +1,289 @@
+"""COCO keypoint evaluation: result records and JSON, pycocotools' COCOeval metrics, and the
+evaluation loop of eval.py (:func:`run_evaluation`, shardable over ranks)."""
+import contextlib
+import io
+import json
+import os
+import time
+
+import numpy as np
+from tqdm import tqdm
+
+from src.data.coco import ImageReadError, image_path, load_coco, read_image
+from src.evaluate.drawing import draw_poses
+from src.evaluate.inference import predictor_from_config
+from src.evaluate.input_skips import InputSkips, raise_for_failed_writes
+from src.skeleton import NUM_COCO_KEYPOINTS, ours_to_coco
+
+#: COCOeval keypoint summary, in ``stats`` order.
+STAT_NAMES = ("AP", "AP.5", "AP.75", "AP(M)", "AP(L)", "AR", "AR.5", "AR.75", "AR(M)", "AR(L)")
+PERSON_CATEGORY_ID = 1
+
+
+class EvaluationError(ValueError):
+    """An evaluation input is missing, or results and annotations do not fit together
+    (one-line message)."""
+
+
+def poses_to_results(image_id, poses, scores):
+    """COCO keypoint result records of one image.
+
+    Args:
+        image_id: COCO image id.
+        poses: (N, 18, 3) x, y (image pixels), visibility (2 found, 0 missing), our joint order.
+        scores: (N,) person scores.
+
+    Returns:
+        list of ``{"image_id", "category_id": 1, "keypoints": 51 numbers, "score"}`` with the
+        keypoints in COCO order (neck dropped), rounded to whole pixels like the reference.
+    """
+    poses = np.asarray(poses, dtype=np.float64).reshape(-1, 18, 3)
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if len(poses) != len(scores):
+        raise ValueError(f"{len(poses)} poses but {len(scores)} scores")
+    keypoints = np.rint(ours_to_coco(poses)).astype(np.int64)
+    keypoints = keypoints.reshape(len(poses), 3 * NUM_COCO_KEYPOINTS)
+    return [{"image_id": int(image_id), "category_id": PERSON_CATEGORY_ID,
+             "keypoints": kps.tolist(), "score": float(score)}
+            for kps, score in zip(keypoints, scores)]
+
+
+def write_json(data, path):
+    """Write JSON atomically (temporary file, then rename); returns the path."""
+    path = os.fspath(path)
+    directory = os.path.dirname(path)
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as stream:
+        json.dump(data, stream)
+    os.replace(tmp, path)
+    return path
+
+
+def zero_metrics():
+    """All ten metrics at 0."""
+    return {name: 0.0 for name in STAT_NAMES}
+
+
+def evaluate_keypoints(ann_file, results, image_ids=None, verbose=False):
+    """COCO keypoint AP/AR of results against an annotation file.
+
+    Args:
+        ann_file: person keypoints annotation JSON (path), or a loaded ``pycocotools`` COCO.
+        results: list of result records (:func:`poses_to_results`) or a results JSON path.
+        image_ids: evaluate only these images (default: every image of the annotation file).
+        verbose: let pycocotools print its progress and summary.
+
+    Returns:
+        dict ``STAT_NAMES`` -> float. With no detections at all every metric is 0 (and a line
+        says so) instead of a pycocotools error.
+
+    Raises:
+        EvaluationError: the results name images the annotations do not have.
+    """
+    from pycocotools.coco import COCO  # pylint: disable=import-outside-toplevel
+    from pycocotools.cocoeval import COCOeval  # pylint: disable=import-outside-toplevel
+
+    if isinstance(results, (str, os.PathLike)):
+        with open(results, encoding="utf-8") as stream:
+            results = json.load(stream)
+    if not results:
+        print("no detections: every COCO keypoint metric is 0", flush=True)
+        return zero_metrics()
+    quiet = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO())
+    with quiet:
+        coco_gt = ann_file if isinstance(ann_file, COCO) else COCO(os.fspath(ann_file))
+        known = set(coco_gt.getImgIds())
+        unknown = sorted({int(r["image_id"]) for r in results} - known)
+        if unknown:
+            raise EvaluationError(f"results name {len(unknown)} image ids that are not in the "
+                                  f"annotations (e.g. {unknown[0]})")
+        for record in results:
+            if len(record["keypoints"]) != 3 * NUM_COCO_KEYPOINTS:
+                raise EvaluationError(f"a result has {len(record['keypoints'])} keypoint "
+                                      f"values, expected {3 * NUM_COCO_KEYPOINTS}")
+        coco_dt = coco_gt.loadRes(list(results))
+        evaluator = COCOeval(coco_gt, coco_dt, "keypoints")
+        if image_ids is not None:
+            evaluator.params.imgIds = sorted(int(i) for i in image_ids)
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    # COCOeval reports -1 where a metric is undefined (e.g. no ground truth of that size).
+    return {name: float(value) for name, value in zip(STAT_NAMES, evaluator.stats)}
+
+
+def format_metrics(metrics):
+    """The metrics as a two-line table."""
+    header = " ".join(f"{name:>7}" for name in STAT_NAMES)
+    values = " ".join(f"{metrics[name]:7.4f}" for name in STAT_NAMES)
+    return f"{header}\n{values}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The evaluation loop (eval.py)
+# ---------------------------------------------------------------------------------------------
+RESULTS_FILE = "eval_result.json"
+METRICS_FILE = "eval_metrics.json"
+
+
+def evaluation_image_ids(coco, eva_num=0):
+    """Images to evaluate: sorted ids of images with person annotations (the reference's
+    validation set), the first ``eva_num`` of them when ``eva_num > 0``."""
+    image_ids = coco.image_ids_with_people()
+    return image_ids[:int(eva_num)] if int(eva_num) > 0 else image_ids
+
+
+def check_eval_inputs(cfg):
+    """Raise EvaluationError (one line) when model_path, ann or imgpath_val is missing."""
+    checks = (("model_path", os.path.isfile, "checkpoint file"),
+              ("ann", os.path.isfile, "annotation file"),
+              ("imgpath_val", os.path.isdir, "image folder"))
+    for key, exists, what in checks:
+        value = str(getattr(cfg, key, "") or "")
+        if not value:
+            raise EvaluationError(f"--{key} is required ({what})")
+        if not exists(value):
+            raise EvaluationError(f"{value}: {what} not found (--{key})")
+
+
+def evaluate_shard(predictor, coco, image_ids, image_dir, vis_dir=None, progress=True,
+                   strict=False):
+    """Run ``predictor`` on the images ``image_ids`` of ``coco``.
+
+    Args:
+        predictor: :class:`src.evaluate.inference.Predictor` (its ``forward`` is timed here).
+        coco: :class:`src.data.coco.CocoData` of the annotations.
+        image_ids: the ids to run (this rank's shard).
+        image_dir: folder of the images.
+        vis_dir: when given, a skeleton drawing per image goes there as ``<image_id>.png``.
+        progress: show a progress bar.
+        strict: stop at the first unreadable image (ImageReadError) instead of skipping it.
+
+    Returns:
+        ``{"results": COCO keypoint records, "images": count evaluated, "skipped": messages of
+        the unreadable images, "failed_writes": messages of drawings not written, "timing":
+        {"network": s, "total": s}}`` (picklable, for gathering over ranks).
+    """
+    timing = {"network": 0.0, "total": 0.0}
+    forward = predictor.forward
+
+    def timed_forward(batch):
+        start = time.perf_counter()
+        out = forward(batch)
+        timing["network"] += time.perf_counter() - start
+        return out
+
+    predictor.forward = timed_forward
+    results = []
+    skips = InputSkips(strict, log=tqdm.write)
+    start_all = time.perf_counter()
+    try:
+        for image_id in tqdm(image_ids, total=len(image_ids), unit="img", disable=not progress,
+                             dynamic_ncols=True, leave=False):
+            try:
+                image = read_image(image_path(coco, image_id, image_dir))
+            except ImageReadError as exc:
+                skips.skip(exc)
+                continue
+            poses, scores = predictor(image)
+            results += poses_to_results(image_id, poses, scores)
+            if vis_dir is not None:
+                skips.draw(os.path.join(vis_dir, f"{image_id}.png"), draw_poses(image, poses))
+    finally:
+        predictor.forward = forward
+    timing["total"] = time.perf_counter() - start_all
+    return {"results": results, "images": len(image_ids) - len(skips.skipped),
+            "skipped": skips.skipped, "failed_writes": skips.failed_writes, "timing": timing}
+
+
+def run_evaluation(cfg, rank=0, group_size=1, gather=None, log=print):
+    """Evaluate a checkpoint on a COCO person-keypoints set.
+
+    Every rank runs the images ``ids[rank::group_size]``; ``gather`` collects the per-rank
+    result lists on rank 0, which writes ``eval_result.json`` (COCO keypoint results) and
+    ``eval_metrics.json`` into ``cfg.output_img_path`` and prints the metrics table. With
+    ``cfg.vis`` every image's skeleton drawing is written there as ``<image_id>.png``.
+
+    Args:
+        cfg: Config with model_path, ann, imgpath_val, output_img_path, eva_num, vis,
+            inference_img_size, multi_scale, inference_scales, flip and the decoder keys; the
+            network is the one the checkpoint holds (explicit network keys must agree with
+            it, see :func:`src.model.network_spec.open_network`). The MindSpore context
+            must already be set.
+        rank, group_size: this process's shard of the images.
+        gather: callable(obj) -> list of every rank's obj on rank 0, None elsewhere (e.g.
+            ``src.parallel.distributed.gather_objects``); default: a single process.
+        log: line printer.
+
+    Returns:
+        On rank 0 the metrics dict (``STAT_NAMES``), else None.
+
+    Raises:
+        EvaluationError, src.model.checkpoint.CheckpointError, src.data.coco.AnnotationError,
+        src.data.coco.ImageReadError: one-line messages naming the file.
+    """
+    from src.evaluate.backends import open_forward  # pylint: disable=import-outside-toplevel
+
+    check_eval_inputs(cfg)
+    gather = gather or (lambda obj: [obj])
+    coco = load_coco(cfg.ann)
+    image_ids = evaluation_image_ids(coco, getattr(cfg, "eva_num", 0))
+    if not image_ids:
+        raise EvaluationError(f"{cfg.ann}: no image to evaluate (no image with a person "
+                              "annotation; check --ann and --eva_num)")
+    shard = image_ids[rank::group_size]
+    out_dir = str(cfg.output_img_path)
+    os.makedirs(out_dir, exist_ok=True)
+
+    forward, spec, lines = open_forward(cfg)
+    if rank == 0:
+        for line in lines:
+            log(line)
+    predictor = predictor_from_config(forward, cfg, input_scale=spec.input_scale)
+    if rank == 0:
+        log(f"evaluating {len(image_ids)} images on {group_size} process(es): input short side "
+            f"{predictor.img_size}, scales {list(predictor.scales)}, flip {predictor.flip}")
+    vis_dir = out_dir if bool(getattr(cfg, "vis", False)) else None
+    shard_out = evaluate_shard(predictor, coco, shard, cfg.imgpath_val, vis_dir=vis_dir,
+                               progress=rank == 0, strict=bool(getattr(cfg, "strict", False)))
+    gathered = gather(shard_out)
+    if gathered is None:
+        return None
+
+    evaluated = sum(part["images"] for part in gathered)
+    skipped = sum(len(part["skipped"]) for part in gathered)
+    if evaluated == 0:
+        raise EvaluationError(f"{cfg.imgpath_val}: none of the {len(image_ids)} images could be "
+                              "read; nothing evaluated")
+    all_results = [r for part in gathered for r in part["results"]]
+    all_results.sort(key=lambda r: (r["image_id"], -r["score"]))
+    write_json(all_results, os.path.join(out_dir, RESULTS_FILE))
+    metrics = evaluate_keypoints(cfg.ann, all_results, image_ids=image_ids)
+    count = max(evaluated, 1)
+    wall = max(part["timing"]["total"] for part in gathered)
+    summary = {
+        "metrics": metrics, "num_images": len(image_ids), "num_detections": len(all_results),
+        "num_skipped": skipped,
+        "model_path": str(cfg.model_path), "ann": str(cfg.ann),
+        "inference_img_size": predictor.img_size, "scales": list(predictor.scales),
+        "flip": predictor.flip, "group_size": group_size,
+        "images_per_second": len(image_ids) / wall if wall > 0 else 0.0,
+        "network_ms_per_image": 1000 * sum(p["timing"]["network"] for p in gathered) / count,
+        # Reading, preprocessing, map resizing, decoding and drawing.
+        "host_ms_per_image": 1000 * sum(p["timing"]["total"] - p["timing"]["network"]
+                                        for p in gathered) / count,
+    }
+    write_json(summary, os.path.join(out_dir, METRICS_FILE))
+    log(f"{len(all_results)} detections on {evaluated} images"
+        + (f" ({skipped} of {len(image_ids)} skipped: unreadable; they count as missed)"
+           if skipped else "") + " "
+        f"({summary['images_per_second']:.2f} images/s; network "
+        f"{summary['network_ms_per_image']:.1f} ms, decoding and I/O "
+        f"{summary['host_ms_per_image']:.1f} ms per image)")
+    log(format_metrics(metrics))
+    log(f"results: {os.path.join(out_dir, RESULTS_FILE)}; metrics: "
+        f"{os.path.join(out_dir, METRICS_FILE)}")
+    raise_for_failed_writes([m for part in gathered for m in part["failed_writes"]])
+    return metrics

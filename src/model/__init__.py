@@ -1,0 +1,1 @@
+"""The network, its record, loss, checkpoints, export and the CMU Caffe import."""

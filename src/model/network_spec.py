@@ -1,0 +1,222 @@
+"""Which network a checkpoint holds: its shape record, inference from weights, strict loading.
+
+A checkpoint written by train.py records the network it holds under ``openpose_spec.*`` keys
+(:data:`src.model.checkpoint.SPEC_PREFIX`; int/float scalars, which every MindSpore 2.x can store):
+``vgg_with_bn`` (0/1), ``width_mult``, ``num_stages`` and ``input_scale`` (the network's input
+is ``BGR / input_scale - 0.5``: 255 for networks trained here, 256 for CMU's Caffe model). The
+reference's loading rule ignores those keys (it keeps only ``network.*``).
+
+eval.py, export.py, scripts/infer.py and ``--resume`` build the network from the record (or,
+for a checkpoint without one, from its parameter shapes), so a checkpoint needs no matching
+``--config_path``. A network flag given explicitly (command line or ``--config_path`` file)
+that contradicts the checkpoint is an error, and so is any network parameter missing from the
+file or left over in it.
+"""
+from dataclasses import dataclass
+
+from src.codec import TRAINED_INPUT_SCALE
+from src.model.checkpoint import (SPEC_PREFIX, CheckpointError, assign_weights, read_checkpoint,
+                            to_network_names)
+from src.runtime.messages import name_list
+
+#: Network keys of the configuration that a checkpoint's record fixes.
+NETWORK_KEYS = ("vgg_with_bn", "width_mult", "num_stages")
+#: Image normalisation of networks trained by this repository (and by the reference).
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """The shape of an OpenPoseNet and the input normalisation it expects.
+
+    Attributes:
+        vgg_with_bn: BatchNorm after each VGG conv.
+        width_mult: channel multiplier (1.0 = the reference network).
+        num_stages: refinement stages, 1 to 6.
+        input_scale: the network's input is ``BGR pixel / input_scale - 0.5``.
+    """
+
+    vgg_with_bn: bool = False
+    width_mult: float = 1.0
+    num_stages: int = 6
+    input_scale: float = TRAINED_INPUT_SCALE
+
+    @classmethod
+    def from_config(cls, cfg):
+        """The network a configuration or :class:`src.train.loop.TrainSettings` describes (trained
+        normalisation)."""
+        return cls(vgg_with_bn=bool(cfg.vgg_with_bn), width_mult=float(cfg.width_mult),
+                   num_stages=int(cfg.num_stages))
+
+    def to_record(self):
+        """The checkpoint entries that record this spec: ``{name: int or float}``."""
+        return {SPEC_PREFIX + "vgg_with_bn": int(self.vgg_with_bn),
+                SPEC_PREFIX + "width_mult": float(self.width_mult),
+                SPEC_PREFIX + "num_stages": int(self.num_stages),
+                SPEC_PREFIX + "input_scale": float(self.input_scale)}
+
+    @classmethod
+    def from_record(cls, entries, path="<checkpoint>"):
+        """The spec recorded in checkpoint ``entries`` ({name: array}), or None without a record.
+
+        Raises:
+            CheckpointError: a record with keys missing.
+        """
+        keys = [name for name in entries if name.startswith(SPEC_PREFIX)]
+        if not keys:
+            return None
+        values = {}
+        for field in NETWORK_KEYS + ("input_scale",):
+            name = SPEC_PREFIX + field
+            if name not in entries:
+                raise CheckpointError(f"{path}: incomplete network record ('{name}' missing)")
+            values[field] = float(entries[name].reshape(-1)[0])
+        return cls(vgg_with_bn=bool(values["vgg_with_bn"]), width_mult=values["width_mult"],
+                   num_stages=int(round(values["num_stages"])), input_scale=values["input_scale"])
+
+    @classmethod
+    def of_network(cls, network):
+        """The spec of a built :class:`src.model.network.OpenPoseNet` (trained normalisation), None
+        for any other network."""
+        from src.model.network import OpenPoseNet  # pylint: disable=import-outside-toplevel
+        if not isinstance(network, OpenPoseNet):
+            return None
+        return cls(vgg_with_bn=network.vgg_with_bn, width_mult=network.width_mult,
+                   num_stages=network.num_stages)
+
+    def build(self):
+        """A new :class:`src.model.network.OpenPoseNet` of this shape."""
+        from src.model.network import OpenPoseNet  # pylint: disable=import-outside-toplevel
+        return OpenPoseNet(vgg_with_bn=self.vgg_with_bn, width_mult=self.width_mult,
+                           num_stages=self.num_stages)
+
+    def describe(self):
+        """E.g. ``1 stage, width 0.25, VGG with BatchNorm, input BGR / 255 - 0.5``."""
+        stages = f"{self.num_stages} stage" + ("s" if self.num_stages != 1 else "")
+        bn = "VGG with BatchNorm" if self.vgg_with_bn else "VGG without BatchNorm"
+        return f"{stages}, width {self.width_mult:g}, {bn}, input BGR / {self.input_scale:g} - 0.5"
+
+
+def infer_spec(weights, path="<checkpoint>"):
+    """The network shape that fits ``weights`` ({network parameter name: array}).
+
+    For checkpoints without a record (the reference's, older ones of this repository). The
+    normalisation is the trained one (``/ 255 - 0.5``).
+
+    Raises:
+        CheckpointError: no OpenPose parameters, or shapes that no width multiplier explains.
+    """
+    from src.model.network import NUM_STAGES  # pylint: disable=import-outside-toplevel
+    first = weights.get("base.vgg_base.layers.0.weight")
+    stages = [int(name.split(".")[0][len("stage_"):]) for name in weights
+              if name.startswith("stage_") and name.split(".")[0][len("stage_"):].isdigit()]
+    if first is None or not stages:
+        raise CheckpointError(f"{path}: not an OpenPose checkpoint (no 'base.vgg_base.layers.0.weight' "
+                              "or no stage parameters)")
+    vgg_with_bn = any(name.startswith("base.vgg_base.") and name.endswith(".moving_mean")
+                      for name in weights)
+    num_stages = max(stages)
+    if not 1 <= num_stages <= NUM_STAGES:
+        raise CheckpointError(f"{path}: {num_stages} stages (at most {NUM_STAGES})")
+    candidates = [1.0, int(first.shape[0]) / 64.0]
+    conv44 = weights.get("base.conv4_4_CPM.weight")
+    if conv44 is not None:
+        candidates.append(int(conv44.shape[0]) / 128.0)
+    for width_mult in dict.fromkeys(candidates):
+        spec = NetworkSpec(vgg_with_bn=vgg_with_bn, width_mult=width_mult, num_stages=num_stages)
+        if not first_shape_mismatch(spec, weights):
+            return spec
+    raise CheckpointError(f"{path}: parameter shapes fit no OpenPose width "
+                          f"(first conv has {first.shape[0]} channels)")
+
+
+def first_shape_mismatch(spec, weights):
+    """The first parameter of ``spec``'s network whose shape differs in ``weights`` (or None)."""
+    for param in spec.build().get_parameters():
+        value = weights.get(param.name)
+        if value is not None and tuple(value.shape) != tuple(param.shape):
+            return param.name
+    return None
+
+
+def check_against_config(spec, cfg, path):
+    """Raise when a network key set explicitly in ``cfg`` contradicts the checkpoint's spec.
+
+    Keys not set explicitly (defaults of default_config.yaml) give way to the checkpoint.
+
+    Raises:
+        CheckpointError: one line naming the flag, its value and the checkpoint's.
+    """
+    explicit = getattr(cfg, "is_explicit", lambda key: False)
+    for key in NETWORK_KEYS:
+        if not explicit(key):
+            continue
+        wanted, held = getattr(cfg, key), getattr(spec, key)
+        if (float(wanted) != float(held)) if key == "width_mult" else (wanted != held):
+            raise CheckpointError(f"{path} holds a network with {key} {held} ({spec.describe()}); "
+                                  f"--{key} {wanted} contradicts it: drop the flag")
+
+
+def checkpoint_spec(entries, path, cfg=None):
+    """The spec of checkpoint ``entries``: the record, else inferred; checked against ``cfg``.
+
+    Args:
+        entries: {name: array} as read by :func:`src.model.checkpoint.read_checkpoint`.
+        path: file name for messages.
+        cfg: a :class:`src.config.Config` whose explicit network keys must agree, or None.
+    """
+    spec = NetworkSpec.from_record(entries, path)
+    if spec is None:
+        weights, _ = to_network_names(entries)
+        spec = infer_spec(weights, path)
+    if cfg is not None:
+        check_against_config(spec, cfg, path)
+    return spec
+
+
+def load_strict(network, entries, path):
+    """Copy a checkpoint's network weights into ``network``; every parameter must match.
+
+    Args:
+        network: an OpenPoseNet (or a Cell with its names).
+        entries: {name: array} of the checkpoint (any layout :func:`to_network_names` knows).
+        path: file name for messages.
+
+    Returns:
+        :class:`src.model.checkpoint.LoadReport`.
+
+    Raises:
+        CheckpointError: a network parameter missing from the file, an entry the network lacks,
+        or a shape mismatch (each naming the first few).
+    """
+    weights, skipped = to_network_names(entries)
+    report = assign_weights(network, weights, path)
+    report.skipped_state = skipped
+    if report.missing:
+        raise CheckpointError(f"{path}: {len(report.missing)} network parameters missing from the "
+                              f"checkpoint: {name_list(report.missing, quote=True)}")
+    if report.unexpected:
+        raise CheckpointError(f"{path}: {len(report.unexpected)} entries the network lacks: "
+                              f"{name_list(report.unexpected, quote=True)}")
+    return report
+
+
+def open_network(path, cfg=None):
+    """Build the network a checkpoint holds and load it strictly.
+
+    Args:
+        path: checkpoint file (ours, the reference's, or converted from CMU's model).
+        cfg: configuration whose explicit network keys must agree with the checkpoint, or None.
+
+    Returns:
+        ``(network, spec, report)``: the loaded OpenPoseNet, its :class:`NetworkSpec` and the
+        :class:`src.model.checkpoint.LoadReport`.
+
+    Raises:
+        CheckpointError: unreadable file, contradicting flags, or a parameter that does not fit.
+    """
+    entries = read_checkpoint(path)
+    spec = checkpoint_spec(entries, path, cfg)
+    network = spec.build()
+    report = load_strict(network, entries, path)
+    return network, spec, report
+

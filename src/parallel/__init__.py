@@ -1,0 +1,1 @@
+"""Data-parallel runs: launcher detection, the CPU mpirun bridge, collectives."""

@@ -1,0 +1,80 @@
+"""MindSpore runtime set-up: version check and device/context selection."""
+import logging
+import os
+
+from src import compat
+
+LOGGER = logging.getLogger(__name__)
+
+#: MindSpore releases whose CPU convolutions run through oneDNN's reference kernel (about
+#: 1 GFLOP/s, measured): training or evaluating on CPU with them is ~100x slower than 2.8.0.
+SLOW_CPU_RELEASES = ("2.9.", "2.10.")
+RECOMMENDED_VERSION = "2.8.0"
+
+
+def mindspore_version():
+    """Return the installed MindSpore version string."""
+    return compat.mindspore_version_text()
+
+
+def check_mindspore_version(device_target, version=None):
+    """Return a warning line when ``version`` is a release known to be slow on ``device_target``.
+
+    Args:
+        device_target: the resolved device ("CPU", "GPU", "Ascend").
+        version: MindSpore version (default: the installed one).
+
+    Returns:
+        The warning text, or None when there is nothing to warn about.
+    """
+    version = version or mindspore_version()
+    if device_target == "CPU" and version.startswith(SLOW_CPU_RELEASES):
+        return (f"MindSpore {version} runs CPU convolutions through oneDNN's reference kernel "
+                f"(~100x slower than {RECOMMENDED_VERSION}); install mindspore=={RECOMMENDED_VERSION} "
+                "for CPU work")
+    return None
+
+
+def gpu_available():
+    """True when this MindSpore build can run on a GPU of this machine."""
+    import ctypes.util  # pylint: disable=import-outside-toplevel
+    if ctypes.util.find_library("cuda") is None and not os.path.exists("/dev/nvidiactl"):
+        return False  # no CUDA driver: skip MindSpore's noisy plugin probe
+    return compat.device_available("GPU")
+
+
+def resolve_device_target(device_target):
+    """Turn "auto" into "GPU" where MindSpore has one, else "CPU"; pass others through."""
+    if device_target == "auto":
+        return "GPU" if gpu_available() else "CPU"
+    if device_target not in ("GPU", "Ascend", "CPU"):
+        raise ValueError(f"device_target must be auto, GPU, Ascend or CPU, got {device_target!r}")
+    return device_target
+
+
+def setup_context(device_target="auto", mode="graph", device_id=None, seed=None):
+    """Set MindSpore's execution context and return the resolved device target.
+
+    Args:
+        device_target: "auto", "GPU", "Ascend" or "CPU".
+        mode: "graph" (compiled, the default) or "pynative".
+        device_id: device index on this node (default: the rule of
+            :func:`src.parallel.distributed.select_device_id`); ignored on CPU.
+        seed: when given, the global MindSpore/numpy seed.
+    """
+    import mindspore  # pylint: disable=import-outside-toplevel
+    target = resolve_device_target(device_target)
+    graph_mode = mindspore.GRAPH_MODE if mode == "graph" else mindspore.PYNATIVE_MODE
+    mindspore.set_context(mode=graph_mode)
+    if target == "CPU":
+        compat.set_device("CPU")
+    else:
+        from src.parallel.distributed import select_device_id  # pylint: disable=import-outside-toplevel
+        compat.set_device(target, select_device_id(device_id))
+    warning = check_mindspore_version(target)
+    if warning:
+        LOGGER.warning(warning)
+        print(f"WARNING: {warning}", flush=True)
+    if seed is not None:
+        mindspore.set_seed(int(seed))
+    return target

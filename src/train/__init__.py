@@ -1,0 +1,1 @@
+"""The training loop: settings, train step, optimizer, learning rate, checkpoints, validation, metrics."""

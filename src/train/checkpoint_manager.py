@@ -1,0 +1,298 @@
+"""Training-loop helpers: loss logging, NaN/Inf stop and the checkpoint manager.
+
+Checkpoints go to ``<save_model_path>/ckpt_<rank>/<rank>-<epoch>_<step>.ckpt`` (the reference's
+``ModelCheckpoint`` names: epoch counted from 1, step = batches done in that epoch) and are
+written atomically (:func:`src.model.checkpoint.save_checkpoint_atomic`). A training checkpoint holds
+
+* the network's parameters under the reference's training names (``network.`` + the network's
+  own name, ``network.base.vgg_base.layers.0.weight`` ...), so the reference's ``load_model`` /
+  eval.py and this repository's loaders both read it;
+* the network's shape and input normalisation (``openpose_spec.*``, see
+  :mod:`src.model.network_spec`), which the reference's loading rule ignores;
+* the optimizer state (``moment1.*``/``moment2.*``/``beta1_power``/``beta2_power`` for Adam,
+  ``moments.*`` for Momentum, and ``global_step``, the index into the learning-rate arrays);
+* the loop position: ``step_num`` (global steps done), ``epoch_num`` (epochs completed),
+  ``step_num_in_epoch``, ``step_num_per_epoch`` and ``loss_scale``.
+
+The learning-rate arrays themselves are not stored: a resumed run recomputes them from its
+configuration.
+"""
+import math
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from src.model.checkpoint import (assign_weights, network_entries, read_checkpoint, save_checkpoint_atomic,
+                            to_network_names)
+from src.runtime.messages import name_list
+
+CKPT_NAME = re.compile(r"^(?P<rank>\d+)-(?P<epoch>\d+)_(?P<step>\d+)\.ckpt$")
+#: Optimizer entries that are recomputed, never saved or restored.
+RECOMPUTED_STATE = ("learning_rate",)
+
+
+class TrainError(RuntimeError):
+    """Training cannot start or continue (one-line message)."""
+
+
+class NonFiniteLossError(TrainError):
+    """The loss became NaN or Inf."""
+
+
+def check_finite_loss(loss, epoch, step_in_epoch, global_step, batch_images=None):
+    """Raise :class:`NonFiniteLossError` when ``loss`` is NaN or Inf.
+
+    Args:
+        loss: the step's loss (float).
+        epoch: 0-based epoch; step_in_epoch: 1-based step in it; global_step: steps done.
+        batch_images: None, or a function returning the names of the batch's images (called
+            only on a non-finite loss; the message names them).
+    """
+    if not math.isfinite(loss):
+        names = _batch_names(batch_images)
+        raise NonFiniteLossError(
+            f"loss is {loss} at epoch {epoch + 1}, step {step_in_epoch} (global step {global_step})"
+            + (f"; images of the batch: {names}" if names else "")
+            + "; stopping. Check those images' annotations, lower lr or loss_scale, or resume "
+            "from the last checkpoint")
+
+
+def _batch_names(batch_images, shown=8):
+    """Comma-separated names from ``batch_images()`` (at most ``shown``), "" when unknown."""
+    if batch_images is None:
+        return ""
+    try:
+        names = [str(name) for name in batch_images()]
+    except (AttributeError, OSError, ValueError, KeyError, IndexError):
+        return ""       # a data adapter without batch_images, or data no longer readable
+    return name_list(names, shown)
+
+
+@dataclass
+class LossMeter:
+    """Averages the total and per-stage losses over the steps since the last report."""
+
+    steps: int = 0
+    timed_steps: int = 0
+    loss: float = 0.0
+    paf: np.ndarray = None
+    heatmap: np.ndarray = None
+    started: float = field(default_factory=time.perf_counter)
+
+    def restart_clock(self):
+        """Time rates from now on (e.g. after the first step, which includes the graph compile)."""
+        self.started = time.perf_counter()
+        self.timed_steps = 0
+
+    def add(self, loss, paf_losses, heatmap_losses):
+        """Add one step: scalar loss and the (S,) per-stage arrays."""
+        paf_losses = np.asarray(paf_losses, np.float64)
+        heatmap_losses = np.asarray(heatmap_losses, np.float64)
+        if self.steps == 0:
+            self.paf = np.zeros_like(paf_losses)
+            self.heatmap = np.zeros_like(heatmap_losses)
+        self.steps += 1
+        self.timed_steps += 1
+        self.loss += float(loss)
+        self.paf += paf_losses
+        self.heatmap += heatmap_losses
+
+    def report(self, images_per_step):
+        """Means and rates since the last report, then reset.
+
+        Returns:
+            dict with loss, paf (S,), heatmap (S,), images_per_s, s_per_step, steps.
+        """
+        elapsed = max(time.perf_counter() - self.started, 1e-9)
+        steps = max(self.steps, 1)
+        timed = self.timed_steps
+        out = {"loss": self.loss / steps,
+               "paf": (self.paf if self.paf is not None else np.zeros(0)) / steps,
+               "heatmap": (self.heatmap if self.heatmap is not None else np.zeros(0)) / steps,
+               "images_per_s": timed * images_per_step / elapsed if timed else float("nan"),
+               "s_per_step": elapsed / timed if timed else float("nan"), "steps": self.steps}
+        self.steps, self.loss, self.paf, self.heatmap = 0, 0.0, None, None
+        self.restart_clock()
+        return out
+
+
+def format_report(report, epoch, step_in_epoch, steps_per_epoch, global_step, lr):
+    """One log line of a :meth:`LossMeter.report`."""
+    fmt = lambda values: "[" + " ".join(f"{v:.5f}" for v in values) + "]"  # noqa: E731
+    if math.isfinite(report["images_per_s"]):
+        speed = f"{report['images_per_s']:.2f} img/s, {report['s_per_step']:.3f} s/step"
+    else:
+        speed = "img/s after the first step"
+    return (f"epoch {epoch + 1} step {step_in_epoch}/{steps_per_epoch} (global {global_step}): "
+            f"mean loss {report['loss']:.6f} | paf stages {fmt(report['paf'])} | "
+            f"heatmap stages {fmt(report['heatmap'])} | lr {lr:.3e} | {speed}")
+
+
+@dataclass
+class TrainingPosition:
+    """Where a training checkpoint stopped."""
+
+    global_step: int
+    epoch: int                 # epochs completed
+    step_in_epoch: int         # batches done in the current epoch
+    steps_per_epoch: int
+    path: str = ""
+
+
+def checkpoint_sort_key(path):
+    """(epoch, step) of a checkpoint file name, or None when it is not one of ours."""
+    match = CKPT_NAME.match(Path(path).name)
+    if not match:
+        return None
+    return int(match.group("epoch")), int(match.group("step"))
+
+
+def _state_params(optimizer, network):
+    """Optimizer state parameters to save/restore (not the network's, not the lr arrays)."""
+    own = {p.name for p in network.get_parameters()}
+    seen, state = set(), []
+    for param in optimizer.get_parameters():
+        if param.name in own or param.name in seen or param.name.startswith(RECOMPUTED_STATE):
+            continue
+        seen.add(param.name)
+        state.append(param)
+    return state
+
+
+class CheckpointManager:
+    """Writes, lists, prunes and restores training checkpoints of one rank's folder.
+
+    A data-parallel job keeps one folder, rank 0's: rank 0 writes it and every rank resumes
+    from it (the ranks hold identical weights), see :func:`src.train.loop.run_training`.
+
+    Args:
+        save_model_path: root folder; checkpoints go to ``<root>/ckpt_<rank>/``.
+        rank: the rank whose folder and file names are used.
+        keep_checkpoint_max: how many of this rank's checkpoints to keep (<= 0: all).
+        spec: the :class:`src.model.network_spec.NetworkSpec` recorded in every checkpoint, or None
+            (a network that is not an OpenPoseNet: nothing recorded).
+    """
+
+    def __init__(self, save_model_path, rank=0, keep_checkpoint_max=5, spec=None):
+        self.spec = spec
+        self.rank = int(rank)
+        self.directory = Path(save_model_path) / f"ckpt_{self.rank}"
+        self.keep_checkpoint_max = int(keep_checkpoint_max)
+
+    def path_for(self, epoch, step_in_epoch):
+        """File of the checkpoint after ``step_in_epoch`` batches of 0-based ``epoch``."""
+        return self.directory / f"{self.rank}-{epoch + 1}_{step_in_epoch}.ckpt"
+
+    def list(self):
+        """This rank's checkpoints, oldest first (by epoch, then step)."""
+        if not self.directory.is_dir():
+            return []
+        found = []
+        for path in self.directory.iterdir():
+            key = checkpoint_sort_key(path)
+            if key is not None and path.name.startswith(f"{self.rank}-") and path.is_file():
+                found.append((key, path))
+        return [path for _, path in sorted(found)]
+
+    def latest(self):
+        """The newest checkpoint of this rank, or None."""
+        paths = self.list()
+        return paths[-1] if paths else None
+
+    def save(self, network, optimizer, global_step, steps_per_epoch, loss_scale=1.0):
+        """Write the checkpoint after ``global_step`` steps and prune old ones.
+
+        Returns:
+            The path written.
+        """
+        epoch, step_in_epoch = divmod(int(global_step), int(steps_per_epoch))
+        if step_in_epoch == 0 and epoch > 0:
+            epoch, step_in_epoch = epoch - 1, int(steps_per_epoch)
+        entries = network_entries(network)
+        entries += [{"name": p.name, "data": p} for p in _state_params(optimizer, network)]
+        append = {"step_num": int(global_step), "epoch_num": int(global_step) // int(steps_per_epoch),
+                  "step_num_in_epoch": int(global_step) % int(steps_per_epoch),
+                  "step_num_per_epoch": int(steps_per_epoch), "loss_scale": float(loss_scale)}
+        if self.spec is not None:
+            append.update(self.spec.to_record())
+        path = save_checkpoint_atomic(entries, self.path_for(epoch, step_in_epoch), append_dict=append)
+        self.prune()
+        return path
+
+    def prune(self):
+        """Delete this rank's oldest checkpoints beyond ``keep_checkpoint_max``."""
+        if self.keep_checkpoint_max <= 0:
+            return
+        paths = self.list()
+        for path in paths[:-self.keep_checkpoint_max]:
+            path.unlink(missing_ok=True)
+
+    def resolve_resume(self, resume):
+        """The checkpoint to resume from.
+
+        Args:
+            resume: "" (none), "auto" (newest of this rank, None when there is none) or a path.
+
+        Raises:
+            TrainError: an explicit path that is not a file.
+        """
+        if not resume:
+            return None
+        if resume == "auto":
+            return self.latest()
+        path = Path(resume)
+        if not path.is_file():
+            raise TrainError(f"{resume}: resume checkpoint not found")
+        return path
+
+
+def restore_training_state(path, network, optimizer, steps_per_epoch):
+    """Load weights, optimizer state and loop position from a training checkpoint.
+
+    Args:
+        path: checkpoint written by :meth:`CheckpointManager.save`.
+        network: the network (its parameters are overwritten).
+        optimizer: the optimizer (moments and ``global_step`` are overwritten).
+        steps_per_epoch: batches per epoch of this run (the position is recomputed from the
+            global step, so a different value only shifts epoch boundaries).
+
+    Returns:
+        :class:`TrainingPosition`.
+
+    Raises:
+        CheckpointError / TrainError: unreadable file, shape mismatch, no optimizer state
+        (a weights-only file: use ``load_pretrain`` for those), or parameters of another
+        network shape (e.g. more stages).
+    """
+    import mindspore  # pylint: disable=import-outside-toplevel
+    entries = read_checkpoint(path)
+    if "step_num" not in entries:
+        raise TrainError(f"{path}: not a training checkpoint of this project (no step_num); "
+                         "use --load_pretrain True --pretrained_model_path for weights only")
+    weights, _ = to_network_names(entries)
+    report = assign_weights(network, weights, path)
+    if report.missing:
+        raise TrainError(f"{path}: {len(report.missing)} network parameters missing "
+                         f"(e.g. '{report.missing[0]}')")
+    state = _state_params(optimizer, network)
+    missing = [p.name for p in state if p.name not in entries]
+    if missing:
+        raise TrainError(f"{path}: optimizer state '{missing[0]}' missing ({len(missing)} entries); "
+                         "was it written with another optimizer?")
+    for param in state:
+        value = np.asarray(entries[param.name])
+        if tuple(value.shape) != tuple(param.shape):
+            raise TrainError(f"{path}: shape mismatch for optimizer state '{param.name}': "
+                             f"{tuple(value.shape)} vs {tuple(param.shape)}")
+        param.set_data(mindspore.Tensor(value, dtype=param.dtype))
+    if report.unexpected:
+        raise TrainError(f"{path}: {len(report.unexpected)} parameters the network lacks "
+                         f"(e.g. '{report.unexpected[0]}'); was it written with other "
+                         "width_mult/num_stages/vgg_with_bn?")
+    global_step = int(np.asarray(entries["step_num"]).reshape(-1)[0])
+    epoch, step_in_epoch = divmod(global_step, int(steps_per_epoch))
+    return TrainingPosition(global_step=global_step, epoch=epoch, step_in_epoch=step_in_epoch,
+                            steps_per_epoch=int(steps_per_epoch), path=str(path))

@@ -1,0 +1,114 @@
+"""Validation while training: COCO keypoint AP of the network being trained, every few epochs.
+
+Every ``val_interval`` epochs (and after the last one) the network is run, in inference mode,
+on the first ``val_num`` images of the validation set (``imgpath_val``, ``ann``) with eval.py's
+code (:func:`src.evaluate.coco_eval.evaluate_shard`, :func:`src.evaluate.coco_eval.evaluate_keypoints`). In a
+distributed run every rank takes its shard of those images and rank 0 runs the one COCOeval.
+The result goes to the log and to the metrics file; when AP is the best so far, rank 0 writes
+``<ckpt dir>/best.ckpt`` (atomically): the network weights, their record and
+``openpose_val.best_ap`` / ``openpose_val.best_step``, so a resumed run keeps comparing against it.
+"""
+import math
+import time
+from pathlib import Path
+
+from src.model.checkpoint import VALIDATION_PREFIX, network_entries, read_checkpoint, save_checkpoint_atomic
+from src.codec import TRAINED_INPUT_SCALE
+
+BEST_NAME = "best.ckpt"
+BEST_AP_KEY = VALIDATION_PREFIX + "best_ap"
+BEST_STEP_KEY = VALIDATION_PREFIX + "best_step"
+
+
+class Validator:
+    """Runs the validation of a training run (see the module docstring).
+
+    Args:
+        cfg: configuration (val_num, imgpath_val, ann, inference_img_size and the decoder and
+            multi-scale keys, as eval.py reads them).
+        checkpoint_dir: folder of the run's checkpoints (``best.ckpt`` goes there).
+        spec: :class:`src.model.network_spec.NetworkSpec` of the trained network (recorded in
+            best.ckpt; its ``input_scale`` normalises the images), or None.
+        rank, group_size: this process's place in the job.
+        all_gather: function mapping a picklable value to every rank's values (distributed), or
+            None for a single process.
+        interval: validate after every ``interval`` epochs.
+    """
+
+    def __init__(self, cfg, checkpoint_dir, spec, rank=0, group_size=1, all_gather=None,
+                 interval=1):
+        from src.data.coco import load_coco  # pylint: disable=import-outside-toplevel
+        from src.evaluate.coco_eval import evaluation_image_ids  # pylint: disable=import-outside-toplevel
+        self.cfg = cfg
+        self.spec = spec
+        self.rank, self.group_size = int(rank), int(group_size)
+        self.all_gather = all_gather or (lambda value: [value])
+        self.interval = int(interval)
+        self.coco = load_coco(cfg.ann)
+        self.image_ids = evaluation_image_ids(self.coco, int(cfg.val_num))
+        self.coco_gt = _quiet_coco(cfg.ann) if self.rank == 0 else None  # COCOeval's, parsed once
+        self.best_path = Path(checkpoint_dir) / BEST_NAME
+        self.best_ap = read_best_ap(self.best_path)
+
+    def due(self, epochs_done, last_epoch):
+        """True when a validation is due after ``epochs_done`` completed epochs."""
+        return epochs_done > 0 and (epochs_done % self.interval == 0 or epochs_done == last_epoch)
+
+    def run(self, network, global_step, epoch, log=print):
+        """Validate ``network`` and keep best.ckpt; returns the metrics dict (every rank).
+
+        Args:
+            epoch: the 1-based epoch the last step belongs to (for the log line).
+
+        The network is put in inference mode for the run; the caller puts its train cell back
+        in training mode.
+        """
+        # pylint: disable-next=import-outside-toplevel
+        from src.evaluate.coco_eval import STAT_NAMES, evaluate_keypoints, evaluate_shard
+        from src.evaluate.inference import mindspore_forward, predictor_from_config  # pylint: disable=import-outside-toplevel
+        started = time.perf_counter()
+        scale = self.spec.input_scale if self.spec is not None else TRAINED_INPUT_SCALE
+        predictor = predictor_from_config(mindspore_forward(network), self.cfg, input_scale=scale)
+        shard = self.image_ids[self.rank::self.group_size]
+        part = evaluate_shard(predictor, self.coco, shard, self.cfg.imgpath_val, progress=False)
+        parts = self.all_gather(part["results"])
+        metrics = None
+        if self.rank == 0:
+            results = sorted((r for rank_results in parts for r in rank_results),
+                             key=lambda r: (r["image_id"], -r["score"]))
+            metrics = evaluate_keypoints(self.coco_gt, results, image_ids=self.image_ids)
+        metrics = self.all_gather(metrics)[0] if self.group_size > 1 else metrics
+        improved = math.isfinite(metrics["AP"]) and metrics["AP"] > self.best_ap
+        line = (f"validation in epoch {epoch} (global step {global_step}, "
+                f"{len(self.image_ids)} images, {time.perf_counter() - started:.1f} s): "
+                + " ".join(f"{name} {metrics[name]:.4f}" for name in STAT_NAMES[:3] + ("AR",)))
+        if improved:
+            self.best_ap = metrics["AP"]
+            if self.rank == 0:
+                self._save_best(network, global_step)
+                line += f"; best so far, saved {self.best_path}"
+        log(line)
+        return metrics
+
+    def _save_best(self, network, global_step):
+        append = {BEST_AP_KEY: float(self.best_ap), BEST_STEP_KEY: int(global_step)}
+        if self.spec is not None:
+            append.update(self.spec.to_record())
+        save_checkpoint_atomic(network_entries(network), self.best_path, append_dict=append)
+
+
+def _quiet_coco(ann_file):
+    """pycocotools' COCO of ``ann_file``, without its progress lines."""
+    import contextlib  # pylint: disable=import-outside-toplevel
+    import io  # pylint: disable=import-outside-toplevel
+    from pycocotools.coco import COCO  # pylint: disable=import-outside-toplevel
+    with contextlib.redirect_stdout(io.StringIO()):
+        return COCO(str(ann_file))
+
+
+def read_best_ap(path):
+    """The best AP stored in a best.ckpt, or -inf when there is none (a new run)."""
+    if not Path(path).is_file():
+        return -math.inf
+    entries = read_checkpoint(path)
+    return float(entries[BEST_AP_KEY].reshape(-1)[0]) if BEST_AP_KEY in entries else -math.inf
