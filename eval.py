@@ -32,13 +32,11 @@ def main(argv=None):
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     cfg = load_config(argv, prog="eval.py")
     # pylint: disable=import-outside-toplevel
-    from src.model.checkpoint import CheckpointError
-    from src.data.coco import AnnotationError, ImageReadError
-    from src.evaluate.coco_eval import EvaluationError, check_eval_inputs, run_evaluation
+    from src.errors import OpenPoseError
+    from src.evaluate.coco_eval import check_eval_inputs, run_evaluation
     from src.runtime.context import setup_context
-    from src.parallel.distributed import (DistributedError, device_id_for, gather_objects, init_distributed,
-                                 rank_prefix)
-    from src.runtime.output_checks import OutputError, check_output_dir
+    from src.parallel.distributed import device_id_for, gather_objects, init_distributed, rank_prefix
+    from src.runtime.output_checks import check_output_dir
     try:
         check_output_dir(cfg.output_img_path, "output_img_path")
         target = setup_context(cfg.device_target, mode="graph", device_id=device_id_for(cfg))
@@ -51,8 +49,7 @@ def main(argv=None):
             run_evaluation(cfg, rank=dist.rank, group_size=dist.group_size,
                            gather=lambda obj: gather_objects(obj, dist),
                            log=lambda line: print(prefix + line, flush=True))
-    except (EvaluationError, CheckpointError, AnnotationError, ImageReadError,
-            DistributedError, OutputError) as exc:
+    except OpenPoseError as exc:
         print(f"eval.py: error: {exc}", file=sys.stderr, flush=True)
         return 1
     return 0

@@ -8,12 +8,11 @@ empty or does not load afterwards (nothing is reported as exported then).
 """
 import sys
 
-from src.model.checkpoint import CheckpointError
 from src.config import load_config
-from src.runtime.context import setup_context
-from src.parallel.distributed import DistributedError, device_id_for
+from src.errors import OpenPoseError
 from src.model.export import ExportError, export_network
-from src.runtime.output_checks import OutputError
+from src.parallel.distributed import device_id_for
+from src.runtime.context import setup_context
 
 
 def main(argv=None):
@@ -28,7 +27,7 @@ def main(argv=None):
     except ExportError as exc:
         print(f"export.py: error: {exc}", file=sys.stderr)
         return 2
-    except (CheckpointError, DistributedError, OutputError) as exc:
+    except OpenPoseError as exc:
         print(f"export.py: error: {exc}", file=sys.stderr)
         return 1
     print(report.summary())

@@ -20,13 +20,10 @@ import sys
 def main(argv=None):
     """Command-line entry point; returns the exit status."""
     # pylint: disable=import-outside-toplevel
-    from src.train.checkpoint_manager import TrainError
-    from src.model.checkpoint import CheckpointError
     from src.config import load_config
-    from src.runtime.output_checks import OutputError
+    from src.errors import OpenPoseError
     cfg = load_config(argv, prog="train.py")
-    from src.data.coco import AnnotationError, ImageReadError
-    from src.parallel.distributed import DistributedError, rank_prefix
+    from src.parallel.distributed import rank_prefix
     from src.train.loop import distributed_setup, train_from_config
 
     def log(line):
@@ -39,8 +36,7 @@ def main(argv=None):
     except TrainInterrupted as exc:
         print(f"{rank_prefix()}train.py: {exc}", file=sys.stderr, flush=True)
         return exc.exit_code
-    except (TrainError, CheckpointError, AnnotationError, ImageReadError, DistributedError,
-            OutputError) as exc:
+    except OpenPoseError as exc:
         print(f"{rank_prefix()}train.py: error: {exc}", file=sys.stderr, flush=True)
         return 1
     return 0

@@ -24,11 +24,12 @@ def main(argv=None):
     parser.add_argument("--out", required=True, help="checkpoint to write (.ckpt)")
     args = parser.parse_args(argv)
     # pylint: disable=import-outside-toplevel
-    from src.model.caffe_import import CaffeImportError, convert_caffemodel, read_caffemodel
+    from src.errors import OpenPoseError
+    from src.model.caffe_import import convert_caffemodel, read_caffemodel
     try:
         layers = read_caffemodel(args.caffemodel)  # bad files fail before MindSpore loads
         summary = convert_caffemodel(args.caffemodel, args.out, layers)
-    except (CaffeImportError, OSError) as exc:
+    except (OpenPoseError, OSError) as exc:
         print(f"convert_cmu_caffemodel.py: error: {exc}", file=sys.stderr)
         return 1
     order = "the same as this repository's (no channel moved)" if summary["identity_order"] else \

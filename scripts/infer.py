@@ -25,13 +25,13 @@ def main(argv=None):
     # pylint: disable=import-outside-toplevel
     from src.config import load_config
     cfg = load_config(argv, prog="infer.py", extra_defaults=EXTRA_KEYS)
-    from src.model.checkpoint import CheckpointError
+    from src.errors import OpenPoseError
     from src.runtime.context import setup_context
-    from src.parallel.distributed import DistributedError, device_id_for
+    from src.parallel.distributed import device_id_for
     from src.evaluate.backends import open_forward
     from src.evaluate.inference import predictor_from_config
     from src.evaluate.media import MediaError, classify_input, run_media_inference
-    from src.runtime.output_checks import OutputError, check_output_dir
+    from src.runtime.output_checks import check_output_dir
     try:
         if not cfg.input:
             raise MediaError("--input is empty: pass an image, a folder of images or a video")
@@ -46,7 +46,7 @@ def main(argv=None):
         predictor = predictor_from_config(forward, cfg, input_scale=spec.input_scale)
         run_media_inference(predictor, cfg.input, cfg.output, max_frames=cfg.max_frames,
                             strict=cfg.strict)
-    except (MediaError, CheckpointError, DistributedError, OutputError) as exc:
+    except OpenPoseError as exc:
         print(f"infer.py: error: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from src.errors import OpenPoseError
 from src.config_checks import check_values
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[1] / "default_config.yaml"
@@ -16,7 +17,7 @@ _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 
 
-class ConfigError(ValueError):
+class ConfigError(OpenPoseError, ValueError):
     """A configuration file, key or value is wrong; the message is one line."""
 
 

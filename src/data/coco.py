@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from src.errors import OpenPoseError
 from src.data.annotation_checks import validate_coco
 from src.skeleton import NUM_COCO_KEYPOINTS, NUM_JOINTS, coco_to_ours
 
@@ -19,11 +20,11 @@ DEFAULT_MIN_KEYPOINTS = 5
 DEFAULT_MIN_AREA = 1024
 
 
-class AnnotationError(ValueError):
+class AnnotationError(OpenPoseError, ValueError):
     """An annotation file is missing, is not JSON, or is not COCO person keypoints."""
 
 
-class ImageReadError(IOError):
+class ImageReadError(OpenPoseError, IOError):
     """An image or mask file could not be read."""
 
 

@@ -9,6 +9,7 @@ import time
 import numpy as np
 from tqdm import tqdm
 
+from src.errors import OpenPoseError
 from src.data.coco import ImageReadError, image_path, load_coco, read_image
 from src.evaluate.drawing import draw_poses
 from src.evaluate.inference import predictor_from_config
@@ -20,7 +21,7 @@ STAT_NAMES = ("AP", "AP.5", "AP.75", "AP(M)", "AP(L)", "AR", "AR.5", "AR.75", "A
 PERSON_CATEGORY_ID = 1
 
 
-class EvaluationError(ValueError):
+class EvaluationError(OpenPoseError, ValueError):
     """An evaluation input is missing, or results and annotations do not fit together
     (one-line message)."""
 

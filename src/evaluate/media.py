@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from src.errors import OpenPoseError
 from src.evaluate.coco_eval import write_json
 from src.evaluate.drawing import draw_poses
 from src.evaluate.input_skips import InputSkips
@@ -23,7 +24,7 @@ VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpe
 RESULTS_FILE = "people.json"
 
 
-class MediaError(ValueError):
+class MediaError(OpenPoseError, ValueError):
     """An input path is missing, empty or unreadable (one-line message naming it)."""
 
 

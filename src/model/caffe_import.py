@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from src.errors import OpenPoseError
 from src.model.cmu_model import (BRANCH_OUTPUTS, CMU_HEATMAP_NAMES, CMU_INPUT_SCALE, CMU_NUM_STAGES,
                            CMU_PAF_CHANNELS, CMU_PAIRS, cmu_layers, conv_weight_shapes,
                            last_conv, our_layer_name)
@@ -41,7 +42,7 @@ BLOB_DATA, BLOB_SHAPE, BLOB_DOUBLE_DATA = 5, 7, 8
 SHAPE_DIM = 1
 
 
-class CaffeImportError(ValueError):
+class CaffeImportError(OpenPoseError, ValueError):
     """The file is not CMU's COCO body model as a binary caffemodel (one-line message)."""
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from src.errors import OpenPoseError
 from src.runtime.messages import first_line, name_list
 
 TRAINING_PREFIX = "network."
@@ -35,7 +36,7 @@ STATE_PREFIXES = ("moment1.", "moment2.", "moments.", "momentum", "accum.", "ada
                   "loss_scale")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(OpenPoseError, ValueError):
     """A checkpoint file is missing, unreadable or does not fit the network (one-line message)."""
 
 

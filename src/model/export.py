@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
+from src.errors import OpenPoseError
 from src.codec import STRIDE, is_valid_side
 from src.runtime.messages import first_line
 
@@ -15,7 +16,7 @@ from src.runtime.output_checks import (OutputError, check_output_dir, describe_w
 SUFFIXES = {"MINDIR": ".mindir", "AIR": ".air", "ONNX": ".onnx"}
 
 
-class ExportError(ValueError):
+class ExportError(OpenPoseError, ValueError):
     """The export request cannot be carried out (one-line message)."""
 
 

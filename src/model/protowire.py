@@ -10,12 +10,14 @@ repeated numbers), 5 fixed 32 bit. Groups (3, 4) are obsolete and rejected.
 
 import numpy as np
 
+from src.errors import OpenPoseError
+
 VARINT, FIXED64, LENGTH_DELIMITED, FIXED32 = 0, 1, 2, 5
 #: A varint holds at most 64 bits, i.e. 10 bytes of 7 bits.
 MAX_VARINT_BYTES = 10
 
 
-class WireFormatError(ValueError):
+class WireFormatError(OpenPoseError, ValueError):
     """Bytes that are not a well-formed protobuf message (truncated or corrupt)."""
 
 

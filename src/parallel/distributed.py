@@ -56,6 +56,7 @@ from pathlib import Path
 
 import numpy as np
 
+from src.errors import OpenPoseError
 from src import compat
 
 LOGGER = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ _SCHEDULER = {"process": None, "log": None}
 _STATE = {"info": None, "comm": None}
 
 
-class DistributedError(RuntimeError):
+class DistributedError(OpenPoseError, RuntimeError):
     """A launch that cannot be started (inconsistent variables, unsupported combination)."""
 
 

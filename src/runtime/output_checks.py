@@ -13,10 +13,11 @@ import uuid
 
 import cv2
 
+from src.errors import OpenPoseError
 from src.runtime.messages import first_line
 
 
-class OutputError(OSError):
+class OutputError(OpenPoseError, OSError):
     """An output location cannot be written, or a written artefact is missing or broken
     (one-line message naming the file)."""
 

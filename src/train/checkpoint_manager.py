@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from src.errors import OpenPoseError
 from src.model.checkpoint import (assign_weights, network_entries, read_checkpoint, save_checkpoint_atomic,
                             to_network_names)
 from src.runtime.messages import name_list
@@ -34,7 +35,7 @@ CKPT_NAME = re.compile(r"^(?P<rank>\d+)-(?P<epoch>\d+)_(?P<step>\d+)\.ckpt$")
 RECOMPUTED_STATE = ("learning_rate",)
 
 
-class TrainError(RuntimeError):
+class TrainError(OpenPoseError, RuntimeError):
     """Training cannot start or continue (one-line message)."""
 
 
