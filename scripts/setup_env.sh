@@ -14,7 +14,7 @@
 #   MINDSPORE_VERSION    MindSpore release to install (default: the pin of requirements.txt)
 #   CONSTRAINTS          pip constraints file; default constraints.txt for the default release
 #                        on Python 3.11, none otherwise; "none" applies none
-#   OPENPOSE_DEV=0       skip requirements-dev.txt (pytest, onnxruntime)
+#   OPENPOSE_DEV=0       skip requirements-dev.txt (pytest, ruff)
 #   OPENPOSE_SKIP_APT=1  do not apt-get install OpenMPI (mpirun) when it is missing
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -42,25 +42,14 @@ BACKGROUND_CHANNEL = NUM_JOINTS    # index of the background heatmap
 J = Joint
 #: The 19 limbs as (from_joint, to_joint), in the reference order.
 LIMBS = (
-    (J.NECK, J.RIGHT_HIP),
-    (J.RIGHT_HIP, J.RIGHT_KNEE),
-    (J.RIGHT_KNEE, J.RIGHT_ANKLE),
-    (J.NECK, J.LEFT_HIP),
-    (J.LEFT_HIP, J.LEFT_KNEE),
-    (J.LEFT_KNEE, J.LEFT_ANKLE),
-    (J.NECK, J.RIGHT_SHOULDER),
-    (J.RIGHT_SHOULDER, J.RIGHT_ELBOW),
-    (J.RIGHT_ELBOW, J.RIGHT_WRIST),
-    (J.RIGHT_SHOULDER, J.RIGHT_EAR),
-    (J.NECK, J.LEFT_SHOULDER),
-    (J.LEFT_SHOULDER, J.LEFT_ELBOW),
-    (J.LEFT_ELBOW, J.LEFT_WRIST),
-    (J.LEFT_SHOULDER, J.LEFT_EAR),
-    (J.NECK, J.NOSE),
-    (J.NOSE, J.RIGHT_EYE),
-    (J.NOSE, J.LEFT_EYE),
-    (J.RIGHT_EYE, J.RIGHT_EAR),
-    (J.LEFT_EYE, J.LEFT_EAR),
+    (J.NECK, J.RIGHT_HIP), (J.RIGHT_HIP, J.RIGHT_KNEE), (J.RIGHT_KNEE, J.RIGHT_ANKLE),       # 0-2
+    (J.NECK, J.LEFT_HIP), (J.LEFT_HIP, J.LEFT_KNEE), (J.LEFT_KNEE, J.LEFT_ANKLE),            # 3-5
+    (J.NECK, J.RIGHT_SHOULDER), (J.RIGHT_SHOULDER, J.RIGHT_ELBOW),                          # 6-7
+    (J.RIGHT_ELBOW, J.RIGHT_WRIST), (J.RIGHT_SHOULDER, J.RIGHT_EAR),                        # 8-9
+    (J.NECK, J.LEFT_SHOULDER), (J.LEFT_SHOULDER, J.LEFT_ELBOW),                             # 10-11
+    (J.LEFT_ELBOW, J.LEFT_WRIST), (J.LEFT_SHOULDER, J.LEFT_EAR),                            # 12-13
+    (J.NECK, J.NOSE), (J.NOSE, J.RIGHT_EYE), (J.NOSE, J.LEFT_EYE),                          # 14-16
+    (J.RIGHT_EYE, J.RIGHT_EAR), (J.LEFT_EYE, J.LEFT_EAR),                                   # 17-18
 )
 NUM_LIMBS = len(LIMBS)             # 19
 NUM_PAFS = 2 * NUM_LIMBS           # 38
@@ -80,17 +69,23 @@ COCO_TO_OURS = (
 )
 COCO_TO_OURS_ARRAY = np.array([int(j) for j in COCO_TO_OURS], dtype=np.int64)
 NUM_COCO_KEYPOINTS = len(COCO_TO_OURS)  # 17
+#: COCO's keypoint names, in its order ("nose", "left_eye", ...): our joint names, lower case.
+COCO_KEYPOINT_NAMES = tuple(joint.name.lower() for joint in COCO_TO_OURS)
+#: COCO's own skeleton (1-based keypoint pairs) of the person category record; the network's
+#: limbs are :data:`LIMBS`.
+COCO_SKELETON = ((16, 14), (14, 12), (17, 15), (15, 13), (12, 13), (6, 12), (7, 13), (6, 7), (6, 8),
+                 (7, 9), (8, 10), (9, 11), (2, 3), (1, 2), (1, 3), (2, 4), (3, 5), (4, 6), (5, 7))
+
+
+def coco_index(joint):
+    """COCO's keypoint index (0-16) of one of our joints (not the neck, which COCO lacks)."""
+    return COCO_TO_OURS.index(joint)
 
 #: Left/right joint pairs, swapped by a horizontal flip.
 FLIP_JOINT_PAIRS = (
-    (J.LEFT_EYE, J.RIGHT_EYE),
-    (J.LEFT_EAR, J.RIGHT_EAR),
-    (J.LEFT_SHOULDER, J.RIGHT_SHOULDER),
-    (J.LEFT_ELBOW, J.RIGHT_ELBOW),
-    (J.LEFT_WRIST, J.RIGHT_WRIST),
-    (J.LEFT_HIP, J.RIGHT_HIP),
-    (J.LEFT_KNEE, J.RIGHT_KNEE),
-    (J.LEFT_ANKLE, J.RIGHT_ANKLE),
+    (J.LEFT_EYE, J.RIGHT_EYE), (J.LEFT_EAR, J.RIGHT_EAR),
+    (J.LEFT_SHOULDER, J.RIGHT_SHOULDER), (J.LEFT_ELBOW, J.RIGHT_ELBOW), (J.LEFT_WRIST, J.RIGHT_WRIST),
+    (J.LEFT_HIP, J.RIGHT_HIP), (J.LEFT_KNEE, J.RIGHT_KNEE), (J.LEFT_ANKLE, J.RIGHT_ANKLE),
 )
 
 

@@ -1,13 +1,10 @@
-"""A session fixture: CMU's network as a random-weight caffemodel, converted by the CLI.
-
-Import ``cmu_model`` into a test module to use it. The caffemodel (~210 MB) and its checkpoint
-are written once per test session.
+"""CMU's network as a random-weight caffemodel, converted by the CLI (the ``cmu_model``
+fixture of tests/conftest.py). The caffemodel (~210 MB) and its checkpoint are written once per
+test session.
 """
 import subprocess
 import sys
 from types import SimpleNamespace
-
-import pytest
 
 from tests.conftest import REPO_ROOT
 
@@ -15,8 +12,7 @@ from tests.conftest import REPO_ROOT
 PROTOTXT_SIZE = (64, 80)
 
 
-@pytest.fixture(scope="session")
-def cmu_model(tmp_path_factory):
+def make_cmu_model(tmp_path_factory):
     """``SimpleNamespace(prototxt, caffemodel, ckpt, convert_stdout)``."""
     from src.model.cmu_synthetic import write_cmu_model
     directory = tmp_path_factory.mktemp("cmu")

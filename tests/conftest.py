@@ -21,20 +21,22 @@ def shared_dir():
     return path
 
 
+#: Outputs of the reference code (numbers only), copied from ../shared/golden with their README
+#: so that the parity tests run in every clone.
+GOLDEN_DIR = REPO_ROOT / "tests" / "data" / "golden"
+
+
 @pytest.fixture(scope="session")
-def golden_dir(shared_dir):
-    path = shared_dir / "golden"
-    if not path.is_dir():
-        pytest.skip(f"golden outputs not found at {path}")
-    return path
+def golden_dir():
+    assert GOLDEN_DIR.is_dir(), f"golden outputs missing from the repository: {GOLDEN_DIR}"
+    return GOLDEN_DIR
 
 
 def load_golden(golden_dir, name):
-    """The arrays of golden file ``name`` (e.g. "train.npz") as a dict; skips when it is absent."""
+    """The arrays of golden file ``name`` (e.g. "train.npz") as a dict."""
     import numpy as np
     path = golden_dir / name
-    if not path.is_file():
-        pytest.skip(f"{path} not found")
+    assert path.is_file(), f"golden file missing from the repository: {path}"
     with np.load(path) as data:
         return {key: data[key] for key in data.files}
 
@@ -45,6 +47,14 @@ def coco_sample_dir(shared_dir):
     if not (path / "person_keypoints_sample.json").is_file():
         pytest.skip(f"COCO sample not found at {path}")
     return path
+
+
+@pytest.fixture(scope="session")
+def cmu_model(tmp_path_factory):
+    """CMU's network as a random-weight caffemodel and its converted checkpoint
+    (:func:`tests.cmu_files.make_cmu_model`), written once per session."""
+    from tests.cmu_files import make_cmu_model
+    return make_cmu_model(tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,6 @@ from src.model.caffe_import import (CaffeImportError, heatmap_channel_map, maps_
                               paf_channel_map, read_caffemodel)
 from src.model.cmu_model import CMU_PAF_CHANNELS, cmu_layers, conv_weight_shapes
 from src.model.cmu_synthetic import caffemodel_bytes, deploy_prototxt, opencv_forward
-from tests.cmu_files import cmu_model  # noqa: F401 - the session fixture
 from tests.conftest import REPO_ROOT
 
 #: CMU's older header (include/openpose/pose/poseParameters.hpp): POSE_COCO_MAP_IDX, indices

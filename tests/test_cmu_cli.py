@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from src.evaluate.coco_eval import RESULTS_FILE, poses_to_results
-from tests.cmu_files import cmu_model  # noqa: F401 - the session fixture
 from tests.conftest import REPO_ROOT
 
 SMALL = ["--inference_img_size", "64", "--device_target", "CPU"]

@@ -7,7 +7,8 @@ import pytest
 
 from src.data.coco import annotations_to_poses, load_coco
 from src.evaluate.coco_eval import (STAT_NAMES, EvaluationError, evaluate_keypoints, format_metrics,
-                           poses_to_results, write_json)
+                                     poses_to_results)
+from src.runtime.output_checks import write_json
 from src.evaluate.decoder import DecodeParams, decode_poses
 from src.evaluate.inference import compute_input_size
 from src.skeleton import COCO_TO_OURS_ARRAY, NUM_JOINTS

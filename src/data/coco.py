@@ -37,12 +37,14 @@ class CocoKeypoints:
         images: image id -> the image record (``file_name``, ``width``, ``height``, ...).
         annotations: image id -> list of its annotation records (file order).
         person_category_ids: ids of the ``person`` category (all categories if none is named so).
+        dataset: the parsed JSON (for pycocotools, so the file is parsed once).
     """
 
     path: str
     images: dict
     annotations: dict = field(default_factory=dict)
     person_category_ids: tuple = ()
+    dataset: dict = field(default=None, repr=False)
 
     def image_ids_with_people(self):
         """Sorted ids of images that have at least one person annotation (crowds included)."""
@@ -98,7 +100,7 @@ def index_coco(data, json_path="<memory>"):
     except (KeyError, TypeError, ValueError) as exc:
         raise AnnotationError(
             f"{json_path}: malformed COCO record (missing or bad {exc})") from None
-    return CocoKeypoints(json_path, images, annotations, person_ids)
+    return CocoKeypoints(json_path, images, annotations, person_ids, dataset=data)
 
 
 def is_valid_person(ann, min_keypoints=DEFAULT_MIN_KEYPOINTS, min_area=DEFAULT_MIN_AREA):

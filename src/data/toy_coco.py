@@ -12,7 +12,6 @@ later figure, 0 out of the image with x = y = 0), ``num_keypoints``, visible-reg
 Everything is a pure function of the seed. Used by ``scripts/make_toy_coco.py``, the
 quickstart and the tests.
 """
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -20,23 +19,19 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from src.runtime.output_checks import write_image
+from src.runtime.output_checks import write_image, write_json
+from src.skeleton import COCO_KEYPOINT_NAMES, COCO_SKELETON, NUM_COCO_KEYPOINTS, Joint as J, coco_index
 
-#: COCO's 17 keypoint names (their order in the files) and skeleton, for the category record.
-COCO_KEYPOINT_NAMES = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder",
-    "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip",
-    "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle")
-COCO_SKELETON = [[16, 14], [14, 12], [17, 15], [15, 13], [12, 13], [6, 12], [7, 13], [6, 7],
-                 [6, 8], [7, 9], [8, 10], [9, 11], [2, 3], [1, 2], [1, 3], [2, 4], [3, 5],
-                 [4, 6], [5, 7]]
 PERSON_CATEGORY = {"id": 1, "name": "person", "supercategory": "person",
-                   "keypoints": list(COCO_KEYPOINT_NAMES), "skeleton": COCO_SKELETON}
+                   "keypoints": list(COCO_KEYPOINT_NAMES), "skeleton": [list(p) for p in COCO_SKELETON]}
 
-# COCO keypoint indices.
-NOSE, L_EYE, R_EYE, L_EAR, R_EAR = 0, 1, 2, 3, 4
-L_SHO, R_SHO, L_ELB, R_ELB, L_WRI, R_WRI = 5, 6, 7, 8, 9, 10
-L_HIP, R_HIP, L_KNE, R_KNE, L_ANK, R_ANK = 11, 12, 13, 14, 15, 16
+# COCO keypoint indices of the joints drawn here.
+NOSE, L_EYE, R_EYE, L_EAR, R_EAR = (coco_index(j) for j in (
+    J.NOSE, J.LEFT_EYE, J.RIGHT_EYE, J.LEFT_EAR, J.RIGHT_EAR))
+L_SHO, R_SHO, L_ELB, R_ELB, L_WRI, R_WRI = (coco_index(j) for j in (
+    J.LEFT_SHOULDER, J.RIGHT_SHOULDER, J.LEFT_ELBOW, J.RIGHT_ELBOW, J.LEFT_WRIST, J.RIGHT_WRIST))
+L_HIP, R_HIP, L_KNE, R_KNE, L_ANK, R_ANK = (coco_index(j) for j in (
+    J.LEFT_HIP, J.RIGHT_HIP, J.LEFT_KNEE, J.RIGHT_KNEE, J.LEFT_ANKLE, J.RIGHT_ANKLE))
 
 _SHIFT = 4                     # sub-pixel bits for OpenCV drawing
 _SCALE = 1 << _SHIFT
@@ -94,7 +89,7 @@ def random_pose(rng, center_x, top_y, height):
     head_top_to_neck = 0.195 * h
     neck = np.array([center_x, top_y + head_top_to_neck])
     hip_center = neck - up * 0.30 * h
-    kp = np.zeros((17, 2))
+    kp = np.zeros((NUM_COCO_KEYPOINTS, 2))
     shoulder_half = rng.uniform(0.095, 0.12) * h
     hip_half = rng.uniform(0.065, 0.085) * h
     kp[L_SHO] = neck + side * shoulder_half
@@ -375,7 +370,7 @@ def render_image(rng, options=ToyOptions()):
         for fig in figures[start:]:
             union |= fig.mask
         del figures[start:]
-        figures.append(_Figure(np.zeros((17, 2)), union, labelled=False, crowd=True))
+        figures.append(_Figure(np.zeros((NUM_COCO_KEYPOINTS, 2)), union, labelled=False, crowd=True))
     if rng.random() < options.small_people_prob:
         for _ in range(int(rng.integers(1, 3))):
             height = rng.uniform(0.12, 0.25) * size
@@ -415,7 +410,7 @@ def render_image(rng, options=ToyOptions()):
         area = float(visible.sum())
         if area < 4:
             continue
-        keypoints = np.zeros((17, 3))
+        keypoints = np.zeros((NUM_COCO_KEYPOINTS, 3))
         if fig.labelled:
             xs, ys = fig.kp[:, 0], fig.kp[:, 1]
             inside = (xs >= 0) & (ys >= 0) & (xs <= size - 1) & (ys <= size - 1)
@@ -475,10 +470,7 @@ def make_split(out_dir, split, num_images, seed, options=ToyOptions(), first_ima
             "licenses": [], "images": images, "annotations": annotations,
             "categories": [PERSON_CATEGORY]}
     path = os.path.join(ann_dir, f"person_keypoints_{split}2017.json")
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as stream:
-        json.dump(data, stream)
-    os.replace(tmp, path)
+    write_json(data, path)
     return data
 
 

@@ -14,6 +14,7 @@ from src.data.coco import ImageReadError, image_path, load_coco, read_image
 from src.evaluate.drawing import draw_poses
 from src.evaluate.inference import predictor_from_config
 from src.evaluate.input_skips import InputSkips, raise_for_failed_writes
+from src.runtime.output_checks import write_json
 from src.skeleton import NUM_COCO_KEYPOINTS, ours_to_coco
 
 #: COCOeval keypoint summary, in ``stats`` order.
@@ -24,6 +25,23 @@ PERSON_CATEGORY_ID = 1
 class EvaluationError(OpenPoseError, ValueError):
     """An evaluation input is missing, or results and annotations do not fit together
     (one-line message)."""
+
+
+def coco_keypoints(poses, scores):
+    """People in COCO's keypoint layout.
+
+    Args:
+        poses: (N, 18, 3) x, y (image pixels), visibility, our joint order.
+        scores: (N,) person scores.
+
+    Returns:
+        (keypoints (N, 51) float64: x, y, v per COCO keypoint, neck dropped; scores (N,) float64).
+    """
+    poses = np.asarray(poses, dtype=np.float64).reshape(-1, 18, 3)
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if len(poses) != len(scores):
+        raise ValueError(f"{len(poses)} poses but {len(scores)} scores")
+    return ours_to_coco(poses).reshape(len(poses), 3 * NUM_COCO_KEYPOINTS), scores
 
 
 def poses_to_results(image_id, poses, scores):
@@ -38,28 +56,11 @@ def poses_to_results(image_id, poses, scores):
         list of ``{"image_id", "category_id": 1, "keypoints": 51 numbers, "score"}`` with the
         keypoints in COCO order (neck dropped), rounded to whole pixels like the reference.
     """
-    poses = np.asarray(poses, dtype=np.float64).reshape(-1, 18, 3)
-    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-    if len(poses) != len(scores):
-        raise ValueError(f"{len(poses)} poses but {len(scores)} scores")
-    keypoints = np.rint(ours_to_coco(poses)).astype(np.int64)
-    keypoints = keypoints.reshape(len(poses), 3 * NUM_COCO_KEYPOINTS)
+    keypoints, scores = coco_keypoints(poses, scores)
+    keypoints = np.rint(keypoints).astype(np.int64)
     return [{"image_id": int(image_id), "category_id": PERSON_CATEGORY_ID,
              "keypoints": kps.tolist(), "score": float(score)}
             for kps, score in zip(keypoints, scores)]
-
-
-def write_json(data, path):
-    """Write JSON atomically (temporary file, then rename); returns the path."""
-    path = os.fspath(path)
-    directory = os.path.dirname(path)
-    if directory:
-        os.makedirs(directory, exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as stream:
-        json.dump(data, stream)
-    os.replace(tmp, path)
-    return path
 
 
 def zero_metrics():
@@ -113,6 +114,17 @@ def evaluate_keypoints(ann_file, results, image_ids=None, verbose=False):
         evaluator.summarize()
     # COCOeval reports -1 where a metric is undefined (e.g. no ground truth of that size).
     return {name: float(value) for name, value in zip(STAT_NAMES, evaluator.stats)}
+
+
+def ground_truth(coco):
+    """pycocotools' COCO of an indexed annotation file, built from the JSON parsed once by
+    :func:`src.data.coco.load_coco` (without pycocotools' progress lines)."""
+    from pycocotools.coco import COCO  # pycocotools is imported only where COCOeval runs
+    gt = COCO()
+    gt.dataset = coco.dataset
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt.createIndex()
+    return gt
 
 
 def format_metrics(metrics):
@@ -206,6 +218,7 @@ def run_evaluation(cfg, rank=0, group_size=1, gather=None, log=print):
     result lists on rank 0, which writes ``eval_result.json`` (COCO keypoint results) and
     ``eval_metrics.json`` into ``cfg.output_img_path`` and prints the metrics table. With
     ``cfg.vis`` every image's skeleton drawing is written there as ``<image_id>.png``.
+    The inputs are checked by the caller first (:func:`check_eval_inputs`, as eval.py does).
 
     Args:
         cfg: Config with model_path, ann, imgpath_val, output_img_path, eva_num, vis,
@@ -227,10 +240,9 @@ def run_evaluation(cfg, rank=0, group_size=1, gather=None, log=print):
     """
     from src.evaluate.backends import open_forward  # pylint: disable=import-outside-toplevel
 
-    check_eval_inputs(cfg)
     gather = gather or (lambda obj: [obj])
     coco = load_coco(cfg.ann)
-    image_ids = evaluation_image_ids(coco, getattr(cfg, "eva_num", 0))
+    image_ids = evaluation_image_ids(coco, cfg.eva_num)
     if not image_ids:
         raise EvaluationError(f"{cfg.ann}: no image to evaluate (no image with a person "
                               "annotation; check --ann and --eva_num)")
@@ -246,9 +258,9 @@ def run_evaluation(cfg, rank=0, group_size=1, gather=None, log=print):
     if rank == 0:
         log(f"evaluating {len(image_ids)} images on {group_size} process(es): input short side "
             f"{predictor.img_size}, scales {list(predictor.scales)}, flip {predictor.flip}")
-    vis_dir = out_dir if bool(getattr(cfg, "vis", False)) else None
+    vis_dir = out_dir if cfg.vis else None
     shard_out = evaluate_shard(predictor, coco, shard, cfg.imgpath_val, vis_dir=vis_dir,
-                               progress=rank == 0, strict=bool(getattr(cfg, "strict", False)))
+                               progress=rank == 0, strict=cfg.strict)
     gathered = gather(shard_out)
     if gathered is None:
         return None
@@ -261,7 +273,7 @@ def run_evaluation(cfg, rank=0, group_size=1, gather=None, log=print):
     all_results = [r for part in gathered for r in part["results"]]
     all_results.sort(key=lambda r: (r["image_id"], -r["score"]))
     write_json(all_results, os.path.join(out_dir, RESULTS_FILE))
-    metrics = evaluate_keypoints(cfg.ann, all_results, image_ids=image_ids)
+    metrics = evaluate_keypoints(ground_truth(coco), all_results, image_ids=image_ids)
     count = max(evaluated, 1)
     wall = max(part["timing"]["total"] for part in gathered)
     summary = {

@@ -9,15 +9,13 @@ import time
 from pathlib import Path
 
 import cv2
-import numpy as np
 from tqdm import tqdm
 
 from src.errors import OpenPoseError
-from src.evaluate.coco_eval import write_json
+from src.evaluate.coco_eval import coco_keypoints
 from src.evaluate.drawing import draw_poses
 from src.evaluate.input_skips import InputSkips
-from src.runtime.output_checks import OutputError
-from src.skeleton import NUM_COCO_KEYPOINTS, ours_to_coco
+from src.runtime.output_checks import OutputError, write_json
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
@@ -58,10 +56,9 @@ def list_images(folder):
 
 def people_record(poses, scores):
     """JSON-ready list of people: ``{"keypoints": 51 floats (COCO order), "score"}``."""
-    poses = np.asarray(poses, dtype=np.float64).reshape(-1, 18, 3)
-    coco = ours_to_coco(poses).reshape(len(poses), 3 * NUM_COCO_KEYPOINTS)
+    keypoints, scores = coco_keypoints(poses, scores)
     return [{"keypoints": [round(float(v), 2) for v in kps], "score": round(float(s), 4)}
-            for kps, s in zip(coco, np.asarray(scores).reshape(-1))]
+            for kps, s in zip(keypoints, scores)]
 
 
 def infer_images(predictor, files, out_dir, log=print, skips=None):

@@ -4,10 +4,13 @@
   the folder, write and remove a probe file, and raise :class:`OutputError` (one line naming the
   path and the option) when that fails, before any data is read or network compiled.
 * :func:`write_image` is ``cv2.imwrite`` with its result checked.
+* :func:`atomic_path` and :func:`write_json`: a file appears under its final name only whole.
 * :func:`verify_export` checks an exported model: it exists, is not empty and loads.
 """
 import errno
+import json
 import os
+from contextlib import contextmanager
 import shutil
 import uuid
 
@@ -63,6 +66,35 @@ def check_output_dir(path, key):
 
 
     return path
+
+
+@contextmanager
+def atomic_path(path, suffix=""):
+    """A temporary name beside ``path`` to write to; renamed onto ``path`` when the block ends
+    without an exception, removed otherwise, so a partial file never has the final name.
+
+    Args:
+        path: the final file name; its folder is created.
+        suffix: ending of the temporary name (e.g. ".png", so an encoder picks the format).
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(path)
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}{suffix}"
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_json(data, path):
+    """Write ``data`` as JSON to ``path`` atomically (:func:`atomic_path`); returns the path."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as stream:
+        json.dump(data, stream)
+    return os.fspath(path)
 
 
 def write_image(path, image, params=()):
