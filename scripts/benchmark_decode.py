@@ -29,6 +29,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 from src.evaluate.decoder import DecodeParams, decode_poses  # noqa: E402
+from src.evaluate.decoding.reference import decode_poses_reference  # noqa: E402
 
 #: The reference decoder's time per image on decode.npz, measured on the project machine (ms).
 REFERENCE_MS = {"clean": 120.0, "noisy": 21000.0}
@@ -83,9 +84,9 @@ def benchmark_golden(path, repeats, noisy_repeats, params, profile):
 
 
 def benchmark_baseline(path, params, ours):
-    """Time the literal loop decoder (the reference's algorithm, tests/test_decoder.py) once per
-    clean image and on the first noisy image, and the speed-up of ours measured in this run."""
-    from tests.test_decoder import slow_decode  # pylint: disable=import-outside-toplevel
+    """Time the plain loop decoder (the reference's algorithm, the specification in
+    src/evaluate/decoding/reference.py) once per clean image and on the first noisy image, and
+    the speed-up of ours measured in this run."""
     data = np.load(path)
     report = {}
     for kind, images in (("clean", GOLDEN_IMAGES), ("noisy", GOLDEN_IMAGES[:1])):
@@ -93,8 +94,9 @@ def benchmark_baseline(path, params, ours):
         for image_id in images:
             key = f"img{image_id}_"
             start = time.perf_counter()
-            slow_decode(data[f"{key}{kind}_heatmaps"], data[f"{key}{kind}_pafs"],
-                        tuple(data[f"{key}input_wh"]), tuple(data[f"{key}orig_wh"]), params)
+            decode_poses_reference(data[f"{key}{kind}_heatmaps"], data[f"{key}{kind}_pafs"],
+                                   tuple(data[f"{key}input_wh"]), tuple(data[f"{key}orig_wh"]),
+                                   params)
             loop_ms = 1000 * (time.perf_counter() - start)
             ours_ms = ours[kind]["per_image"][str(image_id)]["ms"]
             per_image[str(image_id)] = {"loop_ms": round(loop_ms, 1), "ours_ms": ours_ms,
@@ -145,9 +147,9 @@ def main(argv=None):
     parser.add_argument("--noisy_repeats", type=int, default=5, help="decodes per noisy image")
     parser.add_argument("--profile", action="store_true", help="median time per stage")
     parser.add_argument("--baseline", action="store_true",
-                        help="also time, in this run, the literal per-pair loop decoder of "
-                             "tests/test_decoder.py (the reference's algorithm; every clean image "
-                             "and one noisy image, once: about a minute)")
+                        help="also time, in this run, the plain per-pair loop decoder of "
+                             "src/evaluate/decoding/reference.py (the reference's algorithm; "
+                             "every clean image and one noisy image, once: about a minute)")
     parser.add_argument("--ckpt", help="also decode the maps of this checkpoint's network")
     parser.add_argument("--images", default=str(shared_dir() / "data" / "coco_sample"))
     parser.add_argument("--ann", default=str(shared_dir() / "data" / "coco_sample" /
@@ -162,7 +164,7 @@ def main(argv=None):
         if not os.path.isfile(path):
             print(f"benchmark_decode.py: error: {path}: file not found ({what})", file=sys.stderr)
             return 1
-    params = DecodeParams()
+    params = DecodeParams.defaults()
     report = {"golden": benchmark_golden(args.golden, args.repeats, args.noisy_repeats, params,
                                          args.profile)}
     if args.baseline:

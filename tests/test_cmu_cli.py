@@ -42,8 +42,8 @@ def test_eval_py_uses_the_recorded_normalisation(cmu_model, coco_sample_dir, tmp
     coco = load_coco(ann)
     expected = {}
     for scale in (256.0, 255.0):
-        predictor = Predictor(forward, img_size=64, params=DecodeParams(heatmap_peak_thresh=0.0),
-                              input_scale=scale)
+        params = DecodeParams.defaults().replace(heatmap_peak_thresh=0.0)
+        predictor = Predictor(forward, img_size=64, params=params, input_scale=scale)
         records = []
         for image_id in evaluation_image_ids(coco, 2):
             poses, scores = predictor(read_image(image_path(coco, image_id, coco_sample_dir)))

@@ -43,7 +43,7 @@ def oracle_results(ann_path, img_size=368, shift=0.05, render=render_ours):
         poses[:, :, :2] += shift
         heatmaps, pafs = render(poses, input_h // 8, input_w // 8)
         found, scores = decode_poses(heatmaps, pafs, (input_w, input_h), (orig_w, orig_h),
-                                     DecodeParams())
+                                     DecodeParams.defaults())
         results += poses_to_results(image_id, found, scores)
     return results
 

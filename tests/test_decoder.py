@@ -1,5 +1,6 @@
-"""Tests of src.evaluate.decoder: golden parity with the reference, and agreement with a slow,
-straightforward implementation of the same algorithm on synthetic maps."""
+"""Tests of src.evaluate.decoder: golden parity with the reference, and agreement with the
+plain loop implementation of the same algorithm (src.evaluate.decoding.reference, the
+specification) on synthetic maps."""
 from types import SimpleNamespace
 
 import cv2
@@ -7,129 +8,15 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
-import src.evaluate.decoder as decoder
+from src.config import ConfigError, parse_config
 from src.evaluate.decoder import DecodeParams, decode_poses, find_peaks, greedy_match, group_people
+from src.evaluate.decoding import limbs, operators, peaks
+from src.evaluate.decoding.reference import (decode_poses_reference, find_peaks_reference,
+                                             group_people_reference)
 from src.skeleton import EAR_SHOULDER_LIMBS, LIMB_ARRAY, NUM_JOINTS
 from src.data.targets import generate_heatmaps, generate_pafs
 
 GOLDEN_IMAGES = (785, 40083, 196141, 197388)
-
-
-# ------------------------------------------------------------------------------------------
-# Slow, literal implementation of the algorithm (loops everywhere), for comparisons.
-# ------------------------------------------------------------------------------------------
-def slow_peaks(heatmaps, input_size, params):
-    width, height = input_size
-    peaks = []
-    for joint in range(NUM_JOINTS):
-        smooth = gaussian_filter(cv2.resize(heatmaps[joint], (width, height)),
-                                 params.gaussian_sigma)
-        padded = np.pad(smooth, 1)  # zeros outside, like the reference's shifted copies
-        centre = padded[1:-1, 1:-1]
-        is_peak = ((centre > params.heatmap_peak_thresh) & (centre > padded[:-2, 1:-1])
-                   & (centre > padded[2:, 1:-1]) & (centre > padded[1:-1, :-2])
-                   & (centre > padded[1:-1, 2:]))
-        for y, x in zip(*np.nonzero(is_peak)):
-            peaks.append((joint, int(x), int(y), float(smooth[y, x])))
-    return peaks
-
-
-def slow_pair_score(upsampled_pafs, limb, pa, pb, img_len, params):
-    vector = np.array([pb[1] - pa[1], pb[2] - pa[2]], dtype=np.float64)
-    norm = np.linalg.norm(vector)
-    if norm == 0:
-        return None
-    xs = np.linspace(pa[1], pb[1], num=params.n_integ_points)
-    ys = np.linspace(pa[2], pb[2], num=params.n_integ_points)
-    px, py = np.rint(xs).astype(int), np.rint(ys).astype(int)
-    unit = vector / norm
-    prods = np.array([float(upsampled_pafs[2 * limb][y, x]) * unit[0]
-                      + float(upsampled_pafs[2 * limb + 1][y, x]) * unit[1]
-                      for x, y in zip(px, py)])
-    score = prods.sum() / len(prods) + min(
-        params.limb_length_ratio * img_len / norm - params.length_penalty_value, 0)
-    if np.count_nonzero(prods > params.inner_product_thresh) > params.n_integ_points_thresh \
-            and score > 0:
-        return score
-    return None
-
-
-def slow_connections(pafs, peaks, input_size, params):
-    width, height = input_size
-    upsampled = [cv2.resize(channel, (width, height)) for channel in pafs]
-    connections = []
-    for limb, (ja, jb) in enumerate(LIMB_ARRAY.tolist()):
-        cand_a = [(i, p) for i, p in enumerate(peaks) if p[0] == ja]
-        cand_b = [(i, p) for i, p in enumerate(peaks) if p[0] == jb]
-        scored = []
-        for ia, pa in cand_a:
-            for ib, pb in cand_b:
-                score = slow_pair_score(upsampled, limb, pa, pb, width, params)
-                if score is not None:
-                    scored.append((ia, ib, score))
-        scored.sort(key=lambda item: -item[2])
-        used_a, used_b, chosen = set(), set(), []
-        for ia, ib, score in scored:
-            if ia not in used_a and ib not in used_b:
-                used_a.add(ia)
-                used_b.add(ib)
-                chosen.append((ia, ib, score))
-        connections.append(chosen)
-    return connections
-
-
-def slow_group(connections, peak_scores, params):
-    people = []  # each: [18 ids..., score, count]
-    for limb, chosen in enumerate(connections):
-        ja, jb = LIMB_ARRAY[limb]
-        for ia, ib, score in chosen:
-            found = [k for k, person in enumerate(people) if person[ja] == ia or person[jb] == ib]
-            if len(found) == 1:
-                person = people[found[0]]
-                if person[jb] != ib:
-                    person[jb] = ib
-                    person[19] += 1
-                    person[18] += peak_scores[ib] + score
-            elif len(found) == 2:
-                p1, p2 = people[found[0]], people[found[1]]
-                if not any(p1[j] >= 0 and p2[j] >= 0 for j in range(NUM_JOINTS)):
-                    for j in range(NUM_JOINTS):
-                        if p2[j] >= 0:
-                            p1[j] = p2[j]
-                    p1[18] += p2[18]
-                    p1[19] += p2[19]
-                    p1[18] += score
-                    del people[found[1]]
-                else:
-                    for person in (p1, p2):
-                        if person[ja] == -1:
-                            person[ja] = ia
-                            person[19] += 1
-                            person[18] += peak_scores[ia] + score
-                        elif person[jb] == -1:
-                            person[jb] = ib
-                            person[19] += 1
-                            person[18] += peak_scores[ib] + score
-            elif not found and limb not in EAR_SHOULDER_LIMBS:
-                person = [-1] * NUM_JOINTS + [peak_scores[ia] + peak_scores[ib] + score, 2]
-                person[ja], person[jb] = ia, ib
-                people.append(person)
-    return [p for p in people if p[19] >= params.n_subset_limbs_thresh
-            and p[18] / p[19] >= params.subset_score_thresh]
-
-
-def slow_decode(heatmaps, pafs, input_size, orig_size, params):
-    peaks = slow_peaks(heatmaps, input_size, params)
-    connections = slow_connections(pafs, peaks, input_size, params)
-    people = slow_group(connections, [p[3] for p in peaks], params)
-    poses = np.zeros((len(people), NUM_JOINTS, 3))
-    for n, person in enumerate(people):
-        for j in range(NUM_JOINTS):
-            if person[j] >= 0:
-                peak = peaks[person[j]]
-                poses[n, j] = (peak[1] * (orig_size[0] / input_size[0]),
-                               peak[2] * (orig_size[1] / input_size[1]), 2)
-    return poses, np.array([p[18] for p in people])
 
 
 # ------------------------------------------------------------------------------------------
@@ -185,13 +72,24 @@ def test_golden_parity(golden, image_id, kind):
     assert_same_people(poses, scores, golden[f"{key}{kind}_poses"], golden[f"{key}{kind}_scores"])
 
 
+@pytest.mark.parametrize("image_id", GOLDEN_IMAGES)
+def test_reference_path_matches_golden_on_clean_maps(golden, image_id):
+    """The specification itself reproduces the reference's outputs (clean maps: fast enough)."""
+    key = f"img{image_id}_"
+    poses, scores = decode_poses_reference(
+        golden[f"{key}clean_heatmaps"], golden[f"{key}clean_pafs"],
+        tuple(golden[f"{key}input_wh"]), tuple(golden[f"{key}orig_wh"]), DecodeParams.defaults())
+    assert len(scores) > 0
+    assert_same_people(poses, scores, golden[f"{key}clean_poses"], golden[f"{key}clean_scores"])
+
+
 @pytest.mark.parametrize("seed,noise", [(0, 0.0), (1, 0.0), (2, 0.02), (3, 0.04)])
 def test_matches_slow_implementation(seed, noise):
     heatmaps, pafs, input_size = synthetic_maps(seed, noise=noise)
-    params = DecodeParams()
+    params = DecodeParams.defaults()
     orig_size = (input_size[0] * 3 // 2, input_size[1] * 3 // 2)
     poses, scores = decode_poses(heatmaps, pafs, input_size, orig_size, params)
-    ref_poses, ref_scores = slow_decode(heatmaps, pafs, input_size, orig_size, params)
+    ref_poses, ref_scores = decode_poses_reference(heatmaps, pafs, input_size, orig_size, params)
     assert len(ref_scores) > 0
     assert_same_people(poses, scores, ref_poses, ref_scores, pos_tol=1e-9, score_tol=1e-5)
 
@@ -203,23 +101,23 @@ def test_plateaus_and_ties_match_slow_implementation():
     heatmaps[3] = 0.3                                   # a plateau over the whole channel
     heatmaps[4, 5:12, 6:15] = 0.5                       # a plateau block
     heatmaps[7] = np.round(heatmaps[7], 1)              # many exact ties
-    params = DecodeParams()
+    params = DecodeParams.defaults()
     joint, xs, ys, score = find_peaks(heatmaps, input_size, params)
-    ref = slow_peaks(heatmaps, input_size, params)
+    ref = find_peaks_reference(heatmaps, input_size, params)
     assert [(p[0], p[1], p[2]) for p in ref] == list(zip(joint.tolist(), xs.tolist(),
                                                          ys.tolist()))
     np.testing.assert_allclose(score, [p[3] for p in ref], rtol=0, atol=1e-6)
     poses, scores = decode_poses(heatmaps, pafs, input_size, input_size, params)
-    ref_poses, ref_scores = slow_decode(heatmaps, pafs, input_size, input_size, params)
+    ref_poses, ref_scores = decode_poses_reference(heatmaps, pafs, input_size, input_size, params)
     assert_same_people(poses, scores, ref_poses, ref_scores, pos_tol=1e-9, score_tol=1e-5)
 
 
 def test_any_size_ratio_uses_the_dense_path():
     heatmaps, pafs, _ = synthetic_maps(5, map_h=16, map_w=20, people=2)
     input_size = (150, 122)  # not a multiple of the map size
-    params = DecodeParams()
+    params = DecodeParams.defaults()
     poses, scores = decode_poses(heatmaps, pafs, input_size, (300, 244), params)
-    ref_poses, ref_scores = slow_decode(heatmaps, pafs, input_size, (300, 244), params)
+    ref_poses, ref_scores = decode_poses_reference(heatmaps, pafs, input_size, (300, 244), params)
     assert len(ref_scores) > 0
     assert_same_people(poses, scores, ref_poses, ref_scores, pos_tol=1e-9, score_tol=1e-5)
 
@@ -229,13 +127,14 @@ def test_screening_paths_and_staging_agree(golden, monkeypatch):
     args = (golden[f"{key}noisy_heatmaps"], golden[f"{key}noisy_pafs"],
             golden[f"{key}input_wh"], golden[f"{key}orig_wh"])
     base_poses, base_scores = decode_poses(*args)
-    for changes in [{"_DENSE_FRACTION": 2.0, "_BUSY_FRACTION": 2.0},  # blocks only
-                    {"_DENSE_FRACTION": -1.0},                          # dense only
-                    {"_WHOLE_CHANNEL_FRACTION": 0.0},                   # reference-exact
-                    {"_ALL_POINTS_AT_ONCE": 10 ** 9}, {"_GRID_CHUNK": 1}]:
+    for changes in [{"screening._DENSE_FRACTION": 2.0,
+                     "screening._BUSY_FRACTION": 2.0},                 # blocks only
+                    {"screening._DENSE_FRACTION": -1.0},               # dense only
+                    {"peaks._WHOLE_CHANNEL_FRACTION": 0.0},            # reference-exact
+                    {"limbs._ALL_POINTS_AT_ONCE": 10 ** 9}, {"limbs._GRID_CHUNK": 1}]:
         with monkeypatch.context() as patch:
             for name, value in changes.items():
-                patch.setattr(decoder, name, value)
+                patch.setattr(f"src.evaluate.decoding.{name}", value)
             poses, scores = decode_poses(*args)
         np.testing.assert_array_equal(poses, base_poses, err_msg=str(changes))
         np.testing.assert_allclose(scores, base_scores, rtol=0, atol=1e-6,
@@ -244,9 +143,9 @@ def test_screening_paths_and_staging_agree(golden, monkeypatch):
 
 def test_peaks_match_reference_values():
     heatmaps, _, input_size = synthetic_maps(7, noise=0.03)
-    params = DecodeParams()
+    params = DecodeParams.defaults()
     joint, xs, ys, score = find_peaks(heatmaps, input_size, params)
-    ref = slow_peaks(heatmaps, input_size, params)
+    ref = find_peaks_reference(heatmaps, input_size, params)
     assert len(ref) > 50
     np.testing.assert_array_equal(joint, [p[0] for p in ref])
     np.testing.assert_array_equal(xs, [p[1] for p in ref])
@@ -260,25 +159,25 @@ def test_fast_smoothing_error_is_far_below_the_margin(golden):
     maps = golden[key][:NUM_JOINTS]
     width, height = (int(v) for v in golden["img40083_input_wh"])
     _, h, w = maps.shape
-    rows = decoder._smooth_upsample_matrix(h, height, 2.5)
-    cols = decoder._smooth_upsample_matrix(w, width, 2.5)
+    rows = operators.smooth_upsample_matrix(h, height, 2.5)
+    cols = operators.smooth_upsample_matrix(w, width, 2.5)
     for channel in (0, 9, 17):
         ref = gaussian_filter(cv2.resize(maps[channel], (width, height)), 2.5)
         fast = rows @ maps[channel].astype(np.float64) @ cols.T
         err = np.abs(fast - ref).max() / np.abs(maps[channel]).max()
-        assert err < decoder._EPS_REL / 4
+        assert err < peaks._EPS_REL / 4
 
 
 def test_pair_sampling_matches_cv2_resize(golden):
     pafs = golden["img197388_noisy_pafs"]
     width, height = (int(v) for v in golden["img197388_input_wh"])
     _, h, w = pafs.shape
-    tables = decoder._sampling_tables(h, w, height, width)
+    tables = limbs._sampling_tables(h, w, height, width)
     rng = np.random.default_rng(0)
     ys = rng.integers(0, height, 5000)
     xs = rng.integers(0, width, 5000)
     limb = rng.integers(0, 19, 5000)
-    val_x, val_y = decoder._sample_limb_field(pafs.ravel(), h * w, limb, ys, xs, tables)
+    val_x, val_y = limbs._sample_limb_field(pafs.ravel(), h * w, limb, ys, xs, tables)
     ref = np.stack([cv2.resize(channel, (width, height)) for channel in pafs])
     np.testing.assert_allclose(val_x, ref[2 * limb, ys, xs], rtol=0, atol=3e-7)
     np.testing.assert_allclose(val_y, ref[2 * limb + 1, ys, xs], rtol=0, atol=3e-7)
@@ -288,7 +187,7 @@ def test_exact_check_breaks_near_ties_like_the_reference(golden):
     """img785's right ear sits between two pixels whose float32 values tie: no peak."""
     maps = golden["img785_clean_heatmaps"]
     input_size = tuple(int(v) for v in golden["img785_input_wh"])
-    joint, _, _, _ = find_peaks(maps, input_size, DecodeParams())
+    joint, _, _, _ = find_peaks(maps, input_size, DecodeParams.defaults())
     assert 16 not in joint.tolist()
     assert 17 in joint.tolist()
 
@@ -321,7 +220,7 @@ def test_grouping_equals_literal_rules(seed):
     rng = np.random.default_rng(seed)
     per_joint = 4
     peak_scores = rng.random(NUM_JOINTS * per_joint)
-    params = DecodeParams(n_subset_limbs_thresh=2, subset_score_thresh=0.0)
+    params = DecodeParams.defaults().replace(n_subset_limbs_thresh=2, subset_score_thresh=0.0)
     connections = []
     for ja, jb in LIMB_ARRAY.tolist():
         k = rng.integers(0, per_joint + 1)
@@ -329,19 +228,19 @@ def test_grouping_equals_literal_rules(seed):
         b = rng.permutation(per_joint)[:k] + jb * per_joint
         s = np.sort(rng.random(k))[::-1]
         connections.append(list(zip(a.tolist(), b.tolist(), s.tolist())))
-    limb = np.array([l for l, c in enumerate(connections) for _ in c], dtype=np.int64)
+    limb = np.array([index for index, c in enumerate(connections) for _ in c], dtype=np.int64)
     flat = [item for c in connections for item in c]
     id_a = np.array([c[0] for c in flat], dtype=np.int64)
     id_b = np.array([c[1] for c in flat], dtype=np.int64)
     score = np.array([c[2] for c in flat])
     joints, scores = group_people(limb, id_a, id_b, score, peak_scores, params)
-    expected = slow_group(connections, peak_scores.tolist(), params)
+    expected = group_people_reference(connections, peak_scores.tolist(), params)
     assert joints.tolist() == [p[:NUM_JOINTS] for p in expected]
     np.testing.assert_allclose(scores, [p[18] for p in expected], rtol=0, atol=1e-12)
 
 
 def test_ear_limbs_never_start_a_person():
-    params = DecodeParams(n_subset_limbs_thresh=0, subset_score_thresh=0.0)
+    params = DecodeParams.defaults().replace(n_subset_limbs_thresh=0, subset_score_thresh=0.0)
     peak_scores = np.ones(40)
     for limb in EAR_SHOULDER_LIMBS:
         ja, jb = LIMB_ARRAY[limb]
@@ -368,14 +267,31 @@ def test_bad_shapes_raise():
 
 
 def test_params_from_config_and_validation():
-    cfg = SimpleNamespace(gaussian_sigma=3, heatmap_peak_thresh=0.1, n_integ_points=12,
-                          length_penalty_value=1, other_key="ignored")
+    cfg = parse_config([]).replace(gaussian_sigma=3, heatmap_peak_thresh=0.1, n_integ_points=12,
+                                   length_penalty_value=1, other_key="ignored")
     params = DecodeParams.from_config(cfg)
     assert params.gaussian_sigma == 3.0 and isinstance(params.gaussian_sigma, float)
     assert params.n_integ_points == 12 and params.n_integ_points_thresh == 8
     assert params.subset_score_thresh == 0.2
     with pytest.raises(ValueError, match="n_integ_points"):
-        DecodeParams(n_integ_points=1)
+        DecodeParams.defaults().replace(n_integ_points=1)
+
+
+def test_params_come_from_default_config_only():
+    """The fields have no defaults of their own: defaults() reads default_config.yaml, and
+    from_config takes every field from the configuration and names the missing ones."""
+    cfg = parse_config([])
+    defaults = DecodeParams.defaults()
+    assert defaults == DecodeParams.from_config(cfg)
+    assert {name: getattr(defaults, name) for name in vars(defaults)} == {
+        name: getattr(cfg, name) for name in vars(defaults)}
+    with pytest.raises(TypeError):
+        DecodeParams()
+    values = cfg.to_dict()
+    del values["gaussian_sigma"], values["subset_score_thresh"]
+    with pytest.raises(ConfigError, match="gaussian_sigma, subset_score_thresh"):
+        DecodeParams.from_config(SimpleNamespace(**values))
+    assert DecodeParams.from_config(parse_config(["--gaussian_sigma", "3"])).gaussian_sigma == 3.0
 
 
 def test_random_sizes_strides_and_sigmas_match_slow_implementation():
@@ -388,13 +304,13 @@ def test_random_sizes_strides_and_sigmas_match_slow_implementation():
         if trial % 3 == 0:
             heat = np.round(heat, 1).astype(np.float32)
         paf = rng.normal(0, 0.5, (38, h, w)).astype(np.float32)
-        params = DecodeParams(gaussian_sigma=float(rng.choice([1.0, 2.5, 4.0])),
+        params = DecodeParams.defaults().replace(gaussian_sigma=float(rng.choice([1.0, 2.5, 4.0])),
                               n_subset_limbs_thresh=2, subset_score_thresh=0.0)
         input_size = (w * stride, h * stride) if trial % 4 else (w * stride + 3, h * stride + 1)
         joint, xs, ys, _ = find_peaks(heat, input_size, params)
-        ref = slow_peaks(heat, input_size, params)
+        ref = find_peaks_reference(heat, input_size, params)
         assert [(p[0], p[1], p[2]) for p in ref] == list(zip(joint.tolist(), xs.tolist(),
                                                              ys.tolist())), trial
         poses, scores = decode_poses(heat, paf, input_size, input_size, params)
-        ref_poses, ref_scores = slow_decode(heat, paf, input_size, input_size, params)
+        ref_poses, ref_scores = decode_poses_reference(heat, paf, input_size, input_size, params)
         assert_same_people(poses, scores, ref_poses, ref_scores, pos_tol=1e-9, score_tol=1e-5)

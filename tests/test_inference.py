@@ -1,9 +1,8 @@
 """Tests of src.evaluate.inference: input sizing, preprocessing, flip and multi-scale averaging."""
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
 
+from src.config import parse_config
 from src.evaluate.decoder import decode_poses
 from src.evaluate.inference import (Predictor, compute_input_size, flip_maps, predictor_from_config,
                            preprocess, resize_maps)
@@ -168,8 +167,8 @@ def test_resize_maps_and_bad_network_output():
 
 
 def test_predictor_from_config():
-    cfg = SimpleNamespace(inference_img_size=200, inference_scales=[0.5, 1], multi_scale=False,
-                          flip=True, gaussian_sigma=2.0)
+    cfg = parse_config([]).replace(inference_img_size=200, inference_scales=[0.5, 1],
+                                   multi_scale=False, flip=True, gaussian_sigma=2.0)
     predictor = predictor_from_config(lambda b: b, cfg)
     assert predictor.scales == (1.0,) and predictor.flip and predictor.img_size == 200
     assert predictor.params.gaussian_sigma == 2.0

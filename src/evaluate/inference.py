@@ -114,7 +114,7 @@ class Predictor:
         self.img_size = int(img_size)
         self.scales = scales
         self.flip = bool(flip)
-        self.params = params or DecodeParams()
+        self.params = params or DecodeParams.defaults()
         self.stride = stride
         self.input_scale = float(input_scale)
 

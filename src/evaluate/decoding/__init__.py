@@ -1,0 +1,13 @@
+"""The greedy part-affinity-field decoder, one module per step.
+
+The public entry is :mod:`src.evaluate.decoder` (``decode_poses``, ``DecodeParams``). Here:
+
+* :mod:`.reference` -- the plain, loop-based algorithm: the specification the fast path matches;
+* :mod:`.params` -- ``DecodeParams`` (values from default_config.yaml);
+* :mod:`.peaks` -- joint peaks of the upsampled, smoothed heatmaps;
+* :mod:`.limbs` -- PAF line-integral scores of candidate limbs;
+* :mod:`.matching` -- greedy one-to-one matching per limb;
+* :mod:`.grouping` -- connections assembled into people;
+* :mod:`.operators`, :mod:`.screening` -- the exact-speed machinery behind :mod:`.peaks`;
+* :mod:`.timing` -- the optional per-stage clock.
+"""
