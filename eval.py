@@ -35,7 +35,9 @@ def main(argv=None):
     from src.errors import OpenPoseError
     from src.evaluate.coco_eval import check_eval_inputs, run_evaluation
     from src.runtime.context import setup_context
-    from src.parallel.distributed import device_id_for, gather_objects, init_distributed, rank_prefix
+    from src.parallel.collectives import gather_objects
+    from src.parallel.launch import device_id_for
+    from src.parallel.runtime import init_distributed, rank_prefix
     from src.runtime.output_checks import check_output_dir
     try:
         check_output_dir(cfg.output_img_path, "output_img_path")

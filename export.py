@@ -11,7 +11,7 @@ import sys
 from src.config import load_config
 from src.errors import OpenPoseError
 from src.model.export import ExportError, export_network
-from src.parallel.distributed import device_id_for
+from src.parallel.launch import device_id_for
 from src.runtime.context import setup_context
 
 

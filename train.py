@@ -6,7 +6,7 @@
     msrun --worker_num=8 ... train.py ...    (or scripts/run_distribute_train_msrun.sh)
 
 Every key of default_config.yaml can be given as ``--key value``; see ``--help``. Rank and group
-size come from the launcher (src/parallel/distributed.py); several processes train one data-parallel
+size come from the launcher (src/parallel/launch.py); several processes train one data-parallel
 model (each reads its own shard, gradients are averaged, the reference's ``*_NP`` settings
 apply). Checkpoints go to ``<save_model_path>/ckpt_0/``, written by rank 0 only; ``--resume
 auto`` continues every rank from the newest of them. Every rank logs, each line starting with
@@ -23,7 +23,7 @@ def main(argv=None):
     from src.config import load_config
     from src.errors import OpenPoseError
     cfg = load_config(argv, prog="train.py")
-    from src.parallel.distributed import rank_prefix
+    from src.parallel.runtime import rank_prefix
     from src.train.loop import distributed_setup, train_from_config
 
     def log(line):

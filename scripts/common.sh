@@ -11,6 +11,12 @@
 #   default_python                  set PYTHON unless it is set (the repo's .venv, else python3)
 #   save_model_args ARG...          set SAVE_ARGS (and SAVE_MODEL_PATH) from train.py's arguments
 #   coco_train_paths USAGE ARG...   the four training paths for the COCO 2017 recipes
+#   distributed_train_paths SCRIPT ARG...
+#                                   run_distribute_train_*.sh: paths from the arguments, cd to the root
+#   distributed_train_args RUN_PREFIX ARG...
+#                                   run_distribute_train_*.sh: RUN_DIR, GLOG_v and train.py's arguments
+#   run_distributed_train LAUNCHER LOG_FILE LINE...
+#                                   run_distribute_train_*.sh: run (or print) CMD, log it, exit
 
 # abspath PATH: absolute path of PATH relative to the caller's directory ("" and "none" stay).
 abspath() {
@@ -87,4 +93,55 @@ coco_train_paths() {
         exit 2
     fi
     return 1
+}
+
+# distributed_train_paths SCRIPT ARG...: the four training paths from the first four ARGs (see
+# train_paths_from_args; the usage line names scripts/SCRIPT), RUN_DIR and SAVE_MODEL_PATH made
+# absolute when set, then cd_repo_root. The caller then drops the paths with "shift 4".
+distributed_train_paths() {
+    local usage="Usage: DEVICE_NUM=8 bash scripts/$1"
+    shift
+    train_paths_from_args "$usage IMGPATH_TRAIN JSONPATH_TRAIN MASKPATH_TRAIN VGG_PATH [train.py args...]" "$@"
+    RUN_DIR=${RUN_DIR:+$(abspath "$RUN_DIR")}
+    SAVE_MODEL_PATH=${SAVE_MODEL_PATH:+$(abspath "$SAVE_MODEL_PATH")}
+    cd_repo_root
+}
+
+# distributed_train_args RUN_PREFIX ARG...: default RUN_DIR to $REPO_ROOT/runs/RUN_PREFIX_<date>_<pid>
+# and SAVE_MODEL_PATH to $RUN_DIR/checkpoint/, export GLOG_v (default 2), and set TRAIN_ARGS to
+# "train.py" and its arguments: DEVICE_TARGET, the four paths, SAVE_ARGS (see save_model_args)
+# and the ARGs (the extra train.py arguments).
+distributed_train_args() {
+    local prefix=$1
+    shift
+    RUN_DIR=${RUN_DIR:-$REPO_ROOT/runs/${prefix}_$(date +%Y%m%d_%H%M%S)_$$}
+    SAVE_MODEL_PATH=${SAVE_MODEL_PATH:-$RUN_DIR/checkpoint/}
+    save_model_args "$@"   # --save_model_path among the extra arguments wins
+    export GLOG_v=${GLOG_v:-2}   # MindSpore log level: 2 keeps warnings, drops INFO noise (0 = debug)
+    TRAIN_ARGS=(train.py
+                --device_target "$DEVICE_TARGET"
+                --imgpath_train "$IMGPATH_TRAIN"
+                --jsonpath_train "$JSONPATH_TRAIN"
+                --maskpath_train "$MASKPATH_TRAIN"
+                --vgg_path "$VGG_PATH"
+                "${SAVE_ARGS[@]}" "$@")
+}
+
+# run_distributed_train LAUNCHER LOG_FILE LINE...: with DRY_RUN=1 print the command CMD (an array,
+# shell-quoted) and exit 0. Otherwise create RUN_DIR, print the LINEs, run CMD with its output
+# also written to LOG_FILE, print LAUNCHER's exit status and exit with it (the caller sets
+# "set -o pipefail").
+run_distributed_train() {
+    local launcher=$1 log_file=$2 status
+    shift 2
+    if [ "${DRY_RUN:-0}" = 1 ]; then
+        printf '%q ' "${CMD[@]}"; echo
+        exit 0
+    fi
+    mkdir -p "$RUN_DIR"
+    printf '%s\n' "$@"
+    "${CMD[@]}" 2>&1 | tee "$log_file"
+    status=$?
+    echo "$launcher exited with status $status; logs: $RUN_DIR; checkpoints: ${SAVE_MODEL_PATH%/}/ckpt_0/"
+    exit $status
 }

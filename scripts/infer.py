@@ -27,7 +27,7 @@ def main(argv=None):
     cfg = load_config(argv, prog="infer.py", extra_defaults=EXTRA_KEYS)
     from src.errors import OpenPoseError
     from src.runtime.context import setup_context
-    from src.parallel.distributed import device_id_for
+    from src.parallel.launch import device_id_for
     from src.evaluate.backends import open_forward
     from src.evaluate.inference import predictor_from_config
     from src.evaluate.media import MediaError, classify_input, run_media_inference

@@ -4,7 +4,7 @@
 #
 #   DEVICE_NUM=8 bash scripts/run_distribute_train_gpu.sh IMGPATH_TRAIN JSONPATH_TRAIN MASKPATH_TRAIN VGG_PATH [train.py args...]
 #
-# train.py reads rank and group size from OpenMPI (src/parallel/distributed.py), so the 8 processes form
+# train.py reads rank and group size from OpenMPI (src/parallel/launch.py), so the 8 processes form
 # one data-parallel job (the reference read only RANK_SIZE and ran 8 independent jobs).
 # VGG_PATH may be "" or "none". Arguments after the fourth go to train.py unchanged.
 #
@@ -35,12 +35,8 @@ set -o pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh" || exit 1
 
-train_paths_from_args "Usage: DEVICE_NUM=8 bash scripts/run_distribute_train_gpu.sh IMGPATH_TRAIN JSONPATH_TRAIN MASKPATH_TRAIN VGG_PATH [train.py args...]" "$@"
+distributed_train_paths run_distribute_train_gpu.sh "$@"
 shift 4
-RUN_DIR=${RUN_DIR:+$(abspath "$RUN_DIR")}
-SAVE_MODEL_PATH=${SAVE_MODEL_PATH:+$(abspath "$SAVE_MODEL_PATH")}
-
-cd_repo_root
 
 DEVICE_NUM=${DEVICE_NUM:-8}
 DEVICE_TARGET=${DEVICE_TARGET:-GPU}
@@ -54,9 +50,7 @@ if [ "${DRY_RUN:-0}" != 1 ] && ! command -v "$MPIRUN" >/dev/null 2>&1; then
     exit 1
 fi
 
-RUN_DIR=${RUN_DIR:-$REPO_ROOT/runs/distribute_$(date +%Y%m%d_%H%M%S)_$$}
-SAVE_MODEL_PATH=${SAVE_MODEL_PATH:-$RUN_DIR/checkpoint/}
-save_model_args "$@"   # --save_model_path among the extra arguments wins
+distributed_train_args distribute "$@"
 
 MPI_OPTS=(--allow-run-as-root -n "$DEVICE_NUM" --output-filename "$RUN_DIR/logs" --merge-stderr-to-stdout)
 if [ "$DEVICE_TARGET" = CPU ]; then
@@ -65,28 +59,11 @@ if [ "$DEVICE_TARGET" = CPU ]; then
 fi
 # shellcheck disable=SC2206  # MPIRUN_ARGS is split on spaces on purpose
 MPI_OPTS+=($MPIRUN_ARGS)
-export GLOG_v=${GLOG_v:-2}   # MindSpore log level: 2 keeps warnings, drops INFO noise (0 = debug)
-CMD=("$MPIRUN" "${MPI_OPTS[@]}" -x PYTHONUNBUFFERED=1 -x GLOG_v
-     "$PYTHON" train.py
-     --device_target "$DEVICE_TARGET"
-     --imgpath_train "$IMGPATH_TRAIN"
-     --jsonpath_train "$JSONPATH_TRAIN"
-     --maskpath_train "$MASKPATH_TRAIN"
-     --vgg_path "$VGG_PATH"
-     "${SAVE_ARGS[@]}" "$@")
+CMD=("$MPIRUN" "${MPI_OPTS[@]}" -x PYTHONUNBUFFERED=1 -x GLOG_v "$PYTHON" "${TRAIN_ARGS[@]}")
 
-if [ "${DRY_RUN:-0}" = 1 ]; then
-    printf '%q ' "${CMD[@]}"; echo
-    exit 0
-fi
-
-mkdir -p "$RUN_DIR"
 LOG_FILE="$RUN_DIR/train.log"
-echo "OpenPose distributed training: $DEVICE_NUM processes ($DEVICE_TARGET, mpirun) from $REPO_ROOT"
-echo "log (all ranks): $LOG_FILE"
-echo "per-rank logs:   $RUN_DIR/logs/1/rank.N/stdout"
-echo "checkpoints:     ${SAVE_MODEL_PATH%/}/ckpt_0/ (rank 0 only)"
-"${CMD[@]}" 2>&1 | tee "$LOG_FILE"
-status=$?
-echo "mpirun exited with status $status; logs: $RUN_DIR; checkpoints: ${SAVE_MODEL_PATH%/}/ckpt_0/"
-exit $status
+run_distributed_train mpirun "$LOG_FILE" \
+    "OpenPose distributed training: $DEVICE_NUM processes ($DEVICE_TARGET, mpirun) from $REPO_ROOT" \
+    "log (all ranks): $LOG_FILE" \
+    "per-rank logs:   $RUN_DIR/logs/1/rank.N/stdout" \
+    "checkpoints:     ${SAVE_MODEL_PATH%/}/ckpt_0/ (rank 0 only)"

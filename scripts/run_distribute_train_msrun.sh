@@ -31,12 +31,8 @@ set -o pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh" || exit 1
 
-train_paths_from_args "Usage: DEVICE_NUM=8 bash scripts/run_distribute_train_msrun.sh IMGPATH_TRAIN JSONPATH_TRAIN MASKPATH_TRAIN VGG_PATH [train.py args...]" "$@"
+distributed_train_paths run_distribute_train_msrun.sh "$@"
 shift 4
-RUN_DIR=${RUN_DIR:+$(abspath "$RUN_DIR")}
-SAVE_MODEL_PATH=${SAVE_MODEL_PATH:+$(abspath "$SAVE_MODEL_PATH")}
-
-cd_repo_root
 
 DEVICE_NUM=${DEVICE_NUM:-8}
 WORKER_NUM=${WORKER_NUM:-$DEVICE_NUM}
@@ -63,34 +59,16 @@ if [ -z "$MSRUN" ]; then
 fi
 MASTER_PORT=${MASTER_PORT:-$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("", 0)); print(s.getsockname()[1])')}
 
-RUN_DIR=${RUN_DIR:-$REPO_ROOT/runs/msrun_$(date +%Y%m%d_%H%M%S)_$$}
-SAVE_MODEL_PATH=${SAVE_MODEL_PATH:-$RUN_DIR/checkpoint/}
-save_model_args "$@"   # --save_model_path among the extra arguments wins
+distributed_train_args msrun "$@"
 
 export PYTHONUNBUFFERED=1
-export GLOG_v=${GLOG_v:-2}   # MindSpore log level: 2 keeps warnings, drops INFO noise (0 = debug)
 CMD=("$MSRUN" --worker_num="$WORKER_NUM" --local_worker_num="$DEVICE_NUM"
      --master_addr="$MASTER_ADDR" --master_port="$MASTER_PORT" --node_rank="$NODE_RANK"
      --log_dir="$RUN_DIR/logs" --join=True
-     train.py
-     --device_target "$DEVICE_TARGET"
-     --imgpath_train "$IMGPATH_TRAIN"
-     --jsonpath_train "$JSONPATH_TRAIN"
-     --maskpath_train "$MASKPATH_TRAIN"
-     --vgg_path "$VGG_PATH"
-     "${SAVE_ARGS[@]}" "$@")
+     "${TRAIN_ARGS[@]}")
 
-if [ "${DRY_RUN:-0}" = 1 ]; then
-    printf '%q ' "${CMD[@]}"; echo
-    exit 0
-fi
-
-mkdir -p "$RUN_DIR"
 LOG_FILE="$RUN_DIR/msrun.log"
-echo "OpenPose distributed training: $DEVICE_NUM of $WORKER_NUM workers on this node ($DEVICE_TARGET, msrun, scheduler $MASTER_ADDR:$MASTER_PORT)"
-echo "log: $LOG_FILE; per-worker logs: $RUN_DIR/logs/worker_N.log"
-echo "checkpoints: ${SAVE_MODEL_PATH%/}/ckpt_0/ (rank 0 only)"
-"${CMD[@]}" 2>&1 | tee "$LOG_FILE"
-status=$?
-echo "msrun exited with status $status; logs: $RUN_DIR; checkpoints: ${SAVE_MODEL_PATH%/}/ckpt_0/"
-exit $status
+run_distributed_train msrun "$LOG_FILE" \
+    "OpenPose distributed training: $DEVICE_NUM of $WORKER_NUM workers on this node ($DEVICE_TARGET, msrun, scheduler $MASTER_ADDR:$MASTER_PORT)" \
+    "log: $LOG_FILE; per-worker logs: $RUN_DIR/logs/worker_N.log" \
+    "checkpoints: ${SAVE_MODEL_PATH%/}/ckpt_0/ (rank 0 only)"

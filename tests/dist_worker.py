@@ -70,8 +70,9 @@ def main(argv=None):
     from mindspore import nn  # pylint: disable=import-outside-toplevel
     from src.runtime.context import setup_context  # pylint: disable=import-outside-toplevel
     # pylint: disable-next=import-outside-toplevel
-    from src.parallel.distributed import (barrier, enable_data_parallel, gather_objects, init_distributed,
-                                 rank_prefix, setup_rank_logging)
+    from src.parallel.collectives import barrier, gather_objects
+    # pylint: disable-next=import-outside-toplevel
+    from src.parallel.runtime import enable_data_parallel, init_distributed, rank_prefix, setup_rank_logging
 
     target = setup_context("CPU", mode="graph", seed=1)
     dist = init_distributed(target)

@@ -1,5 +1,5 @@
-"""src/parallel/distributed.py: launch detection (pure), helpers, launch scripts (dry run), and real
-2-process CPU runs.
+"""src/parallel/ end to end: real 2-process CPU runs, and the launch scripts (dry run). The
+modules' own tests: tests/test_distributed_{launch,mpirun_bridge,runtime,collectives,sharding}.py.
 
 The multi-process part starts, all at once (about 40 s on 2 cores): three concurrent
 ``mpirun -n 2`` launches (one without mpi4py), one ``msrun --worker_num=2`` launch and two
@@ -7,13 +7,9 @@ single-process references of tests/dist_worker.py, then checks that both ranks e
 identical parameters equal to the single-process run over the union of their batches (mean of
 the two ranks' gradients), within ``ATOL``/``RTOL``.
 """
-import io
 import json
-import logging
 import os
-import pickle
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,8 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from src.parallel import distributed as dist
-from src.parallel.distributed import DistInfo, DistributedError, LaunchInfo, detect_launch
+from src.parallel import mpirun_bridge as bridge
 from tests.conftest import relaunch_reason
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -33,225 +28,6 @@ ATOL = 1e-6   # parameters are O(0.1-1); measured difference: 0.0
 RTOL = 1e-5
 LAUNCH_TIMEOUT_S = 300
 RELAUNCHES = 2      # MindSpore defects only: see tests.conftest.relaunch_reason
-
-OMPI_2 = {"OMPI_COMM_WORLD_SIZE": "2", "OMPI_COMM_WORLD_RANK": "1", "OMPI_COMM_WORLD_LOCAL_RANK": "1",
-          "OMPI_COMM_WORLD_LOCAL_SIZE": "2", "OMPI_MCA_ess_base_jobid": "1948385281"}
-
-
-# ----------------------------------------------------------------------------------------------
-# detect_launch (pure)
-
-
-def test_detect_single():
-    assert detect_launch({}) == LaunchInfo("single", 0, 1, 0)
-    assert detect_launch({"RANK_SIZE": "1", "RANK_ID": "0"}).kind == "single"
-    assert detect_launch({"OMPI_COMM_WORLD_SIZE": "1", "OMPI_COMM_WORLD_RANK": "0"}).kind == "single"
-
-
-def test_detect_openmpi_wins_over_rank_size():
-    # importing MindSpore copies OMPI_* into RANK_ID/RANK_SIZE; OpenMPI must still be reported
-    env = dict(OMPI_2, RANK_SIZE="2", RANK_ID="1")
-    assert detect_launch(env) == LaunchInfo("openmpi", 1, 2, 1)
-    # after the CPU mapping MS_ROLE is set too: still the OpenMPI launch
-    assert detect_launch(dict(env, MS_ROLE="MS_WORKER", MS_WORKER_NUM="2")).kind == "openmpi"
-
-
-def test_detect_openmpi_local_rank_defaults_to_rank():
-    env = {"OMPI_COMM_WORLD_SIZE": "8", "OMPI_COMM_WORLD_RANK": "5"}
-    assert detect_launch(env) == LaunchInfo("openmpi", 5, 8, 5)
-
-
-def test_detect_msrun_worker_and_scheduler():
-    base = {"MS_WORKER_NUM": "8", "MS_SCHED_HOST": "127.0.0.1", "MS_SCHED_PORT": "8118",
-            "RANK_SIZE": "8"}
-    worker = dict(base, MS_ROLE="MS_WORKER", MS_NODE_ID="3", RANK_ID="3", DEVICE_ID="3")
-    assert detect_launch(worker) == LaunchInfo("msrun", 3, 8, 3)
-    no_node_id = dict(base, MS_ROLE="MS_WORKER", RANK_ID="6", DEVICE_ID="2")
-    assert detect_launch(no_node_id) == LaunchInfo("msrun", 6, 8, 2)
-    unknown = dict(base, MS_ROLE="MS_WORKER", DEVICE_ID="1")  # multi-node msrun without node_rank
-    assert detect_launch(unknown) == LaunchInfo("msrun", -1, 8, 1)
-    sched = dict(base, MS_ROLE="MS_SCHED", RANK_ID="0")
-    assert detect_launch(sched) == LaunchInfo("msrun", -1, 8, 0, role="scheduler")
-
-
-def test_detect_rank_env():
-    assert detect_launch({"RANK_SIZE": "8", "RANK_ID": "7", "DEVICE_ID": "7"}) == \
-        LaunchInfo("rank_env", 7, 8, 7)
-    assert detect_launch({"RANK_SIZE": "4", "RANK_ID": "2"}) == LaunchInfo("rank_env", 2, 4, 2)
-
-
-@pytest.mark.parametrize("env, message", [
-    ({"OMPI_COMM_WORLD_SIZE": "two", "OMPI_COMM_WORLD_RANK": "0"}, "not an integer"),
-    ({"OMPI_COMM_WORLD_SIZE": "2", "OMPI_COMM_WORLD_RANK": "2"}, "outside"),
-    ({"OMPI_COMM_WORLD_SIZE": "2"}, "OMPI_COMM_WORLD_RANK is not set"),
-    ({"MS_ROLE": "MS_WORKER"}, "MS_WORKER_NUM is not set"),
-    ({"MS_ROLE": "MS_PSERVER", "MS_WORKER_NUM": "2"}, "not supported"),
-    ({"RANK_SIZE": "4"}, "RANK_ID is not set"),
-    ({"RANK_SIZE": "0"}, None),  # not > 1: single
-])
-def test_detect_errors(env, message):
-    if message is None:
-        assert detect_launch(env).kind == "single"
-        return
-    with pytest.raises(DistributedError, match=message):
-        detect_launch(env)
-
-
-def test_detect_defaults_to_os_environ(monkeypatch):
-    for key in list(os.environ):
-        if key.startswith(("OMPI_COMM_WORLD", "MS_ROLE", "RANK_SIZE")):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("RANK_SIZE", "3")
-    monkeypatch.setenv("RANK_ID", "1")
-    assert detect_launch() == LaunchInfo("rank_env", 1, 3, 1)
-
-
-# ----------------------------------------------------------------------------------------------
-# CPU/OpenMPI mapping helpers (pure)
-
-
-MPIRUN_ENV = {"OMPI_COMM_WORLD_SIZE": "8", "OMPI_COMM_WORLD_RANK": "5",
-              "OMPI_COMM_WORLD_LOCAL_RANK": "1",
-              # MindSpore's import copies OpenMPI's variables into these; they must not win
-              "RANK_SIZE": "8", "RANK_ID": "5", "DEVICE_ID": "5"}
-MSRUN_ENV = {"MS_ROLE": "MS_WORKER", "MS_WORKER_NUM": "8", "MS_NODE_ID": "6", "RANK_ID": "6",
-             "DEVICE_ID": "2"}
-RANK_SIZE_ENV = {"RANK_SIZE": "4", "RANK_ID": "3", "DEVICE_ID": "3"}
-
-
-@pytest.mark.parametrize("environ, given, expected", [
-    ({}, None, 0),                                   # plain run
-    ({"DEVICE_ID": "3"}, None, 3),                   # plain run on the card DEVICE_ID names
-    ({"DEVICE_ID": "3"}, 6, 6),                      # --device_id wins
-    (MPIRUN_ENV, None, 1),                           # mpirun: the local rank, not DEVICE_ID
-    (MPIRUN_ENV, 0, 0),                              # ... unless --device_id is given
-    (MSRUN_ENV, None, 2),                            # msrun exports the local rank as DEVICE_ID
-    (RANK_SIZE_ENV, None, 3),                        # the reference's RANK_SIZE/DEVICE_ID launch
-    ({"OMPI_COMM_WORLD_SIZE": "1", "OMPI_COMM_WORLD_RANK": "0", "DEVICE_ID": "4"}, None, 4),
-])
-def test_select_device_id(environ, given, expected):
-    assert dist.select_device_id(given, environ) == expected
-
-
-def test_device_id_counts_only_when_set(monkeypatch):
-    from src.config import parse_config
-    assert dist.device_id_for(parse_config([]), {"DEVICE_ID": "2"}) == 2
-    assert dist.device_id_for(parse_config(["--device_id", "0"]), {"DEVICE_ID": "2"}) == 0
-    assert dist.device_id_for(parse_config([]), MPIRUN_ENV) == 1
-    with pytest.raises(DistributedError, match="DEVICE_ID"):
-        dist.select_device_id(None, {"DEVICE_ID": "gpu0"})
-
-
-def test_derived_port_is_per_job_and_in_range():
-    low, high = dist.DERIVED_PORT_RANGE
-    port = dist.derived_port(OMPI_2)
-    assert low <= port < high
-    assert port == dist.derived_port(dict(OMPI_2, OMPI_COMM_WORLD_RANK="0"))  # same on every rank
-    other = dist.derived_port(dict(OMPI_2, OMPI_MCA_ess_base_jobid="1947860993"))
-    assert other != port
-    assert dist.derived_port({"PMIX_NAMESPACE": "1947860993"}) == other
-    with pytest.raises(DistributedError, match="OPENPOSE_SCHED_PORT"):
-        dist.derived_port({})
-
-
-def test_sched_address():
-    launch = detect_launch(OMPI_2)
-    env = dict(OMPI_2, OPENPOSE_SCHED_PORT="23456")
-    assert dist._sched_address(launch, env) == ("127.0.0.1", 23456)  # pylint: disable=protected-access
-    multi = dict(env, OMPI_COMM_WORLD_LOCAL_SIZE="1")
-    with pytest.raises(DistributedError, match="OPENPOSE_SCHED_HOST"):
-        dist._sched_address(launch, multi)  # pylint: disable=protected-access
-    assert dist._sched_address(launch, dict(multi, OPENPOSE_SCHED_HOST="10.0.0.1")) == \
-        ("10.0.0.1", 23456)  # pylint: disable=protected-access
-
-
-def test_scheduler_and_worker_env():
-    base = dict(OMPI_2, PMIX_RANK="1", MS_NODE_ID="1", RANK_ID="1", RANK_SIZE="2", PATH="/bin",
-                GLOG_v="2")
-    env = dist.scheduler_env(base, 2, "127.0.0.1", 23456)
-    assert env == {"PATH": "/bin", "GLOG_v": "2", "MS_ROLE": "MS_SCHED", "MS_WORKER_NUM": "2",
-                   "MS_SCHED_HOST": "127.0.0.1", "MS_SCHED_PORT": "23456"}
-    worker = dist.worker_env(detect_launch(OMPI_2), "127.0.0.1", 23456)
-    assert worker == {"MS_ROLE": "MS_WORKER", "MS_WORKER_NUM": "2", "MS_SCHED_HOST": "127.0.0.1",
-                      "MS_SCHED_PORT": "23456", "MS_NODE_ID": "1", "RANK_ID": "1", "RANK_SIZE": "2"}
-
-
-def test_wait_for_port():
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen(1)
-        dist.wait_for_port("127.0.0.1", server.getsockname()[1], timeout_s=5)
-    port = dist.free_port()
-    start = time.monotonic()
-    with pytest.raises(DistributedError, match="no scheduler"):
-        dist.wait_for_port("127.0.0.1", port, timeout_s=0.3)
-    with pytest.raises(DistributedError, match="exited before"):
-        dist.wait_for_port("127.0.0.1", port, timeout_s=30, alive=lambda: False)
-    assert time.monotonic() - start < 5
-
-
-def test_scheduler_entry_point_refuses_bad_use(monkeypatch, capsys):
-    monkeypatch.delenv("MS_ROLE", raising=False)
-    assert dist.main([]) == 2
-    assert dist.main(["--scheduler"]) == 2
-    assert "MS_ROLE=MS_SCHED" in capsys.readouterr().err
-
-
-# ----------------------------------------------------------------------------------------------
-# single-process behaviour and small helpers
-
-
-def test_init_single_process_does_not_init():
-    info = dist.init_distributed("CPU", environ={})
-    assert info == DistInfo(0, 1, False, 0, "single") and info.is_main
-    assert dist.gather_objects({"a": 1}, info) == [{"a": 1}]
-    dist.barrier(info)
-    assert dist.rank_prefix(info) == ""
-
-
-def test_init_rejects_bad_input():
-    with pytest.raises(DistributedError, match="device_target"):
-        dist.init_distributed("auto", environ={})
-    with pytest.raises(DistributedError, match="msrun"):
-        dist.init_distributed("CPU", environ={"RANK_SIZE": "2", "RANK_ID": "0"})
-
-
-def test_rank_prefix_and_logging():
-    info = DistInfo(rank=1, group_size=4, is_distributed=True, local_rank=1, kind="openmpi")
-    assert dist.rank_prefix(info) == "[rank 1/4] "
-    stream = io.StringIO()
-    root = logging.getLogger()
-    old_level = root.level
-    handler = dist.setup_rank_logging(info, stream=stream)
-    try:
-        logging.getLogger("x.y").info("hello")
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(old_level)
-    line = stream.getvalue().strip()
-    assert line.endswith("[rank 1/4] INFO x.y: hello"), line
-
-
-def test_shard_items():
-    items = list(range(7))
-    shards = [dist.shard_items(items, DistInfo(r, 3, True)) for r in range(3)]
-    assert shards == [[0, 3, 6], [1, 4], [2, 5]]
-    assert dist.shard_items(items, dist.SINGLE) == items
-
-
-def test_pack_unpack_payloads():
-    objs = [{"a": 1}, list(range(21)), "x" * 13, np.arange(5, dtype=np.float32)]
-    payloads = [pickle.dumps(o) for o in objs]
-    width = max(map(len, payloads))
-    words = [dist.pack_payload(p, width) for p in payloads]
-    assert {w.dtype for w in words} == {np.dtype(np.int32)}
-    assert {w.size for w in words} == {-(-width // 4)}
-    out = dist.unpack_payloads(np.concatenate(words), [len(p) for p in payloads])
-    assert out[:3] == objs[:3]
-    np.testing.assert_array_equal(out[3], objs[3])
-    with pytest.raises(ValueError, match="longer"):
-        dist.pack_payload(b"12345", 4)
-
 
 # ----------------------------------------------------------------------------------------------
 # real launches: 2 CPU processes
@@ -301,7 +77,7 @@ def launches(tmp_path_factory):
         envs["mpirun_no_mpi4py"] = dict(env, OPENPOSE_NO_MPI4PY="1")
     if msrun:
         jobs["msrun"] = [*msrun, "--worker_num=2", "--local_worker_num=2",
-                         f"--master_port={dist.free_port()}", f"--log_dir={root / 'msrun_logs'}",
+                         f"--master_port={bridge.free_port()}", f"--log_dir={root / 'msrun_logs'}",
                          "--join=True", str(WORKER), "--out", str(root / "msrun")]
     start = time.monotonic()
     results = _run_together(jobs, envs, env, root, "")
@@ -400,7 +176,7 @@ def test_concurrent_mpirun_launches_use_distinct_ports(launches):
         assert len(per_rank) == 1, per_rank  # both ranks used the same scheduler
         ports[name] = per_rank.pop()
     assert len(set(ports.values())) == 3 and None not in ports.values(), ports
-    low, high = dist.DERIVED_PORT_RANGE
+    low, high = bridge.DERIVED_PORT_RANGE
     assert low <= int(ports["mpirun_no_mpi4py"]) < high
 
 

@@ -368,7 +368,7 @@ def _sched_port(runs, name):
 def test_concurrent_launches_use_their_own_scheduler_ports(runs):
     ports = {name: _sched_port(runs, name) for name in ("mpirun_2", "mpirun", "mpirun_resume")}
     assert ports["mpirun"] != ports["mpirun_resume"], ports    # phase B, concurrent
-    from src.parallel.distributed import DERIVED_PORT_RANGE
+    from src.parallel.mpirun_bridge import DERIVED_PORT_RANGE
     low, high = DERIVED_PORT_RANGE     # no mpi4py: the port comes from the OpenMPI job id
     assert low <= ports["mpirun_resume"] < high, ports
 

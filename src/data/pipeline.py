@@ -25,6 +25,7 @@ from src.data.coco import (DEFAULT_MIN_AREA, DEFAULT_MIN_KEYPOINTS, annotations_
 from src.codec import check_input_side, normalize_image
 from src.compat import generator_dataset
 from src.data.targets import generate_targets
+from src.parallel.sharding import rank_shard
 
 TRAIN_COLUMNS = ["image", "pafs", "heatmaps", "ignore_mask"]
 _SAMPLE_TAG = 2
@@ -174,7 +175,7 @@ class EpochShardSampler:
             total = int(math.ceil(self.size / self.group_size)) * self.group_size
             order = np.concatenate([order, order[:total - self.size]]) if total > self.size \
                 else order
-        return order[self.rank::self.group_size]
+        return rank_shard(order, self.rank, self.group_size)
 
     def __len__(self):
         if self.pad:

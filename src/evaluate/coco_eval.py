@@ -14,6 +14,7 @@ from src.data.coco import ImageReadError, image_path, load_coco, read_image
 from src.evaluate.drawing import draw_poses
 from src.evaluate.inference import predictor_from_config
 from src.evaluate.input_skips import InputSkips, raise_for_failed_writes
+from src.parallel.sharding import rank_shard
 from src.runtime.output_checks import write_json
 from src.skeleton import NUM_COCO_KEYPOINTS, ours_to_coco
 
@@ -228,7 +229,7 @@ def run_evaluation(cfg, rank=0, group_size=1, gather=None, log=print):
             must already be set.
         rank, group_size: this process's shard of the images.
         gather: callable(obj) -> list of every rank's obj on rank 0, None elsewhere (e.g.
-            ``src.parallel.distributed.gather_objects``); default: a single process.
+            ``src.parallel.collectives.gather_objects``); default: a single process.
         log: line printer.
 
     Returns:
@@ -246,7 +247,7 @@ def run_evaluation(cfg, rank=0, group_size=1, gather=None, log=print):
     if not image_ids:
         raise EvaluationError(f"{cfg.ann}: no image to evaluate (no image with a person "
                               "annotation; check --ann and --eva_num)")
-    shard = image_ids[rank::group_size]
+    shard = rank_shard(image_ids, rank, group_size)
     out_dir = str(cfg.output_img_path)
     os.makedirs(out_dir, exist_ok=True)
 

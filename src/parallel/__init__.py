@@ -1,1 +1,2 @@
-"""Data-parallel runs: launcher detection, the CPU mpirun bridge, collectives."""
+"""Data-parallel runs: launcher detection (launch), the CPU mpirun bridge (mpirun_bridge),
+joining the cluster (runtime), collectives and the sharding rule (sharding)."""

@@ -59,7 +59,7 @@ def setup_context(device_target="auto", mode="graph", device_id=None, seed=None)
         device_target: "auto", "GPU", "Ascend" or "CPU".
         mode: "graph" (compiled, the default) or "pynative".
         device_id: device index on this node (default: the rule of
-            :func:`src.parallel.distributed.select_device_id`); ignored on CPU.
+            :func:`src.parallel.launch.select_device_id`); ignored on CPU.
         seed: when given, the global MindSpore/numpy seed.
     """
     import mindspore  # pylint: disable=import-outside-toplevel
@@ -69,7 +69,7 @@ def setup_context(device_target="auto", mode="graph", device_id=None, seed=None)
     if target == "CPU":
         compat.set_device("CPU")
     else:
-        from src.parallel.distributed import select_device_id  # pylint: disable=import-outside-toplevel
+        from src.parallel.launch import select_device_id  # pylint: disable=import-outside-toplevel
         compat.set_device(target, select_device_id(device_id))
     warning = check_mindspore_version(target)
     if warning:

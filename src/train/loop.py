@@ -623,7 +623,7 @@ def distributed_setup(device_target):
         src.parallel.distributed.DistributedError: an inconsistent or unsupported launch.
     """
     # pylint: disable-next=import-outside-toplevel
-    from src.parallel.distributed import enable_data_parallel, init_distributed, setup_rank_logging
+    from src.parallel.runtime import enable_data_parallel, init_distributed, setup_rank_logging
     info = init_distributed(device_target)
     if info.is_distributed:
         setup_rank_logging(info)
@@ -661,7 +661,7 @@ def train_from_config(cfg, log=print, parallel_setup=single_process):
     """
     check_train_inputs(cfg)
     from src.runtime.context import setup_context  # pylint: disable=import-outside-toplevel
-    from src.parallel.distributed import device_id_for  # pylint: disable=import-outside-toplevel
+    from src.parallel.launch import device_id_for  # pylint: disable=import-outside-toplevel
     target = setup_context(cfg.device_target, mode="graph", device_id=device_id_for(cfg), seed=cfg.seed)
     rank, group_size = parallel_setup(target)
     np.random.seed(int(cfg.seed) % (2 ** 32))
@@ -683,7 +683,7 @@ def train_from_config(cfg, log=print, parallel_setup=single_process):
         + (f" (this rank's shard of {group_size})" if group_size > 1 else ""))
     all_gather = None
     if group_size > 1:
-        from src.parallel.distributed import all_gather_objects  # pylint: disable=import-outside-toplevel
+        from src.parallel.collectives import all_gather_objects  # pylint: disable=import-outside-toplevel
         all_gather = all_gather_objects
     validator = None
     if int(cfg.val_interval) > 0:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from src.model.checkpoint import VALIDATION_PREFIX, network_entries, read_checkpoint, save_checkpoint_atomic
 from src.codec import TRAINED_INPUT_SCALE
+from src.parallel.sharding import rank_shard
 
 BEST_NAME = "best.ckpt"
 BEST_AP_KEY = VALIDATION_PREFIX + "best_ap"
@@ -69,7 +70,7 @@ class Validator:
         started = time.perf_counter()
         scale = self.spec.input_scale if self.spec is not None else TRAINED_INPUT_SCALE
         predictor = predictor_from_config(mindspore_forward(network), self.cfg, input_scale=scale)
-        shard = self.image_ids[self.rank::self.group_size]
+        shard = rank_shard(self.image_ids, self.rank, self.group_size)
         part = evaluate_shard(predictor, self.coco, shard, self.cfg.imgpath_val, progress=False)
         parts = self.all_gather(part["results"])
         metrics = None
