@@ -67,68 +67,57 @@ class BaseModel(nn.Cell):
         return self.relu(self.conv4_4_CPM(x))
 
 
+class _TwoBranchStage(nn.Cell):
+    """A stage of two conv branches on one input: L1 gives the PAFs, L2 the heatmaps.
 
+    Each conv is an attribute with the reference's name (``name_format`` with ``index`` from 1 and
+    ``branch`` L1/L2), which names its parameters; each branch is also kept as a tuple (a tuple
+    registers nothing) that ``construct`` loops over: ReLU after every conv but the last.
+    """
 
-class Stage1(nn.Cell):
-    """First stage: per branch three 3x3 convs (128), a 1x1 to 512, a 1x1 to the outputs."""
-
-    def __init__(self, width_mult=1.0):
+    def __init__(self, hidden_specs, name_format):
         super().__init__()
-        feat, mid, wide = (scaled(c, width_mult) for c in (FEATURE_CHANNELS, 128, 512))
+        branches = []
         for branch, out_channels in (("L1", NUM_PAFS), ("L2", NUM_HEATMAPS)):
-            specs = ((feat, mid, 3), (mid, mid, 3), (mid, mid, 3), (mid, wide, 1),
-                     (wide, out_channels, 1))
+            specs = tuple(hidden_specs) + ((hidden_specs[-1][1], out_channels, 1),)
+            convs = []
             for index, (cin, cout, kernel) in enumerate(specs, start=1):
-                setattr(self, f"conv{index}_CPM_{branch}", _conv(cin, cout, kernel))
+                convs.append(_conv(cin, cout, kernel))
+                setattr(self, name_format.format(index=index, branch=branch), convs[-1])
+            branches.append(tuple(convs))
+        self.paf_convs, self.heatmap_convs = branches
         self.relu = nn.ReLU()
 
     def construct(self, x):
-        h1 = self.relu(self.conv1_CPM_L1(x))
-        h1 = self.relu(self.conv2_CPM_L1(h1))
-        h1 = self.relu(self.conv3_CPM_L1(h1))
-        h1 = self.relu(self.conv4_CPM_L1(h1))
-        h1 = self.conv5_CPM_L1(h1)
-        h2 = self.relu(self.conv1_CPM_L2(x))
-        h2 = self.relu(self.conv2_CPM_L2(h2))
-        h2 = self.relu(self.conv3_CPM_L2(h2))
-        h2 = self.relu(self.conv4_CPM_L2(h2))
-        h2 = self.conv5_CPM_L2(h2)
-        return h1, h2
+        pafs = x
+        for conv in self.paf_convs[:-1]:
+            pafs = self.relu(conv(pafs))
+        heatmaps = x
+        for conv in self.heatmap_convs[:-1]:
+            heatmaps = self.relu(conv(heatmaps))
+        return self.paf_convs[-1](pafs), self.heatmap_convs[-1](heatmaps)
 
 
-class StageN(nn.Cell):
+class Stage1(_TwoBranchStage):
+    """First stage: per branch three 3x3 convs (128), a 1x1 to 512, a 1x1 to the outputs."""
+
+    def __init__(self, width_mult=1.0):
+        feat, mid, wide = (scaled(c, width_mult) for c in (FEATURE_CHANNELS, 128, 512))
+        super().__init__(((feat, mid, 3), (mid, mid, 3), (mid, mid, 3), (mid, wide, 1)),
+                         "conv{index}_CPM_{branch}")
+
+
+class StageN(_TwoBranchStage):
     """Refinement stage: per branch five 7x7 convs (128), a 1x1 (128), a 1x1 to the outputs.
 
     Input: concat(previous PAFs, previous heatmaps, features) = 38 + 19 + 128 = 185 channels.
     """
 
     def __init__(self, width_mult=1.0):
-        super().__init__()
         mid = scaled(128, width_mult)
         in_channels = NUM_PAFS + NUM_HEATMAPS + scaled(FEATURE_CHANNELS, width_mult)
-        for branch, out_channels in (("L1", NUM_PAFS), ("L2", NUM_HEATMAPS)):
-            specs = ((in_channels, mid, 7), (mid, mid, 7), (mid, mid, 7), (mid, mid, 7),
-                     (mid, mid, 7), (mid, mid, 1), (mid, out_channels, 1))
-            for index, (cin, cout, kernel) in enumerate(specs, start=1):
-                setattr(self, f"conv{index}_{branch}", _conv(cin, cout, kernel))
-        self.relu = nn.ReLU()
-
-    def construct(self, x):
-        h1 = self.relu(self.conv1_L1(x))
-        h1 = self.relu(self.conv2_L1(h1))
-        h1 = self.relu(self.conv3_L1(h1))
-        h1 = self.relu(self.conv4_L1(h1))
-        h1 = self.relu(self.conv5_L1(h1))
-        h1 = self.relu(self.conv6_L1(h1))
-        h1 = self.conv7_L1(h1)
-        h2 = self.relu(self.conv1_L2(x))
-        h2 = self.relu(self.conv2_L2(h2))
-        h2 = self.relu(self.conv3_L2(h2))
-        h2 = self.relu(self.conv4_L2(h2))
-        h2 = self.relu(self.conv5_L2(h2))
-        h2 = self.relu(self.conv6_L2(h2))
-        h2 = self.conv7_L2(h2)
-        return h1, h2
+        super().__init__(((in_channels, mid, 7),) + ((mid, mid, 7),) * 4 + ((mid, mid, 1),),
+                         "conv{index}_{branch}")
 
 
 class OpenPoseNet(nn.Cell):
@@ -158,6 +147,10 @@ class OpenPoseNet(nn.Cell):
         self.stage_1 = Stage1(width_mult)
         for index in range(2, self.num_stages + 1):
             setattr(self, f"stage_{index}", StageN(width_mult))
+        # a tuple registers nothing (the attributes above name the parameters); graph mode
+        # unrolls the loop over it, so only the stages that exist are compiled
+        self.refinement_stages = tuple(getattr(self, f"stage_{index}")
+                                       for index in range(2, self.num_stages + 1))
         self.concat = ops.Concat(axis=1)
 
     def construct(self, x):
@@ -165,25 +158,8 @@ class OpenPoseNet(nn.Cell):
         paf, heat = self.stage_1(features)
         pafs = (paf,)
         heatmaps = (heat,)
-        # num_stages is a constant, so graph mode compiles only the stages that exist
-        if self.num_stages >= 2:
-            paf, heat = self.stage_2(self.concat((paf, heat, features)))
-            pafs = pafs + (paf,)
-            heatmaps = heatmaps + (heat,)
-        if self.num_stages >= 3:
-            paf, heat = self.stage_3(self.concat((paf, heat, features)))
-            pafs = pafs + (paf,)
-            heatmaps = heatmaps + (heat,)
-        if self.num_stages >= 4:
-            paf, heat = self.stage_4(self.concat((paf, heat, features)))
-            pafs = pafs + (paf,)
-            heatmaps = heatmaps + (heat,)
-        if self.num_stages >= 5:
-            paf, heat = self.stage_5(self.concat((paf, heat, features)))
-            pafs = pafs + (paf,)
-            heatmaps = heatmaps + (heat,)
-        if self.num_stages >= 6:
-            paf, heat = self.stage_6(self.concat((paf, heat, features)))
+        for stage in self.refinement_stages:
+            paf, heat = stage(self.concat((paf, heat, features)))
             pafs = pafs + (paf,)
             heatmaps = heatmaps + (heat,)
         return pafs, heatmaps
