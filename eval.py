@@ -31,7 +31,7 @@ def main(argv=None):
     # on the cores the network needs (takes effect when numpy is not imported yet).
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     cfg = load_config(argv, prog="eval.py")
-    # pylint: disable=import-outside-toplevel
+    # Imported here: after OPENBLAS_NUM_THREADS is set, and not at all for --help or a bad flag.
     from src.errors import OpenPoseError
     from src.evaluate.coco_eval import check_eval_inputs, run_evaluation
     from src.runtime.context import setup_context

@@ -19,18 +19,19 @@ import sys
 
 def main(argv=None):
     """Command-line entry point; returns the exit status."""
-    # pylint: disable=import-outside-toplevel
+    # Imported here, not at the top: the SIGINT watcher starts before numpy or MindSpore start
+    # threads (see the end of this file), and --help or a bad flag answers without loading them.
     from src.config import load_config
     from src.errors import OpenPoseError
     cfg = load_config(argv, prog="train.py")
     from src.parallel.runtime import rank_prefix
-    from src.train.loop import distributed_setup, train_from_config
+    from src.train.command import distributed_setup, train_from_config
+    from src.train.interrupts import TrainInterrupted
 
     def log(line):
         sys.stdout.write(f"{rank_prefix()}{line}\n")  # one write: ranks' lines stay whole
         sys.stdout.flush()
 
-    from src.train.interrupts import TrainInterrupted
     try:
         train_from_config(cfg, log=log, parallel_setup=distributed_setup)
     except TrainInterrupted as exc:

@@ -37,6 +37,7 @@ if str(REPO) not in sys.path:
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
+from src.config import default_config  # noqa: E402
 from src.data.augment import AugmentParams  # noqa: E402
 from src.data.coco import (AnnotationError, ImageReadError, load_coco, mask_path,  # noqa: E402
                            read_ignore_mask, read_image)
@@ -309,7 +310,8 @@ def build_parser():
 def run(args):
     """Run all timings; returns the result dict."""
     cv2.setNumThreads(1)
-    params = AugmentParams(insize=args.insize)
+    cfg = default_config(insize=args.insize)
+    params = AugmentParams.from_config(cfg)
     with tempfile.TemporaryDirectory() as tmp:
         masks = args.masks
         if masks is None:
@@ -318,8 +320,8 @@ def run(args):
         records = build_train_records(args.ann, args.images, masks)
         for record in records:
             read_image(record.image_path)  # fail early with a clear message
-        source = TrainSource(records, params, seed=args.seed)
-        baseline = ReferenceLoopSample(records, params, seed=args.seed)
+        source = TrainSource(records, params, cfg.heatmap_sigma, cfg.paf_sigma, seed=args.seed)
+        baseline = ReferenceLoopSample(records, params, cfg.heatmap_sigma, cfg.paf_sigma, seed=args.seed)
         result = {
             "ann": args.ann, "images": len(records), "insize": args.insize,
             "samples_per_run": args.samples, "repeats": args.repeats,

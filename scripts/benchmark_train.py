@@ -64,10 +64,10 @@ def make_step(train_type, lr, steps, loss_scale, amp_level, vgg_freeze_steps=200
     """Real network + Adam (three groups) + train step, reference settings."""
     import mindspore  # pylint: disable=import-outside-toplevel
     from src.train.lr_schedule import build_lr_schedules  # pylint: disable=import-outside-toplevel
-    from src.model.network import OpenPoseNet  # pylint: disable=import-outside-toplevel
+    from src.model.network_spec import NetworkSpec
     from src.train.optimizer import build_optimizer  # pylint: disable=import-outside-toplevel
     from src.train.train_step import build_train_step  # pylint: disable=import-outside-toplevel
-    network = OpenPoseNet()
+    network = NetworkSpec().build()          # the reference network
     if amp_level != "O0":
         network = mindspore.amp.auto_mixed_precision(network, amp_level)
     schedules = build_lr_schedules(lr, 0.1, steps_per_epoch=steps, max_epoch=1, lr_steps=[],
@@ -114,16 +114,18 @@ def time_steps(args, batch_size):
 
 def toy_batch(args):
     """One fixed (augmented) batch of the toy COCO set at ``--overfit_insize``."""
-    from src.train.loop import CocoTrainData  # pylint: disable=import-outside-toplevel
+    from src.config import default_config
+    from src.train.data import CocoTrainData
     toy_dir = Path(args.toy_dir) if args.toy_dir else Path(tempfile.mkdtemp(prefix="toy_coco_"))
     if not (toy_dir / "annotations" / "person_keypoints_train2017.json").is_file():
         subprocess.run([sys.executable, str(REPO / "scripts" / "make_toy_coco.py"), "--out",
                         str(toy_dir), "--num_train", "16", "--num_val", "1", "--size", "160",
                         "--seed", str(args.seed), "--quiet"], check=True)
-    data = CocoTrainData(str(toy_dir / "annotations" / "person_keypoints_train2017.json"),
-                         str(toy_dir / "train2017"), str(toy_dir / "ignore_mask_train"),
-                         args.overfit_batch, insize=args.overfit_insize, num_workers=1,
-                         seed=args.seed)
+    data = CocoTrainData.from_config(default_config(
+        jsonpath_train=str(toy_dir / "annotations" / "person_keypoints_train2017.json"),
+        imgpath_train=str(toy_dir / "train2017"), maskpath_train=str(toy_dir / "ignore_mask_train"),
+        batch_size=args.overfit_batch, insize=args.overfit_insize, num_parallel_workers=1,
+        seed=args.seed))
     return next(iter(data.batches(0))), str(toy_dir)
 
 

@@ -42,16 +42,19 @@ SMOKE = dict(insize=64, batch=2, steps=3, width_mult=0.25, num_stages=1, vgg_wit
 
 def train_check(sizes, amp_level, target, out_dir):
     """Train ``sizes['steps']`` steps on one fixed batch; returns figures and the checkpoint."""
-    from src.train.loop import ArrayTrainData, TrainSettings, run_training
+    from src.train.data import ArrayTrainData
+    from src.train.loop import run_training
+    from src.train.settings import default_settings
     data = ArrayTrainData(*random_batch(sizes["batch"], sizes["insize"]), batch_size=sizes["batch"],
                           shuffle=False)
-    settings = TrainSettings(save_model_path=str(out_dir / f"train_{amp_level}"), batch_size=sizes["batch"],
-                             max_epoch=sizes["steps"], lr=1e-4, lr_steps=(10 ** 9,), optimizer="Adam",
-                             group_params=False, train_type="fix_loss_scale", loss_scale=1024.0,
-                             log_interval=0, ckpt_interval=0, keep_checkpoint_max=1, progress=False,
-                             vgg_with_bn=sizes["vgg_with_bn"], width_mult=sizes["width_mult"],
-                             num_stages=sizes["num_stages"], amp_level=amp_level,
-                             device_target=target, seed=1)
+    settings = default_settings(save_model_path=str(out_dir / f"train_{amp_level}"),
+                                batch_size=sizes["batch"], max_epoch=sizes["steps"], lr=1e-4,
+                                lr_steps=(10 ** 9,), optimizer="Adam", group_params=False,
+                                train_type="fix_loss_scale", loss_scale=1024.0, log_interval=0,
+                                ckpt_interval=0, keep_checkpoint_max=1, progress=False,
+                                vgg_with_bn=sizes["vgg_with_bn"], width_mult=sizes["width_mult"],
+                                num_stages=sizes["num_stages"], amp_level=amp_level,
+                                device_target=target, seed=1)
     losses, stamps = [], []
     start = time.perf_counter()
     result = run_training(settings, data, log=lambda line: None,

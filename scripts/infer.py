@@ -22,7 +22,7 @@ EXTRA_KEYS = {"input": "", "output": "./infer_output/", "max_frames": 0}
 def main(argv=None):
     """Command-line entry point; returns the exit status."""
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    # pylint: disable=import-outside-toplevel
+    # Imported here: after OPENBLAS_NUM_THREADS is set, and not at all for --help or a bad flag.
     from src.config import load_config
     cfg = load_config(argv, prog="infer.py", extra_defaults=EXTRA_KEYS)
     from src.errors import OpenPoseError

@@ -2,23 +2,22 @@
 
 `parse_config` returns a plain :class:`Config` (attribute access, no global state) or raises
 :class:`ConfigError` with a one-line message; `load_config` is the command-line front end that
-turns such an error into a non-zero exit.
+turns such an error into a non-zero exit; `default_config` gives default_config.yaml's values
+(the one place defaults are written) to code and tests.
 """
 import sys
 from pathlib import Path
 
 import yaml
 
-from src.errors import OpenPoseError
-from src.config_checks import check_values
+from src.config_checks import ConfigError, check_values, parse_int_list
+
+__all__ = ["DEFAULT_CONFIG_PATH", "Config", "ConfigError", "coerce_value", "default_config",
+           "format_help", "load_config", "parse_config", "parse_int_list", "read_yaml"]
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[1] / "default_config.yaml"
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
-
-
-class ConfigError(OpenPoseError, ValueError):
-    """A configuration file, key or value is wrong; the message is one line."""
 
 
 class Config:
@@ -207,6 +206,19 @@ def parse_config(argv=None, config_path=None, extra_defaults=None, overrides=Non
     return Config(values, sources)
 
 
+def default_config(**overrides):
+    """default_config.yaml's values as a :class:`Config`, with some changed.
+
+    Args:
+        overrides: ``key=value`` changes, typed and checked like command-line values; they do
+            not count as set by the user (:meth:`Config.is_explicit` stays False).
+
+    Raises:
+        ConfigError: an unknown key or a bad value.
+    """
+    return parse_config([], overrides=overrides)
+
+
 def format_help(prog, extra_defaults=None):
     """Return the --help text: every key with its default and help line."""
     defaults, helps, choices = read_yaml(DEFAULT_CONFIG_PATH)
@@ -236,13 +248,3 @@ def load_config(argv=None, prog=None, extra_defaults=None):
     except ConfigError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-
-
-def parse_int_list(text, key="value"):
-    """Parse a comma-separated list of integers such as ``"100000,200000"``."""
-    if isinstance(text, (list, tuple)):
-        return [int(v) for v in text]
-    try:
-        return [int(part) for part in str(text).split(",") if part.strip()]
-    except ValueError:
-        raise ConfigError(f"bad value {text!r} for '{key}': expected integers separated by commas") from None

@@ -20,12 +20,35 @@ from dataclasses import dataclass
 from typing import Callable
 
 from src.codec import STRIDE, is_valid_side
+from src.errors import OpenPoseError
 from src.skeleton import NUM_COCO_KEYPOINTS
 
 #: Values of a path key that mean "no file".
 NO_PATH = ("", "none", "None", "null")
 SEED_MAX = 2 ** 32 - 1
 NUM_STAGES_MAX = 6
+
+
+class ConfigError(OpenPoseError, ValueError):
+    """A configuration file, key or value is wrong; the message is one line.
+
+    Defined here, below :mod:`src.config` (which imports this module and re-exports it), so the
+    checks raise it without an import cycle.
+    """
+
+
+def parse_int_list(text, key="value"):
+    """Parse a comma-separated list of integers such as ``"100000,200000"``.
+
+    Raises:
+        ConfigError: a part that is not an integer.
+    """
+    if isinstance(text, (list, tuple)):
+        return [int(v) for v in text]
+    try:
+        return [int(part) for part in str(text).split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(f"bad value {text!r} for '{key}': expected integers separated by commas") from None
 
 
 @dataclass(frozen=True)
@@ -97,8 +120,7 @@ def choice():
 
 
 def _int_list(value):
-    """:func:`src.config.parse_int_list` of ``value``; None when that is impossible."""
-    from src.config import ConfigError, parse_int_list  # pylint: disable=import-outside-toplevel
+    """:func:`parse_int_list` of ``value``; None when that is impossible."""
     try:
         return parse_int_list(value)
     except (ConfigError, TypeError, ValueError):
@@ -152,9 +174,6 @@ RULES = {
     # runtime
     "device_target": choice(), "device_id": non_negative_int(), "enable_profiling": boolean(),
     "seed": int_range(0, SEED_MAX, bad="-1"),
-    # ignore-mask creation
-    "train_dir": input_dir(), "val_dir": input_dir(), "train_ann": input_file(),
-    "val_ann": input_file(), "vis": boolean(),
     # training
     "imgpath_train": input_dir(), "jsonpath_train": input_file(), "maskpath_train": input_dir(),
     "save_model_path": output_path(), "load_pretrain": boolean(),
@@ -175,7 +194,6 @@ RULES = {
     "val_num": non_negative_int("an integer >= 0 (0: all)"),
     "batch_size": positive_int(), "min_keypoints": int_range(0, NUM_COCO_KEYPOINTS),
     "min_area": non_negative_number(), "insize": multiple_of_stride(),
-    "downscale": Rule(lambda v: v == 8, "8 (the network's stride)", "4"),
     "paf_sigma": positive_number(), "heatmap_sigma": positive_number(),
     "keep_checkpoint_max": non_negative_int("an integer >= 0 (0: keep all)"),
     "log_interval": non_negative_int("an integer >= 0 (0: never)"),
@@ -186,7 +204,7 @@ RULES = {
     # evaluation
     "is_distributed": int_range(0, 1), "eva_num": non_negative_int("an integer >= 0 (0: all)"),
     "model_path": input_file(), "imgpath_val": input_dir(), "ann": input_file(),
-    "output_img_path": output_path(), "strict": boolean(), "backend": choice(),
+    "output_img_path": output_path(), "vis": boolean(), "strict": boolean(), "backend": choice(),
     "inference_img_size": positive_int(), "inference_scales": scale_list(),
     "multi_scale": boolean(), "flip": boolean(), "gaussian_sigma": positive_number(),
     "n_integ_points": positive_int(), "n_integ_points_thresh": non_negative_int(),
@@ -214,9 +232,8 @@ def check_values(values, sources=None):
         sources: ``{key: where it was set}`` for the message (default: "configuration").
 
     Raises:
-        src.config.ConfigError: one line naming where, the key, the value and the meaning.
+        ConfigError: one line naming where, the key, the value and the meaning.
     """
-    from src.config import ConfigError  # pylint: disable=import-outside-toplevel
     sources = sources or {}
     for key, value in values.items():
         rule = RULES.get(key)

@@ -4,10 +4,11 @@ import pytest
 
 from src.data.augment import (AugmentParams, augment, augment_matrix, color_luts, distort_color,
                          flip, random_crop, random_resize, random_rotate)
+from src.config import default_config
 from src.skeleton import FLIP_JOINT_PAIRS, Joint
 
 MARKED = Joint.LEFT_WRIST
-PARAMS = AugmentParams(insize=128)
+PARAMS = AugmentParams.from_config(default_config(insize=128))
 
 
 def _person(rng, width=200, height=160):
@@ -146,11 +147,7 @@ def test_scale_follows_box_sizes():
 
 
 def test_params_from_config():
-    class Cfg:
-        insize = 96
-        max_rotate_degree = 10
-        unrelated = "x"
-    params = AugmentParams.from_config(Cfg(), flip_prob=0.0)
+    params = AugmentParams.from_config(default_config(insize=96, max_rotate_degree=10), flip_prob=0.0)
     assert (params.insize, params.max_rotate_degree, params.flip_prob) == (96, 10, 0.0)
     assert params.min_box_size == 64
-    assert AugmentParams.from_config({"max_scale": 1.5}).max_scale == 1.5
+    assert AugmentParams.from_config(default_config(max_scale=1.5)).max_scale == 1.5

@@ -13,7 +13,7 @@ REFERENCE_KEYS = {  # reference keys that must keep their names and defaults
     "lr_type": "default", "lr_gamma": 0.1, "lr_steps": "100000,200000,250000",
     "lr_steps_NP": "250000,300000", "warmup_epoch": 5, "max_epoch_train": 60,
     "max_epoch_train_NP": 80, "loss_scale": 16384, "batch_size": 10, "min_keypoints": 5,
-    "min_area": 1024, "insize": 368, "downscale": 8, "paf_sigma": 8, "heatmap_sigma": 7,
+    "min_area": 1024, "insize": 368, "paf_sigma": 8, "heatmap_sigma": 7,
     "keep_checkpoint_max": 5, "log_interval": 100, "ckpt_interval": 5304, "min_box_size": 64,
     "max_box_size": 512, "min_scale": 0.5, "max_scale": 2.0, "max_rotate_degree": 40,
     "center_perterb_max": 40, "is_distributed": 0, "output_img_path": "./output_imgs/",

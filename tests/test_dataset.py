@@ -4,6 +4,7 @@ import pickle
 import numpy as np
 import pytest
 
+from src.config import default_config
 from src.data.augment import AugmentParams
 from src.data.pipeline import (EpochShardSampler, TrainSource, build_train_records, create_dataset)
 from src.data.toy_coco import ToyOptions, make_toy_coco
@@ -22,10 +23,17 @@ def toy(tmp_path_factory):
             "val_images": str(out / "val2017")}
 
 
+#: default_config.yaml's data settings at a 64-pixel input.
+CFG = default_config(insize=64)
+#: create_dataset's sample settings of CFG.
+SAMPLES = dict(aug=AugmentParams.from_config(CFG), heatmap_sigma=CFG.heatmap_sigma,
+               paf_sigma=CFG.paf_sigma, min_keypoints=CFG.min_keypoints, min_area=CFG.min_area)
+
+
 @pytest.fixture(scope="module")
 def source(toy):
     records = build_train_records(toy["json"], toy["images"], toy["masks"])
-    return TrainSource(records, AugmentParams(insize=64), seed=5)
+    return TrainSource(records, SAMPLES["aug"], CFG.heatmap_sigma, CFG.paf_sigma, seed=5)
 
 
 def _check_sample(image, pafs, heatmaps, loss, insize=64):
@@ -59,8 +67,9 @@ def test_ignore_mask_reaches_the_loss_mask(source, tmp_path):
     height, width = cv2.imread(record.image_path).shape[:2]
     mask_file = tmp_path / "all.png"
     cv2.imwrite(str(mask_file), np.full((height, width), 255, np.uint8))
-    masked = TrainSource([replace(record, mask_path=str(mask_file))], source.params, seed=5)
-    unmasked = TrainSource([replace(record, mask_path="")], source.params, seed=5)
+    sigmas = (source.heatmap_sigma, source.paf_sigma)
+    masked = TrainSource([replace(record, mask_path=str(mask_file))], source.params, *sigmas, seed=5)
+    unmasked = TrainSource([replace(record, mask_path="")], source.params, *sigmas, seed=5)
     loss = masked[0][3]
     assert loss.min() == 0 and loss.mean() < 0.5
     assert np.all(unmasked[0][3] == 1)
@@ -90,7 +99,7 @@ def test_sampler_shuffles_shards_and_counts_epochs():
 
 
 def test_two_worker_pipeline(toy, source):
-    dataset = create_dataset(toy["json"], toy["images"], toy["masks"], batch_size=2, insize=64,
+    dataset = create_dataset(toy["json"], toy["images"], toy["masks"], batch_size=2, **SAMPLES,
                              num_workers=2, shuffle=True, seed=5)
     assert dataset.get_dataset_size() == len(source) // 2
     assert dataset.get_col_names() == ["image", "pafs", "heatmaps", "ignore_mask"]
@@ -108,7 +117,7 @@ def test_two_worker_pipeline(toy, source):
 
 def test_sharded_sizes(toy):
     sizes = [create_dataset(toy["json"], toy["images"], toy["masks"], batch_size=1, rank=r,
-                            group_size=2, insize=64, num_workers=1).get_dataset_size()
+                            group_size=2, **SAMPLES, num_workers=1).get_dataset_size()
              for r in range(2)]
     n = len(build_train_records(toy["json"], toy["images"], toy["masks"]))
     assert sizes == [(n + 1) // 2] * 2

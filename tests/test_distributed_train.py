@@ -9,7 +9,9 @@ keep every launch at a few seconds of compute. The launches run in two concurren
   2-step run (same checkpoint folder) to step 3, without mpi4py (the ranks' check that they
   resume from the same checkpoint then runs over MindSpore's AllGather).
 
-Every rank dumps its final parameters (``OPENPOSE_DUMP_PARAMS``). Checked: both ranks end with
+Final parameters: rank 0's come from the last checkpoint it writes; rank 1, which writes none,
+saves its own (the launches run train.py's ``main`` through ``tests/train_worker.py``, which
+adds only that). Checked: both ranks end with
 bitwise identical parameters; they equal the single-process run within ``ATOL``/``RTOL`` (the
 loss is a mean over the batch, so the mean of the two batch-1 gradients is the batch-2
 gradient); each step's single-process loss is the mean of the two ranks' losses (the ranks saw
@@ -46,7 +48,8 @@ RTOL = 1e-5
 MIN_UPDATE = 1e-3    # the last step moves some parameter by more than this (measured 4.3e-3)
 LAUNCH_TIMEOUT_S = 300
 RELAUNCHES = 2       # MindSpore defects only: see tests.conftest.relaunch_reason
-DUMP_ENV = "OPENPOSE_DUMP_PARAMS"
+#: train.py's main plus a dump of rank 1's final parameters (first argument: the folder)
+WORKER = REPO_ROOT / "tests" / "train_worker.py"
 
 COMMON = {
     "device_target": "CPU", "vgg_path": "none", "seed": 1, "insize": 64, "width_mult": 0.25,
@@ -85,7 +88,7 @@ def test_ranks_must_agree_on_the_resume_checkpoint():
 
 def test_network_shape_settings_reach_training():
     from src.config import load_config
-    from src.train.loop import settings_from_config
+    from src.train.settings import settings_from_config
     cfg = load_config(["--width_mult", "0.25", "--num_stages", "3"], prog="test")
     one = settings_from_config(cfg)
     assert (one.width_mult, one.num_stages) == (0.25, 3)
@@ -210,37 +213,39 @@ def _run_together(jobs, root, suffix):
 
 @pytest.fixture(scope="module")
 def runs(toy, tmp_path_factory):
-    """All launches; ``{name: {"code", "log", "save", "dump", "logs"}}`` (``logs``: per-rank text)."""
+    """All launches; ``{name: {"code", "log", "save", "dump", "logs", "steps"}}`` (``logs``: per-rank
+    text; ``steps``: the steps the launch ran to)."""
     mpirun, msrun = shutil.which("mpirun"), _msrun()
     if not mpirun:
         pytest.skip("mpirun not found (install OpenMPI: apt-get install openmpi-bin)")
     root = tmp_path_factory.mktemp("dist_train")
     mpi = [mpirun, "--allow-run-as-root", "--oversubscribe", "--bind-to", "none", "-n", "2",
-           sys.executable, "train.py"]
+           sys.executable, str(WORKER)]
     ms_logs = root / "msrun_logs"
     ms = [*(msrun or ["msrun"]), "--worker_num=2", "--local_worker_num=2", f"--master_port={_free_port()}",
-          f"--log_dir={ms_logs}", "--join=True", "train.py"]
+          f"--log_dir={ms_logs}", "--join=True", str(WORKER)]
     save = {name: root / f"{name}_ckpt" for name in ("single", "msrun", "mpirun", "mpirun_2")}
     dump = {name: root / f"{name}_dump" for name in ("single", "msrun", "mpirun", "mpirun_2",
                                                      "mpirun_resume")}
     save["mpirun_resume"] = save["mpirun_2"]
+    steps = {name: STEPS for name in dump}
+    steps["mpirun_2"] = STEPS - 1
     phase_a = {
         "single": ([sys.executable, "train.py"] + _args(toy, save["single"], STEPS, 2 * LR, 2),
-                   _clean_env(**{DUMP_ENV: str(dump["single"])})),
-        "mpirun_2": (mpi + _args(toy, save["mpirun_2"], STEPS - 1, LR, 1),
-                     _clean_env(**{DUMP_ENV: str(dump["mpirun_2"])})),
+                   _clean_env()),
+        "mpirun_2": (mpi + [str(dump["mpirun_2"])] + _args(toy, save["mpirun_2"], STEPS - 1, LR, 1),
+                     _clean_env()),
     }
     phase_b = {
-        "mpirun": (mpi + _args(toy, save["mpirun"], STEPS, LR, 1),
-                   _clean_env(**{DUMP_ENV: str(dump["mpirun"])})),
+        "mpirun": (mpi + [str(dump["mpirun"])] + _args(toy, save["mpirun"], STEPS, LR, 1), _clean_env()),
         # without mpi4py: the ranks' resume check runs over MindSpore's AllGather
-        "mpirun_resume": (mpi + _args(toy, save["mpirun_resume"], STEPS, LR, 1, "--resume", "auto"),
-                          _clean_env(**{DUMP_ENV: str(dump["mpirun_resume"]),
-                                        "OPENPOSE_NO_MPI4PY": "1"})),
+        "mpirun_resume": (mpi + [str(dump["mpirun_resume"])]
+                          + _args(toy, save["mpirun_resume"], STEPS, LR, 1, "--resume", "auto"),
+                          _clean_env(OPENPOSE_NO_MPI4PY="1")),
     }
     if msrun:  # MindSpore >= 2.3; the msrun tests skip without it (see _ok)
-        phase_a["msrun"] = (ms + _args(toy, save["msrun"], STEPS, LR, 1),
-                            _clean_env(**{DUMP_ENV: str(dump["msrun"])}))
+        phase_a["msrun"] = (ms + [str(dump["msrun"])] + _args(toy, save["msrun"], STEPS, LR, 1),
+                            _clean_env())
     start = time.monotonic()
     results = _run_phase(phase_a, root)
     after_a = time.monotonic()
@@ -257,7 +262,8 @@ def runs(toy, tmp_path_factory):
         else:
             logs = {r: "\n".join(line for line in log.splitlines()
                                  if line.startswith(f"[rank {r}/2]")) for r in (0, 1)}
-        out[name] = {"code": code, "log": log, "save": save[name], "dump": dump[name], "logs": logs}
+        out[name] = {"code": code, "log": log, "save": save[name], "dump": dump[name], "logs": logs,
+                     "steps": steps[name]}
     return out
 
 
@@ -271,8 +277,15 @@ def _ok(runs, name):
 
 
 def _params(run, rank):
-    with np.load(run["dump"] / f"params_rank{rank}.npz") as data:
-        return {key: data[key] for key in data.files}
+    """Final network parameters of ``rank``: rank 0's checkpoint at the run's last step, or the
+    file tests/train_worker.py wrote for another rank."""
+    if rank != 0:
+        from tests.train_worker import params_path
+        with np.load(params_path(run["dump"], rank)) as data:
+            return {key: data[key] for key in data.files}
+    from src.model.checkpoint import read_checkpoint
+    entries = read_checkpoint(run["save"] / "ckpt_0" / f"0-1_{run['steps']}.ckpt")
+    return {name[len("network."):]: value for name, value in entries.items() if name.startswith("network.")}
 
 
 def _max_diff(got, want):

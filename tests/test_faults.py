@@ -225,15 +225,18 @@ def test_gen_ignore_mask_image_without_height(tmp_path, capsys):
 
 def test_non_finite_loss_names_the_batch(ms_cpu, tmp_path, toy):
     from src.train.checkpoint_manager import NonFiniteLossError
-    from src.train.loop import CocoTrainData, run_training
+    from src.config import default_config
+    from src.train.data import CocoTrainData
+    from src.train.loop import run_training
     from tests.test_resume import settings, toy_data
     from tests.tiny_nets import tiny_pose_net
     with pytest.raises(NonFiniteLossError, match=r"images of the batch: sample \d+, sample \d+;"):
         run_training(settings(tmp_path, max_train_steps=2), toy_data(nan=True), tiny_pose_net(seed=1),
                      log=lambda line: None)
-    data = CocoTrainData(str(toy / "annotations" / "person_keypoints_train2017.json"),
-                         str(toy / "train2017"), str(toy / "ignore_mask_train"), 2, insize=64,
-                         num_workers=1, seed=4, min_keypoints=1, min_area=16)
+    data = CocoTrainData.from_config(default_config(
+        jsonpath_train=str(toy / "annotations" / "person_keypoints_train2017.json"),
+        imgpath_train=str(toy / "train2017"), maskpath_train=str(toy / "ignore_mask_train"),
+        batch_size=2, insize=64, num_parallel_workers=1, seed=4, min_keypoints=1, min_area=16))
     names = [name for index in range(data.steps_per_epoch) for name in data.batch_images(1, index)]
     assert sorted(names) == sorted(str(p) for p in (toy / "train2017").iterdir())
 
@@ -390,7 +393,7 @@ def test_sigterm_in_process_checkpoints_and_resumes_exactly(ms_cpu, tmp_path):
     from tests.tiny_nets import tiny_pose_net
     handler_before = signal.getsignal(signal.SIGTERM)
     straight = tiny_pose_net(seed=1)
-    run_training(settings(tmp_path / "a", max_train_steps=8), toy_data(), straight, log=lambda l: None)
+    run_training(settings(tmp_path / "a", max_train_steps=8), toy_data(), straight, log=lambda line: None)
 
     def terminate(step, _loss):
         if step == 4:
@@ -422,11 +425,10 @@ def _train_cli(toy, save, *extra):
             "--save_model_path", str(save), *extra]
 
 
-def _run_until(args, pattern, signum, dump=None):
+def _run_until(args, pattern, signum):
     """Start train.py, send ``signum`` once a stdout line contains ``pattern``; the result."""
-    env = dict(os.environ, **({"OPENPOSE_DUMP_PARAMS": str(dump)} if dump else {}))
     proc = subprocess.Popen(args, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env)
+                            text=True)
     seen = []
     for line in proc.stdout:
         seen.append(line)
@@ -437,9 +439,12 @@ def _run_until(args, pattern, signum, dump=None):
     return proc.returncode, "".join(seen) + out, err
 
 
-def _params(folder):
-    with np.load(Path(folder) / "params_rank0.npz") as data:
-        return {name: data[name] for name in data.files}
+def _params(save):
+    """The network parameters of a run's last checkpoint (the newest in ``save``/ckpt_0)."""
+    from src.model.checkpoint import read_checkpoint
+    from src.train.checkpoint_manager import CHECKPOINT_RANK, CheckpointManager
+    entries = read_checkpoint(CheckpointManager(save, CHECKPOINT_RANK).latest())
+    return {name[len("network."):]: value for name, value in entries.items() if name.startswith("network.")}
 
 
 @pytest.fixture(scope="module")
@@ -447,9 +452,9 @@ def uninterrupted(toy, tmp_path_factory):
     """Parameters after TRAIN_STEPS steps of train.py without interruption."""
     root = tmp_path_factory.mktemp("straight")
     result = subprocess.run(_train_cli(toy, root / "save"), cwd=REPO_ROOT, capture_output=True,
-                            text=True, timeout=300, env=dict(os.environ, OPENPOSE_DUMP_PARAMS=str(root)))
+                            text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    return _params(root)
+    return _params(root / "save")
 
 
 def _assert_same(got, want):
@@ -471,10 +476,9 @@ def test_sigint_checkpoints_then_resume_auto_is_exact(toy, tmp_path, uninterrupt
     step = int(stopped[0].split("after global step ")[1].split(";")[0])
     assert 4 <= step < TRAIN_STEPS and f"(global {step})" in out
     resumed = subprocess.run(_train_cli(toy, save, "--resume", "auto"), cwd=REPO_ROOT,
-                             capture_output=True, text=True, timeout=300,
-                             env=dict(os.environ, OPENPOSE_DUMP_PARAMS=str(tmp_path)))
+                             capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0 and f"at global step {step}" in resumed.stdout, resumed.stderr[-2000:]
-    _assert_same(_params(tmp_path), uninterrupted)
+    _assert_same(_params(save), uninterrupted)
 
 
 def test_sigkill_at_several_moments_then_resume_auto_is_exact(toy, tmp_path, uninterrupted):
@@ -488,9 +492,8 @@ def test_sigkill_at_several_moments_then_resume_auto_is_exact(toy, tmp_path, uni
     leftover = save / "ckpt_0" / ".0-9_9.tmp999999999.tmp"       # as a kill inside a save leaves
     leftover.write_bytes(b"partial")
     resumed = subprocess.run(_train_cli(toy, save, "--resume", "auto", *every_step), cwd=REPO_ROOT,
-                             capture_output=True, text=True, timeout=300,
-                             env=dict(os.environ, OPENPOSE_DUMP_PARAMS=str(tmp_path)))
+                             capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "removed 1 temporary checkpoint file(s)" in resumed.stdout and "resumed from" in resumed.stdout
     assert not [p.name for p in (save / "ckpt_0").iterdir() if p.name.startswith(".")]
-    _assert_same(_params(tmp_path), uninterrupted)
+    _assert_same(_params(save), uninterrupted)

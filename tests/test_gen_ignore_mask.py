@@ -6,6 +6,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
@@ -111,18 +112,51 @@ def test_cli_one_split_vis_and_errors(coco_sample_dir, tmp_path):
     assert main(["--train_ann", str(ann)]) == 2
 
 
+#: One 20 x 10 image with one person too poor to train on (so one mask).
+ONE_IMAGE = {"images": [{"id": 3, "file_name": "c.jpg", "width": 20, "height": 10}],
+             "categories": [{"id": 1, "name": "person"}],
+             "annotations": [{"id": 1, "image_id": 3, "category_id": 1, "iscrowd": 0,
+                              "num_keypoints": 0, "area": 50,
+                              "segmentation": _square(2, 2, 8, 6)}]}
+
+
 def test_train_and_val_together(tmp_path):
-    data = {"images": [{"id": 3, "file_name": "c.jpg", "width": 20, "height": 10}],
-            "categories": [{"id": 1, "name": "person"}],
-            "annotations": [{"id": 1, "image_id": 3, "category_id": 1, "iscrowd": 0,
-                             "num_keypoints": 0, "area": 50,
-                             "segmentation": _square(2, 2, 8, 6)}]}
     for split in ("train", "val"):
         (tmp_path / f"{split}2017").mkdir()
-        (tmp_path / f"{split}.json").write_text(json.dumps(data))
+        (tmp_path / f"{split}.json").write_text(json.dumps(ONE_IMAGE))
     assert main(["--train_ann", str(tmp_path / "train.json"), "--train_dir",
                  str(tmp_path / "train2017"), "--val_ann", str(tmp_path / "val.json"),
                  "--val_dir", str(tmp_path / "val2017"), "--quiet", "--workers", "2"]) == 0
     for split in ("train", "val"):
         mask = cv2.imread(str(tmp_path / f"ignore_mask_{split}" / "000000000003.png"), 0)
         assert mask.shape == (10, 20) and mask[4, 5] == 255 and mask[0, 0] == 0
+
+
+def _val_split(root):
+    """ONE_IMAGE as the val split under ``root`` (with its image); the command-line flags."""
+    (root / "val2017").mkdir()
+    cv2.imwrite(str(root / "val2017" / "c.jpg"), np.full((10, 20, 3), 128, np.uint8))
+    (root / "val.json").write_text(json.dumps(ONE_IMAGE))
+    return ["--val_ann", str(root / "val.json"), "--val_dir", str(root / "val2017"), "--quiet",
+            "--workers", "1"]
+
+
+@pytest.mark.parametrize("vis", ["False", "false", "", "none"])
+def test_vis_false_or_empty_writes_no_overlays(tmp_path, monkeypatch, vis):
+    args = _val_split(tmp_path)
+    monkeypatch.chdir(tmp_path)          # a folder named after the value would appear here
+    assert main(args + ["--vis", vis]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ignore_mask_val", "val.json", "val2017"]
+
+
+def test_vis_dir_writes_the_overlays_there(tmp_path):
+    assert main(_val_split(tmp_path) + ["--vis", str(tmp_path / "overlays")]) == 0
+    assert [p.name for p in (tmp_path / "overlays" / "val").iterdir()] == ["000000000003.png"]
+    assert cv2.imread(str(tmp_path / "overlays" / "val" / "000000000003.png")).shape == (10, 40, 3)
+
+
+def test_vis_true_is_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(_val_split(tmp_path) + ["--vis", "True"])
+    assert info.value.code == 2
+    assert "expected a folder for the overlay PNGs (or False for none), got 'True'" in capsys.readouterr().err

@@ -9,7 +9,9 @@ import pytest
 
 from src.train.checkpoint_manager import NonFiniteLossError, TrainError
 from src.model.checkpoint import load_weights, read_checkpoint
-from src.train.loop import ArrayTrainData, TrainSettings, epoch_seed, run_training
+from src.train.data import ArrayTrainData, epoch_seed
+from src.train.loop import run_training
+from src.train.settings import default_settings
 from tests.tiny_nets import tiny_pose_net
 
 INSIZE = 16
@@ -34,7 +36,7 @@ def settings(tmp_path, **changes):
                   train_type="fix_loss_scale", loss_scale=256.0, log_interval=0, ckpt_interval=2,
                   keep_checkpoint_max=2, progress=False, seed=11)
     values.update(changes)
-    return TrainSettings(**values)
+    return default_settings(**values)
 
 
 def _weights(net):

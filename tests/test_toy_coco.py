@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
+from src.config import default_config
 from src.data.augment import AugmentParams
 from src.data.pipeline import TrainSource, build_train_records
 from src.data.ignore_mask import ann_to_mask
@@ -122,7 +123,8 @@ def test_feeds_the_pipeline(toy):
     records = build_train_records(toy / "annotations" / "person_keypoints_train2017.json",
                                   toy / "train2017", toy / "ignore_mask_train")
     assert len(records) >= 8
-    source = TrainSource(records, AugmentParams(insize=64), seed=0)
+    cfg = default_config(insize=64)
+    source = TrainSource(records, AugmentParams.from_config(cfg), cfg.heatmap_sigma, cfg.paf_sigma, seed=0)
     image, pafs, heatmaps, loss = source[0]
     assert image.shape == (3, 64, 64) and pafs.shape == (38, 8, 8)
     assert heatmaps.shape == (19, 8, 8) and loss.shape == (8, 8)

@@ -127,17 +127,16 @@ def test_amp_on_cpu_is_refused(toy_coco, tmp_path):
 def test_coco_pipeline_order_on_resume(toy_coco):
     """Epoch e of the real pipeline is the same whether or not earlier epochs ran, and
     skipping k batches yields the rest of that epoch."""
-    from src.train.loop import CocoTrainData
-    kwargs = dict(json_path=toy_coco["jsonpath_train"], img_path=toy_coco["imgpath_train"],
-                  mask_path=toy_coco["maskpath_train"], batch_size=1, insize=64, num_workers=1,
-                  seed=5)
-    fresh = CocoTrainData(**kwargs)
+    from src.config import default_config
+    from src.train.data import CocoTrainData
+    cfg = default_config(**toy_coco, batch_size=1, insize=64, num_parallel_workers=1, seed=5)
+    fresh = CocoTrainData.from_config(cfg)
     assert fresh.steps_per_epoch >= 3
     epoch0 = [b[0] for b in fresh.batches(0)]
     epoch1 = [b[0] for b in fresh.batches(1)]
     assert len(epoch1) == fresh.steps_per_epoch
     assert not all(np.array_equal(a, b) for a, b in zip(epoch0, epoch1))
-    restarted = CocoTrainData(**kwargs)          # a new process resuming in epoch 1 after 2 batches
+    restarted = CocoTrainData.from_config(cfg)   # a new process resuming in epoch 1 after 2 batches
     rest = [b for b in restarted.batches(1, skip_batches=2)]
     assert len(rest) == fresh.steps_per_epoch - 2
     for got, want in zip(rest, epoch1[2:]):
@@ -147,14 +146,16 @@ def test_coco_pipeline_order_on_resume(toy_coco):
 def test_unreadable_image_gives_a_one_line_error(toy_coco, tmp_path):
     import shutil
     from src.train.checkpoint_manager import TrainError
-    from src.train.loop import CocoTrainData
+    from src.config import default_config
+    from src.train.data import CocoTrainData
     root = tmp_path / "toy"
     shutil.copytree(Path(toy_coco["imgpath_train"]).parent, root)
     first = sorted((root / "train2017").iterdir())[0]
     first.write_bytes(b"garbage")
-    data = CocoTrainData(str(root / "annotations" / "person_keypoints_train2017.json"),
-                         str(root / "train2017"), str(root / "ignore_mask_train"), 1, insize=64,
-                         num_workers=1, seed=0)
+    data = CocoTrainData.from_config(default_config(
+        jsonpath_train=str(root / "annotations" / "person_keypoints_train2017.json"),
+        imgpath_train=str(root / "train2017"), maskpath_train=str(root / "ignore_mask_train"),
+        batch_size=1, insize=64, num_parallel_workers=1, seed=0))
     with pytest.raises(TrainError) as err:
         for _ in data.batches(0):
             pass

@@ -35,7 +35,9 @@ import numpy as np
 import pytest
 
 from src.model.network import OpenPoseNet
-from src.train.loop import ArrayTrainData, TrainSettings, run_training
+from src.train.data import ArrayTrainData
+from src.train.loop import run_training
+from src.train.settings import default_settings
 from tests.conftest import load_golden
 
 LOSS_RTOL = 1e-4
@@ -101,11 +103,11 @@ def run_case(case, tmp_path):
     for param in network.get_parameters():
         param.set_data(mindspore.Tensor(initial[param.name]))
     data = ArrayTrainData(*reference_batches(), batch_size=2, shuffle=False)
-    settings = TrainSettings(save_model_path=str(tmp_path), batch_size=2, max_epoch=1, lr=1e-4,
-                             lr_gamma=0.1, lr_steps=(1000000,), lr_type="default",
-                             loss_scale=LOSS_SCALE, log_interval=0, ckpt_interval=0,
-                             keep_checkpoint_max=1, progress=False, device_target="CPU",
-                             **CASES[case])
+    settings = default_settings(save_model_path=str(tmp_path), batch_size=2, max_epoch=1, lr=1e-4,
+                                lr_gamma=0.1, lr_steps=(1000000,), lr_type="default",
+                                loss_scale=LOSS_SCALE, log_interval=0, ckpt_interval=0,
+                                keep_checkpoint_max=1, progress=False, device_target="CPU",
+                                **CASES[case])
     losses = []
     result = run_training(settings, data, network=network, log=lambda line: None,
                           step_callback=lambda step, loss: losses.append(loss))

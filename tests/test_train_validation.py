@@ -7,7 +7,9 @@ from src.config import parse_config
 from src.train.metrics_log import read_metrics
 from src.model.network_spec import NetworkSpec, open_network
 from src.train.validation import BEST_NAME, Validator, read_best_ap
-from src.train.loop import ArrayTrainData, TrainSettings, run_training
+from src.train.data import ArrayTrainData
+from src.train.loop import run_training
+from src.train.settings import default_settings
 
 TOY = NetworkSpec(vgg_with_bn=True, width_mult=0.25, num_stages=1)
 
@@ -25,10 +27,10 @@ def test_validation_logs_ap_and_keeps_best_checkpoint(ms_cpu, tmp_path, coco_sam
     cfg = parse_config(["--imgpath_val", str(coco_sample_dir),
                         "--ann", str(coco_sample_dir / "person_keypoints_sample.json"),
                         "--val_num", "2", "--inference_img_size", "64"])
-    settings = TrainSettings(save_model_path=str(tmp_path), batch_size=2, max_epoch=2, lr=1e-3,
-                             lr_steps=(1000,), log_interval=1, ckpt_interval=0, progress=False,
-                             vgg_with_bn=TOY.vgg_with_bn, width_mult=TOY.width_mult,
-                             num_stages=TOY.num_stages, device_target="CPU")
+    settings = default_settings(save_model_path=str(tmp_path), batch_size=2, max_epoch=2, lr=1e-3,
+                                lr_steps=(1000,), log_interval=1, ckpt_interval=0, progress=False,
+                                vgg_with_bn=TOY.vgg_with_bn, width_mult=TOY.width_mult,
+                                num_stages=TOY.num_stages, device_target="CPU")
     validator = Validator(cfg, tmp_path / "ckpt_0", TOY, interval=1)
     assert len(validator.image_ids) == 2 and validator.best_ap == -math.inf
     lines = []

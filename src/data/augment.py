@@ -15,7 +15,7 @@ Each step is also available on its own (``random_resize``, ``random_rotate``, ``
 ``distort_color``, ``flip``) for testing and visualisation.
 """
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -26,9 +26,17 @@ from src.skeleton import FLIP_JOINTS
 BORDER_GREY = 127.5
 
 
+#: AugmentParams fields that are configuration keys (default_config.yaml holds their defaults).
+CONFIG_FIELDS = ("insize", "min_box_size", "max_box_size", "min_scale", "max_scale",
+                 "max_rotate_degree", "center_perterb_max")
+
+
 @dataclass(frozen=True)
 class AugmentParams:
-    """Augmentation settings (names and defaults of the reference config).
+    """Augmentation settings; the first seven are configuration keys of the reference.
+
+    Build it with :meth:`from_config` (the values of the configuration keys come from there
+    only); the last three are not configuration keys and keep their defaults here.
 
     Attributes:
         insize: output side in pixels.
@@ -44,27 +52,25 @@ class AugmentParams:
             warp costs about 3x a bilinear one and the image is interpolated only once here.
     """
 
-    insize: int = 368
-    min_box_size: float = 64
-    max_box_size: float = 512
-    min_scale: float = 0.5
-    max_scale: float = 2.0
-    max_rotate_degree: float = 40
-    center_perterb_max: float = 40
+    insize: int
+    min_box_size: float
+    max_box_size: float
+    min_scale: float
+    max_scale: float
+    max_rotate_degree: float
+    center_perterb_max: float
     color_prob: float = 0.5
     flip_prob: float = 0.5
     interpolation: int = cv2.INTER_LINEAR
 
     @classmethod
     def from_config(cls, cfg, **overrides):
-        """Take every field that ``cfg`` (a Config, a dict or any object) has, then overrides."""
-        values = {}
-        for f in fields(cls):
-            if isinstance(cfg, dict):
-                if f.name in cfg:
-                    values[f.name] = cfg[f.name]
-            elif hasattr(cfg, f.name):
-                values[f.name] = getattr(cfg, f.name)
+        """The configuration's values of :data:`CONFIG_FIELDS`, then ``overrides`` (any field).
+
+        Args:
+            cfg: a :class:`src.config.Config` (e.g. :func:`src.config.default_config`).
+        """
+        values = {name: getattr(cfg, name) for name in CONFIG_FIELDS}
         values.update(overrides)
         return cls(**values)
 

@@ -8,7 +8,8 @@ The command (``src/gen_ignore_mask.py``, run from the repository root as in the 
 For each split given, ``ignore_mask_<split>/`` is created beside the image folder and holds one
 ``{image_id:012d}.png`` (uint8, 255 = ignore, 0 = use) per image that has something to ignore.
 Masks already present are kept (the run is resumable); ``--workers`` processes run in parallel;
-``--vis DIR`` also writes an overlay PNG per image (annotations | ignored region) into ``DIR``.
+``--vis DIR`` also writes an overlay PNG per image (annotations | ignored region) into
+``DIR/<split>/`` (``--vis False``, ``--vis ""`` or no ``--vis``: none).
 
 What is ignored (the reference's rule, made independent of annotation order):
   * crowd regions (``iscrowd`` = 1), except where they overlap a labelled training person;
@@ -30,6 +31,11 @@ from tqdm import tqdm
 from src.data.annotation_checks import image_size
 from src.data.coco import (DEFAULT_MIN_AREA, DEFAULT_MIN_KEYPOINTS, AnnotationError,
                            ImageReadError, is_valid_person, load_coco, mask_path, read_image)
+
+#: ``--vis`` values that mean "no overlays" (compared lower-case), as the reference's boolean.
+NO_OVERLAYS = ("", "false", "no", "off", "none", "0")
+#: ``--vis`` values of the reference's boolean that name no folder.
+OVERLAYS_WITHOUT_FOLDER = ("true", "yes", "on", "1")
 
 
 def ann_to_mask(ann, height, width):
@@ -193,6 +199,21 @@ def generate_split(ann_path, image_dir, split, workers=1, vis_dir=None,
     return save_dir, on_disk, written
 
 
+def overlay_folder(text):
+    """The ``--vis`` argument: a folder for overlay PNGs, or None for no overlays.
+
+    Raises:
+        argparse.ArgumentTypeError: a boolean-like "True", which names no folder.
+    """
+    value = str(text).strip()
+    if value.lower() in NO_OVERLAYS:
+        return None
+    if value.lower() in OVERLAYS_WITHOUT_FOLDER:
+        raise argparse.ArgumentTypeError(f"expected a folder for the overlay PNGs (or False for none), "
+                                         f"got {text!r}")
+    return value
+
+
 def build_parser():
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -206,8 +227,9 @@ def build_parser():
                         help="people with area <= this are ignored (default 1024)")
     parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
                         help="parallel worker processes")
-    parser.add_argument("--vis", default="", metavar="DIR",
-                        help="also write annotation/mask overlay PNGs into DIR/<split>/")
+    parser.add_argument("--vis", type=overlay_folder, default=None, metavar="DIR",
+                        help="also write annotation/mask overlay PNGs into DIR/<split>/ "
+                             "(False or empty: none)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -230,7 +252,7 @@ def main(argv=None):
     try:
         for split, ann, image_dir in splits:
             save_dir, on_disk, written = generate_split(
-                ann, image_dir, split, workers=max(1, args.workers), vis_dir=args.vis or None,
+                ann, image_dir, split, workers=max(1, args.workers), vis_dir=args.vis,
                 min_keypoints=args.min_keypoints, min_area=args.min_area,
                 progress=not args.quiet)
             print(f"{split}: {written} masks written, {on_disk} in {save_dir}")

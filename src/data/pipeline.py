@@ -13,12 +13,12 @@ run is reproducible whatever the number of workers.
 """
 import math
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from src.data.augment import AugmentParams, augment
+from src.data.augment import augment
 from src.data.coco import (DEFAULT_MIN_AREA, DEFAULT_MIN_KEYPOINTS, annotations_to_poses,
                            image_path, load_coco, mask_path, read_ignore_mask, read_image,
                            training_image_ids, valid_person_annotations)
@@ -89,14 +89,20 @@ class TrainSource:
     ``source[k]`` with ``k = epoch * len(source) + i`` returns sample ``i`` augmented with the
     generator of ``(seed, epoch, i)``.
 
+    Args:
+        records: :class:`SampleRecord` list.
+        params: :class:`src.data.augment.AugmentParams` (``params.insize`` is the output side).
+        heatmap_sigma, paf_sigma: target widths in input pixels.
+        seed: base seed of the augmentation.
+        cache_images: keep decoded images in memory (small datasets only).
+
     Each item is a tuple:
         image (3, insize, insize) float32 in [-0.5, 0.5];
         pafs (38, s, s) float32; heatmaps (19, s, s) float32;
         ignore_mask (s, s) float32 loss mask, 1 = use, 0 = ignore; s = insize // 8.
     """
 
-    def __init__(self, records, params, heatmap_sigma=7.0, paf_sigma=8.0, seed=0,
-                 cache_images=False):
+    def __init__(self, records, params, heatmap_sigma, paf_sigma, seed=0, cache_images=False):
         self.records = list(records)
         if not self.records:
             raise ValueError("no training images (no image has a person with enough keypoints)")
@@ -193,11 +199,10 @@ class EpochShardSampler:
             yield int(index) + offset
 
 
-def create_dataset(json_path, img_path, mask_path, batch_size, rank=0, group_size=1,
-                   insize=368, num_workers=None, shuffle=True, seed=0, aug=None,
-                   heatmap_sigma=7.0, paf_sigma=8.0, min_keypoints=DEFAULT_MIN_KEYPOINTS,
-                   min_area=DEFAULT_MIN_AREA, python_multiprocessing=True, repeat_num=1,
-                   cache_images=False, max_rowsize=None):
+def create_dataset(json_path, img_path, mask_path, batch_size, aug, heatmap_sigma, paf_sigma,
+                   min_keypoints, min_area, rank=0, group_size=1, num_workers=None, shuffle=True,
+                   seed=0, python_multiprocessing=True, repeat_num=1, cache_images=False,
+                   max_rowsize=None):
     """The training dataset.
 
     Args:
@@ -206,16 +211,15 @@ def create_dataset(json_path, img_path, mask_path, batch_size, rank=0, group_siz
         mask_path: ignore-mask folder (``ignore_mask_train``); '' or missing files: nothing
             ignored.
         batch_size: samples per batch (the remainder of an epoch is dropped).
+        aug: :class:`src.data.augment.AugmentParams`; ``aug.insize`` is the network input side
+            (a multiple of 8).
+        heatmap_sigma, paf_sigma: target widths in input pixels.
+        min_keypoints, min_area: which people are trained on.
         rank, group_size: this process's shard of ``group_size``.
-        insize: network input side (a multiple of 8).
         num_workers: Python worker processes (default: CPU count, at most 8); clamped to the
             CPU count as MindSpore requires.
         shuffle: shuffle every epoch (seeded).
         seed: base seed of the order and of the augmentation.
-        aug: :class:`AugmentParams` (its ``insize`` is replaced by ``insize``); default: the
-            reference's values.
-        heatmap_sigma, paf_sigma: target widths in input pixels.
-        min_keypoints, min_area: which people are trained on.
         python_multiprocessing: use processes (True) or threads.
         repeat_num: dataset repeats.
         cache_images: keep decoded images in each worker's memory (small datasets only).
@@ -225,10 +229,9 @@ def create_dataset(json_path, img_path, mask_path, batch_size, rank=0, group_siz
         ``mindspore.dataset`` with columns image (N, 3, insize, insize), pafs (N, 38, s, s),
         heatmaps (N, 19, s, s), ignore_mask (N, s, s), all float32, s = insize // 8.
     """
-    check_input_side(insize)
-    params = replace(aug or AugmentParams(), insize=int(insize))
+    check_input_side(aug.insize)
     records = build_train_records(json_path, img_path, mask_path, min_keypoints, min_area)
-    source = TrainSource(records, params, heatmap_sigma, paf_sigma, seed, cache_images)
+    source = TrainSource(records, aug, heatmap_sigma, paf_sigma, seed, cache_images)
     sampler = EpochShardSampler(len(source), rank, group_size, shuffle, seed)
     workers = _clamp_workers(num_workers)
     kwargs = {}

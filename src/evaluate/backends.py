@@ -31,7 +31,7 @@ def open_forward(cfg, path=None):
     from src.model.checkpoint import CheckpointError
     from src.model.network_spec import check_against_config
     path = str(path or cfg.model_path)
-    backend = str(getattr(cfg, "backend", "mindspore"))
+    backend = str(cfg.backend)
     if backend == "onnx":
         from src.model.onnx_model import onnx_forward
         forward, spec, session = onnx_forward(path)

@@ -155,7 +155,7 @@ def check_eval_inputs(cfg):
               ("ann", os.path.isfile, "annotation file"),
               ("imgpath_val", os.path.isdir, "image folder"))
     for key, exists, what in checks:
-        value = str(getattr(cfg, key, "") or "")
+        value = str(getattr(cfg, key))
         if not value:
             raise EvaluationError(f"--{key} is required ({what})")
         if not exists(value):

@@ -180,10 +180,9 @@ def predictor_from_config(forward, cfg, input_scale=TRAINED_INPUT_SCALE):
     """A Predictor with the config's ``inference_img_size``, ``multi_scale`` /
     ``inference_scales``, ``flip`` and decoder parameters, for a network that expects
     ``pixel / input_scale - 0.5`` (its checkpoint's record)."""
-    scales = tuple(getattr(cfg, "inference_scales", (1.0,))) if getattr(cfg, "multi_scale", False) \
-        else (1.0,)
+    scales = tuple(cfg.inference_scales) if cfg.multi_scale else (1.0,)
     return Predictor(forward, img_size=int(cfg.inference_img_size), scales=scales,
-                     flip=bool(getattr(cfg, "flip", False)), params=DecodeParams.from_config(cfg),
+                     flip=bool(cfg.flip), params=DecodeParams.from_config(cfg),
                      input_scale=input_scale)
 
 

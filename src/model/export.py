@@ -2,16 +2,18 @@
 import os
 from pathlib import Path
 
+import mindspore
 import numpy as np
 
-from src.errors import OpenPoseError
+from src import compat
 from src.codec import STRIDE, is_valid_side
-from src.runtime.messages import first_line
-
+from src.errors import OpenPoseError
 from src.model.network import FinalStage
 from src.model.network_spec import open_network
+from src.model.onnx_model import finalize_onnx
+from src.runtime.messages import first_line
 from src.runtime.output_checks import (OutputError, check_output_dir, describe_write_error,
-                                verify_export)
+                                       verify_export)
 
 SUFFIXES = {"MINDIR": ".mindir", "AIR": ".air", "ONNX": ".onnx"}
 
@@ -46,7 +48,6 @@ def export_network(ckpt_file, file_name, file_format="MINDIR", batch_size=1, ins
         fit (contradicting flags, missing or extra parameters);
         src.runtime.output_checks.OutputError: the file was not written, is empty or does not load.
     """
-    import mindspore  # pylint: disable=import-outside-toplevel
     file_format = file_format.upper()
     if file_format not in SUFFIXES:
         raise ExportError(f"file_format must be MINDIR, AIR or ONNX, got {file_format!r}")
@@ -88,14 +89,11 @@ def export_network(ckpt_file, file_name, file_format="MINDIR", batch_size=1, ins
 def _write_export(model, inputs, file_name, output, file_format, spec):
     """Run MindSpore's exporter (ONNX: then :func:`src.model.onnx_model.finalize_onnx` when a file
     was written); write errors become :class:`OutputError` (one line)."""
-    import mindspore  # pylint: disable=import-outside-toplevel
     try:
         if file_format == "ONNX":
-            from src.compat import export_onnx  # pylint: disable=import-outside-toplevel
-            from src.model.onnx_model import finalize_onnx  # pylint: disable=import-outside-toplevel
             # Any batch and image size where MindSpore can say so (2.1+): the traced shape is
             # only an example. MindSpore 2.0 exports the traced shape (see src/compat.py).
-            output = export_onnx(model, inputs, output, input_names=["image"],
+            output = compat.export_onnx(model, inputs, output, input_names=["image"],
                                  output_names=["pafs", "heatmaps"],
                                  dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}})
             if os.path.isfile(output) and os.path.getsize(output):

@@ -6,27 +6,31 @@ A checkpoint written by train.py records the network it holds under ``openpose_s
 is ``BGR / input_scale - 0.5``: 255 for networks trained here, 256 for CMU's Caffe model). The
 reference's loading rule ignores those keys (it keeps only ``network.*``).
 
-eval.py, export.py, scripts/infer.py and ``--resume`` build the network from the record (or,
-for a checkpoint without one, from its parameter shapes), so a checkpoint needs no matching
-``--config_path``. A network flag given explicitly (command line or ``--config_path`` file)
-that contradicts the checkpoint is an error, and so is any network parameter missing from the
-file or left over in it.
+:meth:`NetworkSpec.build` is the one place an OpenPoseNet is built: train.py builds the network
+of its configuration (:meth:`NetworkSpec.from_config`), while eval.py, export.py,
+scripts/infer.py and ``--resume`` build the network of the record (or, for a checkpoint without
+one, of its parameter shapes), so a checkpoint needs no matching ``--config_path``. A network
+flag given explicitly (command line or ``--config_path`` file) that contradicts the checkpoint is
+an error, and so is any network parameter missing from the file or left over in it.
 """
 from dataclasses import dataclass
 
 from src.codec import TRAINED_INPUT_SCALE
 from src.model.checkpoint import (SPEC_PREFIX, CheckpointError, assign_weights, read_checkpoint,
-                            to_network_names)
+                                  to_network_names)
+from src.model.network import NUM_STAGES, OpenPoseNet
 from src.runtime.messages import name_list
 
 #: Network keys of the configuration that a checkpoint's record fixes.
 NETWORK_KEYS = ("vgg_with_bn", "width_mult", "num_stages")
-#: Image normalisation of networks trained by this repository (and by the reference).
 
 
 @dataclass(frozen=True)
 class NetworkSpec:
     """The shape of an OpenPoseNet and the input normalisation it expects.
+
+    The defaults are the reference network (OpenPoseNet's own); a configuration's network comes
+    from :meth:`from_config`.
 
     Attributes:
         vgg_with_bn: BatchNorm after each VGG conv.
@@ -37,13 +41,13 @@ class NetworkSpec:
 
     vgg_with_bn: bool = False
     width_mult: float = 1.0
-    num_stages: int = 6
+    num_stages: int = NUM_STAGES
     input_scale: float = TRAINED_INPUT_SCALE
 
     @classmethod
     def from_config(cls, cfg):
-        """The network a configuration or :class:`src.train.loop.TrainSettings` describes (trained
-        normalisation)."""
+        """The network a configuration or :class:`src.train.settings.TrainSettings` describes
+        (trained normalisation)."""
         return cls(vgg_with_bn=bool(cfg.vgg_with_bn), width_mult=float(cfg.width_mult),
                    num_stages=int(cfg.num_stages))
 
@@ -77,15 +81,20 @@ class NetworkSpec:
     def of_network(cls, network):
         """The spec of a built :class:`src.model.network.OpenPoseNet` (trained normalisation), None
         for any other network."""
-        from src.model.network import OpenPoseNet  # pylint: disable=import-outside-toplevel
         if not isinstance(network, OpenPoseNet):
             return None
         return cls(vgg_with_bn=network.vgg_with_bn, width_mult=network.width_mult,
                    num_stages=network.num_stages)
 
     def build(self):
-        """A new :class:`src.model.network.OpenPoseNet` of this shape."""
-        from src.model.network import OpenPoseNet  # pylint: disable=import-outside-toplevel
+        """A new :class:`src.model.network.OpenPoseNet` of this shape (random weights).
+
+        Every path builds its network here: training, evaluation, export and inference.
+
+        Raises:
+            ValueError: a shape OpenPoseNet does not have (num_stages outside 1..6,
+                width_mult <= 0).
+        """
         return OpenPoseNet(vgg_with_bn=self.vgg_with_bn, width_mult=self.width_mult,
                            num_stages=self.num_stages)
 
@@ -105,7 +114,6 @@ def infer_spec(weights, path="<checkpoint>"):
     Raises:
         CheckpointError: no OpenPose parameters, or shapes that no width multiplier explains.
     """
-    from src.model.network import NUM_STAGES  # pylint: disable=import-outside-toplevel
     first = weights.get("base.vgg_base.layers.0.weight")
     stages = [int(name.split(".")[0][len("stage_"):]) for name in weights
               if name.startswith("stage_") and name.split(".")[0][len("stage_"):].isdigit()]
@@ -143,12 +151,17 @@ def check_against_config(spec, cfg, path):
 
     Keys not set explicitly (defaults of default_config.yaml) give way to the checkpoint.
 
+    Args:
+        spec: the checkpoint's :class:`NetworkSpec`.
+        cfg: a :class:`src.config.Config` (:meth:`src.config.Config.is_explicit` says which keys
+            the user set).
+        path: file name for the message.
+
     Raises:
         CheckpointError: one line naming the flag, its value and the checkpoint's.
     """
-    explicit = getattr(cfg, "is_explicit", lambda key: False)
     for key in NETWORK_KEYS:
-        if not explicit(key):
+        if not cfg.is_explicit(key):
             continue
         wanted, held = getattr(cfg, key), getattr(spec, key)
         if (float(wanted) != float(held)) if key == "width_mult" else (wanted != held):

@@ -23,13 +23,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import mindspore
 import numpy as np
 
 from src.errors import OpenPoseError
 from src.model.checkpoint import (assign_weights, network_entries, read_checkpoint, save_checkpoint_atomic,
-                            to_network_names)
+                                  to_network_names)
 from src.runtime.messages import name_list
 
+#: The rank whose checkpoints are written and resumed from (the reference's ``ckpt_0``).
+CHECKPOINT_RANK = 0
 CKPT_NAME = re.compile(r"^(?P<rank>\d+)-(?P<epoch>\d+)_(?P<step>\d+)\.ckpt$")
 #: Optimizer entries that are recomputed, never saved or restored.
 RECOMPUTED_STATE = ("learning_rate",)
@@ -268,7 +271,6 @@ def restore_training_state(path, network, optimizer, steps_per_epoch):
         (a weights-only file: use ``load_pretrain`` for those), or parameters of another
         network shape (e.g. more stages).
     """
-    import mindspore  # pylint: disable=import-outside-toplevel
     entries = read_checkpoint(path)
     if "step_num" not in entries:
         raise TrainError(f"{path}: not a training checkpoint of this project (no step_num); "

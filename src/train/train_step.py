@@ -29,6 +29,7 @@ import mindspore.nn as nn
 import mindspore.ops as ops
 from mindspore import context
 from mindspore import dtype as mstype
+from mindspore.communication.management import get_group_size
 from mindspore.context import ParallelMode
 
 from src.model.loss import NetWithLoss
@@ -77,7 +78,6 @@ def data_parallel_degree():
     """Number of devices when the auto-parallel context is data parallel, else 0."""
     mode = context.get_auto_parallel_context("parallel_mode")
     if mode in (ParallelMode.DATA_PARALLEL, ParallelMode.HYBRID_PARALLEL):
-        from mindspore.communication.management import get_group_size  # pylint: disable=import-outside-toplevel
         return int(get_group_size())
     return 0
 

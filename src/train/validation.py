@@ -8,12 +8,19 @@ The result goes to the log and to the metrics file; when AP is the best so far, 
 ``<ckpt dir>/best.ckpt`` (atomically): the network weights, their record and
 ``openpose_val.best_ap`` / ``openpose_val.best_step``, so a resumed run keeps comparing against it.
 """
+import contextlib
+import io
 import math
 import time
 from pathlib import Path
 
-from src.model.checkpoint import VALIDATION_PREFIX, network_entries, read_checkpoint, save_checkpoint_atomic
+from pycocotools.coco import COCO
+
 from src.codec import TRAINED_INPUT_SCALE
+from src.data.coco import load_coco
+from src.evaluate.coco_eval import STAT_NAMES, evaluate_keypoints, evaluate_shard, evaluation_image_ids
+from src.evaluate.inference import mindspore_forward, predictor_from_config
+from src.model.checkpoint import VALIDATION_PREFIX, network_entries, read_checkpoint, save_checkpoint_atomic
 from src.parallel.sharding import rank_shard
 
 BEST_NAME = "best.ckpt"
@@ -38,8 +45,6 @@ class Validator:
 
     def __init__(self, cfg, checkpoint_dir, spec, rank=0, group_size=1, all_gather=None,
                  interval=1):
-        from src.data.coco import load_coco  # pylint: disable=import-outside-toplevel
-        from src.evaluate.coco_eval import evaluation_image_ids  # pylint: disable=import-outside-toplevel
         self.cfg = cfg
         self.spec = spec
         self.rank, self.group_size = int(rank), int(group_size)
@@ -64,9 +69,6 @@ class Validator:
         The network is put in inference mode for the run; the caller puts its train cell back
         in training mode.
         """
-        # pylint: disable-next=import-outside-toplevel
-        from src.evaluate.coco_eval import STAT_NAMES, evaluate_keypoints, evaluate_shard
-        from src.evaluate.inference import mindspore_forward, predictor_from_config  # pylint: disable=import-outside-toplevel
         started = time.perf_counter()
         scale = self.spec.input_scale if self.spec is not None else TRAINED_INPUT_SCALE
         predictor = predictor_from_config(mindspore_forward(network), self.cfg, input_scale=scale)
@@ -100,9 +102,6 @@ class Validator:
 
 def _quiet_coco(ann_file):
     """pycocotools' COCO of ``ann_file``, without its progress lines."""
-    import contextlib  # pylint: disable=import-outside-toplevel
-    import io  # pylint: disable=import-outside-toplevel
-    from pycocotools.coco import COCO  # pylint: disable=import-outside-toplevel
     with contextlib.redirect_stdout(io.StringIO()):
         return COCO(str(ann_file))
 
