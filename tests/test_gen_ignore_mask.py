@@ -155,8 +155,10 @@ def test_vis_dir_writes_the_overlays_there(tmp_path):
     assert cv2.imread(str(tmp_path / "overlays" / "val" / "000000000003.png")).shape == (10, 40, 3)
 
 
-def test_vis_true_is_refused(tmp_path, capsys):
-    with pytest.raises(SystemExit) as info:
-        main(_val_split(tmp_path) + ["--vis", "True"])
-    assert info.value.code == 2
-    assert "expected a folder for the overlay PNGs (or False for none), got 'True'" in capsys.readouterr().err
+def test_vis_true_writes_the_overlays_beside_the_masks(tmp_path, monkeypatch):
+    args = _val_split(tmp_path)
+    monkeypatch.chdir(tmp_path)          # no folder named "True" may appear
+    assert main(args + ["--vis", "True"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "ignore_mask_val", "ignore_mask_vis", "val.json", "val2017"]
+    assert [p.name for p in (tmp_path / "ignore_mask_vis" / "val").iterdir()] == ["000000000003.png"]

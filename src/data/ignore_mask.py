@@ -9,7 +9,8 @@ For each split given, ``ignore_mask_<split>/`` is created beside the image folde
 ``{image_id:012d}.png`` (uint8, 255 = ignore, 0 = use) per image that has something to ignore.
 Masks already present are kept (the run is resumable); ``--workers`` processes run in parallel;
 ``--vis DIR`` also writes an overlay PNG per image (annotations | ignored region) into
-``DIR/<split>/`` (``--vis False``, ``--vis ""`` or no ``--vis``: none).
+``DIR/<split>/`` (``--vis True``: ``ignore_mask_vis/<split>/`` beside the image folders;
+``--vis False``, ``--vis ""`` or no ``--vis``: none).
 
 What is ignored (the reference's rule, made independent of annotation order):
   * crowd regions (``iscrowd`` = 1), except where they overlap a labelled training person;
@@ -34,8 +35,11 @@ from src.data.coco import (DEFAULT_MIN_AREA, DEFAULT_MIN_KEYPOINTS, AnnotationEr
 
 #: ``--vis`` values that mean "no overlays" (compared lower-case), as the reference's boolean.
 NO_OVERLAYS = ("", "false", "no", "off", "none", "0")
-#: ``--vis`` values of the reference's boolean that name no folder.
+#: ``--vis`` values of the reference's boolean that turn overlays on without naming a folder:
+#: they go to ``ignore_mask_vis/<split>/`` beside the image folders (:data:`BESIDE_MASKS`).
 OVERLAYS_WITHOUT_FOLDER = ("true", "yes", "on", "1")
+#: The folder name used for ``--vis True``.
+BESIDE_MASKS = "ignore_mask_vis"
 
 
 def ann_to_mask(ann, height, width):
@@ -168,6 +172,8 @@ def generate_split(ann_path, image_dir, split, workers=1, vis_dir=None,
         raise ImageReadError(f"{image_dir}: image folder not found")
     save_dir = mask_dir_for(image_dir, split)
     os.makedirs(save_dir, exist_ok=True)
+    if vis_dir == BESIDE_MASKS:
+        vis_dir = os.path.join(os.path.dirname(mask_dir_for(image_dir, split)), BESIDE_MASKS)
     split_vis = os.path.join(vis_dir, split) if vis_dir else None
     if split_vis:
         os.makedirs(split_vis, exist_ok=True)
@@ -200,17 +206,13 @@ def generate_split(ann_path, image_dir, split, workers=1, vis_dir=None,
 
 
 def overlay_folder(text):
-    """The ``--vis`` argument: a folder for overlay PNGs, or None for no overlays.
-
-    Raises:
-        argparse.ArgumentTypeError: a boolean-like "True", which names no folder.
-    """
+    """The ``--vis`` argument: a folder for overlay PNGs, :data:`BESIDE_MASKS` for a
+    boolean-like "True" (the reference's flag), or None for no overlays."""
     value = str(text).strip()
     if value.lower() in NO_OVERLAYS:
         return None
     if value.lower() in OVERLAYS_WITHOUT_FOLDER:
-        raise argparse.ArgumentTypeError(f"expected a folder for the overlay PNGs (or False for none), "
-                                         f"got {text!r}")
+        return BESIDE_MASKS
     return value
 
 
@@ -229,7 +231,8 @@ def build_parser():
                         help="parallel worker processes")
     parser.add_argument("--vis", type=overlay_folder, default=None, metavar="DIR",
                         help="also write annotation/mask overlay PNGs into DIR/<split>/ "
-                             "(False or empty: none)")
+                             f"(True: {BESIDE_MASKS}/<split>/ beside the image folders; False or "
+                             "empty: none)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
