@@ -34,10 +34,10 @@ def main(argv=None):
     # Imported here: after OPENBLAS_NUM_THREADS is set, and not at all for --help or a bad flag.
     from src.errors import OpenPoseError
     from src.evaluate.coco_eval import check_eval_inputs, run_evaluation
-    from src.runtime.context import setup_context
     from src.parallel.collectives import gather_objects
     from src.parallel.launch import device_id_for
     from src.parallel.runtime import init_distributed, rank_prefix
+    from src.runtime.context import setup_context
     from src.runtime.output_checks import check_output_dir
     try:
         check_output_dir(cfg.output_img_path, "output_img_path")

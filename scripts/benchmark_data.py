@@ -34,18 +34,17 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
+import cv2
+import numpy as np
 
-from src.config import default_config  # noqa: E402
-from src.data.augment import AugmentParams  # noqa: E402
-from src.data.coco import (AnnotationError, ImageReadError, load_coco, mask_path,  # noqa: E402
-                           read_ignore_mask, read_image)
-from src.data.pipeline import TRAIN_COLUMNS, TrainSource, build_train_records  # noqa: E402
-from src.data.ignore_mask import compute_ignore_mask  # noqa: E402
-from src.skeleton import FLIP_JOINT_PAIRS  # noqa: E402
-from src.data.targets import generate_heatmaps, generate_pafs  # noqa: E402
-from tests.loop_targets import loop_heatmaps, loop_loss_mask, loop_pafs  # noqa: E402
+from src.config import default_config
+from src.data.augment import AugmentParams
+from src.data.coco import AnnotationError, ImageReadError, load_coco, mask_path, read_ignore_mask, read_image
+from src.data.ignore_mask import compute_ignore_mask
+from src.data.pipeline import TRAIN_COLUMNS, TrainSource, build_train_records
+from src.data.targets import generate_heatmaps, generate_pafs
+from src.skeleton import FLIP_JOINT_PAIRS
+from tests.loop_targets import loop_heatmaps, loop_loss_mask, loop_pafs
 
 
 def default_shared():
@@ -227,7 +226,7 @@ def time_pipeline(source, workers, samples, repeats, batch_size=4):
     the second half only, after worker start-up and once MindSpore's prefetch queues (filled
     while the first batch was awaited) have drained.
     """
-    import mindspore.dataset as ds  # pylint: disable=import-outside-toplevel
+    import mindspore.dataset as ds
 
     rates = []
     batches = max(2, 2 * samples // batch_size)
@@ -249,8 +248,8 @@ def time_pipeline(source, workers, samples, repeats, batch_size=4):
 
 def compare_targets(source, count, heatmap_sigma, paf_sigma):
     """Vectorised vs loop targets on ``count`` augmented samples: max difference and ms each."""
-    from src.data.augment import augment  # pylint: disable=import-outside-toplevel
-    from src.data.pipeline import sample_rng  # pylint: disable=import-outside-toplevel
+    from src.data.augment import augment
+    from src.data.pipeline import sample_rng
 
     size = source.params.insize // 8
     worst = 0.0

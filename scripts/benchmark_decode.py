@@ -26,10 +26,10 @@ sys.path.insert(0, str(REPO))
 # threads spinning on the other core only add CPU time (set the variable to override).
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from src.evaluate.decoder import DecodeParams, decode_poses  # noqa: E402
-from src.evaluate.decoding.reference import decode_poses_reference  # noqa: E402
+from src.evaluate.decoder import DecodeParams, decode_poses
+from src.evaluate.decoding.reference import decode_poses_reference
 
 #: The reference decoder's time per image on decode.npz, measured on the project machine (ms).
 REFERENCE_MS = {"clean": 120.0, "noisy": 21000.0}
@@ -109,9 +109,9 @@ def benchmark_baseline(path, params, ours):
 def benchmark_checkpoint(args, params):
     """Network maps of the sample images from a checkpoint, then decode timings on them."""
     from src.data.coco import image_path, load_coco, read_image
-    from src.runtime.context import setup_context
     from src.evaluate.inference import Predictor, mindspore_forward
     from src.model.network_spec import open_network
+    from src.runtime.context import setup_context
 
     setup_context(args.device_target)
     network, spec, _ = open_network(args.ckpt)

@@ -33,7 +33,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 
 def time_forwards(forwards, batch, repeats, warmup):
@@ -62,16 +62,16 @@ def relative_difference(maps, reference):
 
 def run(size, repeats, warmup, seed, workdir):
     """Build the three engines in ``workdir`` and time them; returns the result dict."""
-    # pylint: disable=import-outside-toplevel
     import cv2
     import onnxruntime
+
+    from src.evaluate.inference import mindspore_forward, preprocess
     from src.model.caffe_import import convert_caffemodel
     from src.model.cmu_synthetic import run_opencv, write_cmu_model
-    from src.runtime.context import mindspore_version, setup_context
     from src.model.export import export_network
-    from src.evaluate.inference import mindspore_forward, preprocess
     from src.model.network_spec import open_network
     from src.model.onnx_model import onnx_forward
+    from src.runtime.context import mindspore_version, setup_context
 
     setup_context("CPU", mode="graph", seed=seed)
     prototxt, caffemodel, _ = write_cmu_model(workdir, size, size, seed=seed)
@@ -134,7 +134,7 @@ def main(argv=None):
             result = run(args.size, args.repeats, args.warmup, args.seed, workdir)
     print(json.dumps(result, indent=2))
     if args.out:
-        from src.evaluate.coco_eval import write_json  # pylint: disable=import-outside-toplevel
+        from src.evaluate.coco_eval import write_json
         write_json(result, args.out)
     return 0
 

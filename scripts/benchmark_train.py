@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 TRAIN_TYPES = ("fix_loss_scale", "clip_grad")
 
@@ -62,11 +62,12 @@ def build_parser():
 
 def make_step(train_type, lr, steps, loss_scale, amp_level, vgg_freeze_steps=2000):
     """Real network + Adam (three groups) + train step, reference settings."""
-    import mindspore  # pylint: disable=import-outside-toplevel
-    from src.train.lr_schedule import build_lr_schedules  # pylint: disable=import-outside-toplevel
+    import mindspore
+
     from src.model.network_spec import NetworkSpec
-    from src.train.optimizer import build_optimizer  # pylint: disable=import-outside-toplevel
-    from src.train.train_step import build_train_step  # pylint: disable=import-outside-toplevel
+    from src.train.lr_schedule import build_lr_schedules
+    from src.train.optimizer import build_optimizer
+    from src.train.train_step import build_train_step
     network = NetworkSpec().build()          # the reference network
     if amp_level != "O0":
         network = mindspore.amp.auto_mixed_precision(network, amp_level)
@@ -88,7 +89,7 @@ def random_batch(batch, insize, seed=0):
 
 
 def _tensors(batch):
-    import mindspore  # pylint: disable=import-outside-toplevel
+    import mindspore
     return tuple(mindspore.Tensor(a) for a in batch)
 
 
@@ -131,7 +132,7 @@ def toy_batch(args):
 
 def overfit(args):
     """Loss of every step when training on one fixed toy batch, per train type."""
-    import mindspore  # pylint: disable=import-outside-toplevel
+    import mindspore
     batch, toy_dir = toy_batch(args)
     inputs = _tensors(batch)
     results = {"insize": args.overfit_insize, "batch_size": args.overfit_batch,
@@ -155,9 +156,9 @@ def overfit(args):
 def main(argv=None):
     """Command-line entry point; returns the exit status."""
     args = build_parser().parse_args(argv)
-    from src.runtime.context import setup_context  # pylint: disable=import-outside-toplevel
+    from src.runtime.context import setup_context
     target = setup_context(args.device_target, mode="graph", seed=args.seed)
-    import mindspore  # pylint: disable=import-outside-toplevel
+    import mindspore
     result = {"device_target": target, "mindspore": mindspore.__version__,
               "train_type": args.train_type, "amp_level": args.amp_level}
     if args.mode in ("speed", "all"):

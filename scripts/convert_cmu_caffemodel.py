@@ -23,7 +23,6 @@ def main(argv=None):
     parser.add_argument("--caffemodel", required=True, help="CMU's pose_iter_440000.caffemodel")
     parser.add_argument("--out", required=True, help="checkpoint to write (.ckpt)")
     args = parser.parse_args(argv)
-    # pylint: disable=import-outside-toplevel
     from src.errors import OpenPoseError
     from src.model.caffe_import import convert_caffemodel, read_caffemodel
     try:

@@ -32,7 +32,7 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from benchmark_train import random_batch  # noqa: E402  (scripts/, beside this file)
+from benchmark_train import random_batch
 
 FULL = dict(insize=368, batch=10, steps=30, width_mult=1.0, num_stages=6, vgg_with_bn=False,
             amp_levels=("O0", "O2"), eval_size=368)
@@ -130,6 +130,7 @@ def main(argv=None):
     if args.steps:
         sizes["steps"] = args.steps
     import mindspore
+
     from src.runtime.context import gpu_available, setup_context
     target = setup_context("CPU" if args.smoke else "auto", mode="graph", seed=1)
     report = {"mindspore": mindspore.__version__, "python": sys.version.split()[0],
@@ -144,7 +145,7 @@ def main(argv=None):
         try:
             report[f"train_{amp_level}"], ckpt = train_check(sizes, amp_level, target, out_dir)
             checkpoint = checkpoint or ckpt
-        except Exception as exc:  # noqa: BLE001 - report every failure in the JSON
+        except Exception as exc:  # report every failure in the JSON
             report[f"train_{amp_level}"] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
     if checkpoint:
         report["eval"] = eval_check(checkpoint, Path(args.shared) / "data" / "coco_sample", sizes,

@@ -26,11 +26,11 @@ def main(argv=None):
     from src.config import load_config
     cfg = load_config(argv, prog="infer.py", extra_defaults=EXTRA_KEYS)
     from src.errors import OpenPoseError
-    from src.runtime.context import setup_context
-    from src.parallel.launch import device_id_for
     from src.evaluate.backends import open_forward
     from src.evaluate.inference import predictor_from_config
     from src.evaluate.media import MediaError, classify_input, run_media_inference
+    from src.parallel.launch import device_id_for
+    from src.runtime.context import setup_context
     from src.runtime.output_checks import check_output_dir
     try:
         if not cfg.input:

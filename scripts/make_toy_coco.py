@@ -17,8 +17,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from src.data.ignore_mask import generate_split  # noqa: E402
-from src.data.toy_coco import ToyOptions, make_split  # noqa: E402
+from src.data.ignore_mask import generate_split
+from src.data.toy_coco import ToyOptions, make_split
 
 
 def build_parser():

@@ -109,7 +109,9 @@ def parse_log_lines(lines):
 def history_from_metrics(by_kind):
     """A :class:`LossHistory` from :func:`src.train.metrics_log.read_metrics`'s records."""
     nan = float("nan")
-    number = lambda value: nan if value is None else float(value)  # noqa: E731
+    def number(value):
+        return nan if value is None else float(value)
+
     history = LossHistory()
     for record in by_kind.get("train", []):
         history.steps.append(int(record["step"]))
@@ -137,7 +139,7 @@ def read_log(path):
         raise LogError(f"{path}: cannot read the log ({exc.strerror or exc})") from None
     if str(path).endswith(".jsonl"):
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-        from src.train.metrics_log import parse_metrics  # pylint: disable=import-outside-toplevel
+        from src.train.metrics_log import parse_metrics
         history = history_from_metrics(parse_metrics(text.splitlines()))
     else:
         history = parse_log_lines(text.splitlines())
@@ -152,9 +154,9 @@ def plot_history(history, out_path, title=None):
     Returns:
         The output path (str).
     """
-    import matplotlib  # pylint: disable=import-outside-toplevel
+    import matplotlib
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+    import matplotlib.pyplot as plt
 
     stages = history.num_stages
     panels = 1 + bool(stages) + bool(history.val_steps)

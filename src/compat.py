@@ -60,7 +60,7 @@ MSRUN_MODULE = "mindspore.parallel.cluster.run"
 
 def _mindspore():
     """The imported ``mindspore`` package (imported lazily: the pure helpers must not need it)."""
-    import mindspore  # pylint: disable=import-outside-toplevel
+    import mindspore
     return mindspore
 
 
@@ -71,7 +71,7 @@ def conv2d_init(in_channels, kernel_size):
         in_channels: input channels of the convolution (groups of 1).
         kernel_size: side of its square kernel.
     """
-    from mindspore.common.initializer import HeUniform, Uniform  # pylint: disable=import-outside-toplevel
+    from mindspore.common.initializer import HeUniform, Uniform
     fan_in = int(in_channels) * int(kernel_size) ** 2
     return {"weight_init": HeUniform(math.sqrt(5)), "bias_init": Uniform(1 / math.sqrt(fan_in))}
 
@@ -144,7 +144,7 @@ _CACHE = {"sum_cell": None, "gather_direct": True}
 def _all_reduce_sum_cell():
     """A Cell whose construct is one AllReduce (sum) over the world group (built once)."""
     if _CACHE["sum_cell"] is None:
-        from mindspore import nn, ops  # pylint: disable=import-outside-toplevel
+        from mindspore import nn, ops
 
         class AllReduceSumCell(nn.Cell):
             """``AllReduce(SUM)`` of the world group as a network (compiled in graph mode)."""
@@ -170,8 +170,8 @@ def all_gather(array):
     its array as float32 into its own row of a zero buffer and the rows are summed with
     AllReduce inside a compiled Cell (exact: each element is one byte plus zeros).
     """
-    from mindspore import Tensor, ops  # pylint: disable=import-outside-toplevel
-    from mindspore.communication import get_group_size, get_rank  # pylint: disable=import-outside-toplevel
+    from mindspore import Tensor, ops
+    from mindspore.communication import get_group_size, get_rank
     array = np.asarray(array)
     if _CACHE["gather_direct"]:
         try:
@@ -204,11 +204,11 @@ def exit_after_cluster_failure(error, rank):
     exit handlers: after this failure MindSpore 2.0's own exit handler waits minutes for the
     scheduler that has already given up.
     """
-    from src.runtime.messages import first_line  # pylint: disable=import-outside-toplevel
+    from src.runtime.messages import first_line
     print(f"rank {rank}: MindSpore could not form the CPU cluster ({first_line(error, None)}); MindSpore 2.0 does "
           "this now and then under heavy CPU load: launch again", file=sys.stderr, flush=True)
     sys.stdout.flush()
-    os._exit(1)  # pylint: disable=protected-access
+    os._exit(1)
 
 
 def device_available(target):
@@ -223,12 +223,12 @@ def device_available(target):
     if hal is not None and hasattr(hal, "is_available"):
         try:
             return bool(hal.is_available(target))
-        except Exception:  # noqa: BLE001 - builds without the device raise various errors here
+        except Exception:  # builds without the device raise various errors here
             return False
     previous = mindspore.get_context("device_target")
     try:
         mindspore.set_context(device_target=target)
-    except Exception:  # noqa: BLE001 - "Unsupported device target ..." (RuntimeError/ValueError)
+    except Exception:  # "Unsupported device target ..." (RuntimeError/ValueError)
         return False
     mindspore.set_context(device_target=previous)
     return True
@@ -242,7 +242,7 @@ def generator_dataset(source, column_names, sampler, **kwargs):
     its epochs would then start training at epoch 2. Its ``__dict__`` is saved and restored, which
     changes nothing on releases that do not iterate it.
     """
-    import mindspore.dataset as ds  # pylint: disable=import-outside-toplevel
+    import mindspore.dataset as ds
     state = dict(vars(sampler))
     dataset = ds.GeneratorDataset(source, column_names, sampler=sampler, **kwargs)
     vars(sampler).clear()
@@ -253,7 +253,7 @@ def generator_dataset(source, column_names, sampler, **kwargs):
 def has_onnx_module():
     """True when this MindSpore has the ``mindspore.onnx`` package with its ``export``."""
     try:
-        from mindspore import onnx  # pylint: disable=import-outside-toplevel
+        from mindspore import onnx
     except ImportError:
         return False
     return hasattr(onnx, "export")
@@ -280,7 +280,7 @@ def export_onnx(model, inputs, file_name, input_names=None, output_names=None, *
         the path of the written file.
     """
     if has_onnx_module():
-        from mindspore import onnx  # pylint: disable=import-outside-toplevel
+        from mindspore import onnx
         onnx.export(model, inputs, file_name=str(file_name), input_names=input_names,
                     output_names=output_names, **kwargs)
         return str(file_name)
@@ -340,7 +340,7 @@ def pillow_requirement():
     removed that name. Returns "" when the import works (any other import error propagates).
     """
     try:
-        import mindspore.dataset.vision  # noqa: F401 pylint: disable=import-outside-toplevel,unused-import
+        import mindspore.dataset.vision  # noqa: F401 - imported to see whether it loads
     except AttributeError as exc:
         if "ANTIALIAS" in str(exc):
             return "pillow<10"
@@ -350,7 +350,7 @@ def pillow_requirement():
 
 def main(argv=None):
     """Command line for scripts/setup_env.sh: ``--pillow-requirement`` prints what to install."""
-    import argparse  # pylint: disable=import-outside-toplevel
+    import argparse
     parser = argparse.ArgumentParser(prog="python -m src.compat", description=main.__doc__)
     parser.add_argument("--pillow-requirement", action="store_true",
                         help="print the Pillow requirement this MindSpore needs (nothing if none)")

@@ -41,8 +41,8 @@ def make_batch(rank):
 
 def build_net():
     """Conv(3->4, 3x3) - ReLU - Conv(4->2, 3x3) with weights from a fixed numpy seed."""
-    import mindspore as ms  # pylint: disable=import-outside-toplevel
-    from mindspore import nn  # pylint: disable=import-outside-toplevel
+    import mindspore as ms
+    from mindspore import nn
     rng = np.random.RandomState(7)
     net = nn.SequentialCell([
         nn.Conv2d(3, 4, 3, pad_mode="same", has_bias=True,
@@ -66,13 +66,12 @@ def main(argv=None):
                         help="this rank raises after the first step (tests a failing job)")
     args = parser.parse_args(argv)
 
-    import mindspore as ms  # pylint: disable=import-outside-toplevel
-    from mindspore import nn  # pylint: disable=import-outside-toplevel
-    from src.runtime.context import setup_context  # pylint: disable=import-outside-toplevel
-    # pylint: disable-next=import-outside-toplevel
+    import mindspore as ms
+    from mindspore import nn
+
     from src.parallel.collectives import barrier, gather_objects
-    # pylint: disable-next=import-outside-toplevel
     from src.parallel.runtime import enable_data_parallel, init_distributed, rank_prefix, setup_rank_logging
+    from src.runtime.context import setup_context
 
     target = setup_context("CPU", mode="graph", seed=1)
     dist = init_distributed(target)

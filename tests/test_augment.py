@@ -2,9 +2,18 @@
 import numpy as np
 import pytest
 
-from src.data.augment import (AugmentParams, augment, augment_matrix, color_luts, distort_color,
-                         flip, random_crop, random_resize, random_rotate)
 from src.config import default_config
+from src.data.augment import (
+    AugmentParams,
+    augment,
+    augment_matrix,
+    color_luts,
+    distort_color,
+    flip,
+    random_crop,
+    random_resize,
+    random_rotate,
+)
 from src.skeleton import FLIP_JOINT_PAIRS, Joint
 
 MARKED = Joint.LEFT_WRIST

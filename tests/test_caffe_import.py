@@ -6,8 +6,13 @@ import sys
 import numpy as np
 import pytest
 
-from src.model.caffe_import import (CaffeImportError, heatmap_channel_map, maps_from_cmu,
-                              paf_channel_map, read_caffemodel)
+from src.model.caffe_import import (
+    CaffeImportError,
+    heatmap_channel_map,
+    maps_from_cmu,
+    paf_channel_map,
+    read_caffemodel,
+)
 from src.model.cmu_model import CMU_PAF_CHANNELS, cmu_layers, conv_weight_shapes
 from src.model.cmu_synthetic import caffemodel_bytes, deploy_prototxt, opencv_forward
 from tests.conftest import REPO_ROOT

@@ -1,8 +1,13 @@
 import numpy as np
 import pytest
 
-from src.model.checkpoint import (CheckpointError, load_vgg_weights, load_weights, read_checkpoint,
-                            save_checkpoint_atomic)
+from src.model.checkpoint import (
+    CheckpointError,
+    load_vgg_weights,
+    load_weights,
+    read_checkpoint,
+    save_checkpoint_atomic,
+)
 from src.model.network import OpenPoseNet
 
 VGG19_CONV_LAYERS = (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)
@@ -54,7 +59,8 @@ def test_vgg19_imagenet_checkpoint(ms_cpu, tmp_path):
     entries, in_channels = {}, 3
     widths = (64, 64, 128, 128, 256, 256, 256, 256, 512, 512, 512, 512, 512, 512, 512, 512)
     for layer, width in zip(VGG19_CONV_LAYERS, widths):
-        entries[f"network.backbone.layers.{layer}.weight"] = rng.standard_normal((width, in_channels, 3, 3)).astype(np.float32)
+        weight = rng.standard_normal((width, in_channels, 3, 3)).astype(np.float32)
+        entries[f"network.backbone.layers.{layer}.weight"] = weight
         entries[f"network.backbone.layers.{layer}.bias"] = rng.standard_normal(width).astype(np.float32)
         in_channels = width
     entries["network.classifier.0.weight"] = rng.standard_normal((16, 8)).astype(np.float32)

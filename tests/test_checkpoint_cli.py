@@ -17,8 +17,9 @@ TOY = NetworkSpec(vgg_with_bn=True, width_mult=0.25, num_stages=1)
 def toy_checkpoints(ms_cpu, tmp_path_factory):
     """A toy-shaped checkpoint as train.py writes it, and a copy with one parameter removed."""
     import mindspore as ms
-    from src.train.checkpoint_manager import CheckpointManager
+
     from src.model.checkpoint import read_checkpoint
+    from src.train.checkpoint_manager import CheckpointManager
     out = tmp_path_factory.mktemp("toy_ckpt")
     net = TOY.build()
     optimizer = ms.nn.Adam(net.trainable_params(), learning_rate=1e-3)

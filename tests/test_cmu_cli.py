@@ -64,8 +64,8 @@ def test_infer_py_on_an_image(cmu_model, coco_sample_dir, tmp_path):
 def test_export_onnx_equals_opencv(cmu_model, tmp_path):
     """export.py on the converted checkpoint; onnxruntime on any size == OpenCV DNN on the
     caffemodel, and the ONNX file records /256."""
-    from src.model.cmu_synthetic import opencv_forward
     from src.evaluate.inference import preprocess
+    from src.model.cmu_synthetic import opencv_forward
     from src.model.onnx_model import onnx_forward
     stdout = _run("export.py", "--ckpt_file", cmu_model.ckpt, "--file_name", str(tmp_path / "cmu"),
                   "--file_format", "ONNX", "--insize", "64", "--device_target", "CPU")

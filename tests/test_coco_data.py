@@ -5,9 +5,16 @@ import cv2
 import numpy as np
 import pytest
 
-from src.data.coco import (AnnotationError, ImageReadError, annotations_to_poses, load_coco,
-                           read_ignore_mask, read_image, training_image_ids,
-                           valid_person_annotations)
+from src.data.coco import (
+    AnnotationError,
+    ImageReadError,
+    annotations_to_poses,
+    load_coco,
+    read_ignore_mask,
+    read_image,
+    training_image_ids,
+    valid_person_annotations,
+)
 from src.skeleton import Joint
 
 

@@ -6,14 +6,13 @@ import numpy as np
 import pytest
 
 from src.data.coco import annotations_to_poses, load_coco
-from src.evaluate.coco_eval import (STAT_NAMES, EvaluationError, evaluate_keypoints, format_metrics,
-                                     poses_to_results)
-from src.runtime.output_checks import write_json
-from src.evaluate.decoder import DecodeParams, decode_poses
-from src.evaluate.inference import compute_input_size
-from src.skeleton import COCO_TO_OURS_ARRAY, NUM_JOINTS
 from src.data.targets import generate_heatmaps, generate_pafs
 from src.data.toy_coco import make_split
+from src.evaluate.coco_eval import STAT_NAMES, EvaluationError, evaluate_keypoints, format_metrics, poses_to_results
+from src.evaluate.decoder import DecodeParams, decode_poses
+from src.evaluate.inference import compute_input_size
+from src.runtime.output_checks import write_json
+from src.skeleton import COCO_TO_OURS_ARRAY, NUM_JOINTS
 
 
 def render_ours(poses, map_h, map_w):

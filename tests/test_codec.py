@@ -2,8 +2,18 @@
 import numpy as np
 import pytest
 
-from src.codec import (GRID_OFFSET, STRIDE, TRAINED_INPUT_SCALE, check_input_side, in_cells, is_valid_side,
-                       map_grid, map_side, normalize_image, round_up_to_stride)
+from src.codec import (
+    GRID_OFFSET,
+    STRIDE,
+    TRAINED_INPUT_SCALE,
+    check_input_side,
+    in_cells,
+    is_valid_side,
+    map_grid,
+    map_side,
+    normalize_image,
+    round_up_to_stride,
+)
 from src.data.pipeline import TrainSource
 from src.evaluate.inference import preprocess
 

@@ -175,14 +175,14 @@ class FakeComm:
     def __init__(self, my_index, all_ranks):
         self.my_index, self.all_ranks, self.split_args = my_index, all_ranks, None
 
-    def Get_size(self):  # noqa: N802 - mpi4py's name
+    def Get_size(self):  # mpi4py's name
         return len(self.all_ranks)
 
     def allgather(self, value):
         assert value == self.all_ranks[self.my_index]
         return list(self.all_ranks)
 
-    def Split(self, color, key):  # noqa: N802 - mpi4py's name
+    def Split(self, color, key):  # mpi4py's name
         self.split_args = (color, key)
         return ("split", color, key)
 

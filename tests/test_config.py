@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-from src.config import ConfigError, DEFAULT_CONFIG_PATH, parse_config, parse_int_list, read_yaml
+from src.config import DEFAULT_CONFIG_PATH, ConfigError, parse_config, parse_int_list, read_yaml
 from tests.conftest import REPO_ROOT
 
 REFERENCE_KEYS = {  # reference keys that must keep their names and defaults

@@ -6,7 +6,7 @@ import pytest
 
 from src.config import default_config
 from src.data.augment import AugmentParams
-from src.data.pipeline import (EpochShardSampler, TrainSource, build_train_records, create_dataset)
+from src.data.pipeline import EpochShardSampler, TrainSource, build_train_records, create_dataset
 from src.data.toy_coco import ToyOptions, make_toy_coco
 
 
@@ -14,7 +14,7 @@ from src.data.toy_coco import ToyOptions, make_toy_coco
 def toy(tmp_path_factory):
     out = tmp_path_factory.mktemp("toy_ds")
     make_toy_coco(out, num_train=9, num_val=3, seed=1, options=ToyOptions(size=96))
-    from src.data.ignore_mask import generate_split  # pylint: disable=import-outside-toplevel
+    from src.data.ignore_mask import generate_split
     generate_split(str(out / "annotations" / "person_keypoints_train2017.json"),
                    str(out / "train2017"), "train", progress=False)
     return {"json": str(out / "annotations" / "person_keypoints_train2017.json"),
@@ -61,8 +61,9 @@ def test_source_samples_are_reproducible(source):
 
 
 def test_ignore_mask_reaches_the_loss_mask(source, tmp_path):
-    import cv2  # pylint: disable=import-outside-toplevel
-    from dataclasses import replace  # pylint: disable=import-outside-toplevel
+    from dataclasses import replace
+
+    import cv2
     record = source.records[0]
     height, width = cv2.imread(record.image_path).shape[:2]
     mask_file = tmp_path / "all.png"

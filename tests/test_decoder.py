@@ -9,12 +9,11 @@ import pytest
 from scipy.ndimage import gaussian_filter
 
 from src.config import ConfigError, parse_config
+from src.data.targets import generate_heatmaps, generate_pafs
 from src.evaluate.decoder import DecodeParams, decode_poses, find_peaks, greedy_match, group_people
 from src.evaluate.decoding import limbs, operators, peaks
-from src.evaluate.decoding.reference import (decode_poses_reference, find_peaks_reference,
-                                             group_people_reference)
+from src.evaluate.decoding.reference import decode_poses_reference, find_peaks_reference, group_people_reference
 from src.skeleton import EAR_SHOULDER_LIMBS, LIMB_ARRAY, NUM_JOINTS
-from src.data.targets import generate_heatmaps, generate_pafs
 
 GOLDEN_IMAGES = (785, 40083, 196141, 197388)
 

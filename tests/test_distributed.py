@@ -50,7 +50,7 @@ def _clean_env():
 
 
 def _start(cmd, log_path, env):
-    log = open(log_path, "wb")  # pylint: disable=consider-using-with
+    log = open(log_path, "wb")
     proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL)
     return proc, log

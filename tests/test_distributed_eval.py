@@ -17,6 +17,7 @@ TINY_NET = ["--width_mult", "0.125", "--num_stages", "2"]
 @pytest.fixture(scope="module")
 def checkpoint(ms_cpu, tmp_path_factory):
     import mindspore as ms
+
     from src.model.checkpoint import save_checkpoint_atomic
     from src.model.network import OpenPoseNet
     ms.set_seed(1)  # 9 detections on the sample at 64 px, whatever ran before in the session

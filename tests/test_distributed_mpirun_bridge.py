@@ -27,12 +27,12 @@ def test_derived_port_is_per_job_and_in_range():
 def test_sched_address():
     launch = detect_launch(OMPI_2)
     env = dict(OMPI_2, OPENPOSE_SCHED_PORT="23456")
-    assert bridge._sched_address(launch, env) == ("127.0.0.1", 23456)  # pylint: disable=protected-access
+    assert bridge._sched_address(launch, env) == ("127.0.0.1", 23456)
     multi = dict(env, OMPI_COMM_WORLD_LOCAL_SIZE="1")
     with pytest.raises(DistributedError, match="OPENPOSE_SCHED_HOST"):
-        bridge._sched_address(launch, multi)  # pylint: disable=protected-access
+        bridge._sched_address(launch, multi)
     assert bridge._sched_address(launch, dict(multi, OPENPOSE_SCHED_HOST="10.0.0.1")) == \
-        ("10.0.0.1", 23456)  # pylint: disable=protected-access
+        ("10.0.0.1", 23456)
 
 
 def test_scheduler_and_worker_env():

@@ -100,9 +100,9 @@ def test_network_shape_settings_reach_training():
 
 def test_resume_refuses_a_checkpoint_of_another_network_shape(ms_cpu, tmp_path):
     """A 2-stage training checkpoint does not resume into a 1-stage network."""
+    from src.model.network import OpenPoseNet
     from src.train.checkpoint_manager import CheckpointManager, TrainError, restore_training_state
     from src.train.lr_schedule import build_lr_schedules
-    from src.model.network import OpenPoseNet
     from src.train.optimizer import build_optimizer
 
     def net_and_optimizer(stages):
@@ -194,7 +194,7 @@ def _run_together(jobs, root, suffix):
     """Start ``{name: (cmd, env)}`` at once; return ``{name: (returncode, log text)}``."""
     running = {}
     for name, (cmd, env) in jobs.items():
-        log = open(root / f"{name}{suffix}.log", "wb")  # pylint: disable=consider-using-with
+        log = open(root / f"{name}{suffix}.log", "wb")
         running[name] = (subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=log,
                                           stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL), log)
     start = time.monotonic()

@@ -20,6 +20,7 @@ def tiny_checkpoints(ms_cpu, tmp_path_factory):
     """A tiny random-weight network saved in our layout and in the reference's training
     layout (``network.`` prefix plus optimizer state)."""
     import mindspore as ms
+
     from src.model.checkpoint import save_checkpoint_atomic
     from src.model.network import OpenPoseNet
     out = tmp_path_factory.mktemp("ckpt")
@@ -89,8 +90,8 @@ def test_missing_inputs_are_one_line_errors(tiny_checkpoints, coco_sample_dir, t
 def test_sharded_evaluation_equals_single_process(tiny_checkpoints, coco_sample_dir, tmp_path):
     """Two ranks run in turn with a fake gather: rank 0 sees both shards and writes the same
     results as one process. Also loads a reference-layout checkpoint."""
-    from src.evaluate.coco_eval import run_evaluation
     from src.config import parse_config
+    from src.evaluate.coco_eval import run_evaluation
 
     def config(out):
         return parse_config(_args(model_path=tiny_checkpoints["reference"],

@@ -134,6 +134,7 @@ def test_export_writing_nothing_or_garbage_fails(small_ckpt, tmp_path, monkeypat
 
 def test_export_on_a_full_disk(small_ckpt, small_disk, tmp_path, monkeypatch):
     import mindspore
+
     from src.runtime.output_checks import OutputError
     if small_disk is None:                                   # injected at the file layer
         def full(*_args, **_kwargs):
@@ -224,8 +225,8 @@ def test_gen_ignore_mask_image_without_height(tmp_path, capsys):
 
 
 def test_non_finite_loss_names_the_batch(ms_cpu, tmp_path, toy):
-    from src.train.checkpoint_manager import NonFiniteLossError
     from src.config import default_config
+    from src.train.checkpoint_manager import NonFiniteLossError
     from src.train.data import CocoTrainData
     from src.train.loop import run_training
     from tests.test_resume import settings, toy_data
@@ -266,8 +267,8 @@ def test_eval_skips_an_unreadable_image(toy, small_ckpt, tmp_path):
 
 
 def test_zero_images_to_evaluate_is_an_error(toy, small_ckpt, tmp_path, ms_cpu):
-    from src.evaluate.coco_eval import EvaluationError, run_evaluation
     from src.config import parse_config
+    from src.evaluate.coco_eval import EvaluationError, run_evaluation
     data = json.loads((toy / "annotations" / "person_keypoints_val2017.json").read_text())
     data["annotations"] = []
     ann = tmp_path / "empty.json"
@@ -279,8 +280,8 @@ def test_zero_images_to_evaluate_is_an_error(toy, small_ckpt, tmp_path, ms_cpu):
 
 
 def test_infer_skips_unreadable_images_and_reports_failed_drawings(tmp_path, monkeypatch):
-    from src.runtime import output_checks
     from src.evaluate.media import MediaError, run_media_inference
+    from src.runtime import output_checks
     from tests.test_media_inference import FixedPredictor, _image
     folder = tmp_path / "imgs"
     folder.mkdir()
@@ -314,6 +315,7 @@ def test_zero_byte_checkpoint_is_named_as_such(tmp_path):
 def test_mindspore_temporary_name_is_recognised(ms_cpu, tmp_path, monkeypatch):
     """What mindspore.save_checkpoint writes while saving is one of the names the cleanup knows."""
     from mindspore.train import serialization
+
     from src.model.checkpoint import save_checkpoint_atomic
     from src.model.checkpoint_files import TEMPORARY_NAME, temporary_names
     from tests.tiny_nets import tiny_pose_net
@@ -351,6 +353,7 @@ def test_stale_temporaries_removed_at_start(ms_cpu, tmp_path):
 
 def test_full_disk_during_a_save(ms_cpu, tmp_path, small_disk, monkeypatch):
     import mindspore
+
     from src.model.checkpoint import CheckpointError, read_checkpoint
     from src.train.loop import run_training
     from tests.test_resume import settings, toy_data

@@ -3,11 +3,17 @@ import numpy as np
 import pytest
 
 from src.config import parse_config
-from src.evaluate.decoder import decode_poses
-from src.evaluate.inference import (Predictor, compute_input_size, flip_maps, predictor_from_config,
-                           preprocess, resize_maps)
-from src.skeleton import FLIP_JOINTS, FLIP_LIMBS, Joint, LIMBS, NUM_JOINTS
 from src.data.targets import generate_heatmaps, generate_pafs
+from src.evaluate.decoder import decode_poses
+from src.evaluate.inference import (
+    Predictor,
+    compute_input_size,
+    flip_maps,
+    predictor_from_config,
+    preprocess,
+    resize_maps,
+)
+from src.skeleton import FLIP_JOINTS, FLIP_LIMBS, LIMBS, NUM_JOINTS, Joint
 
 #: A standing person facing the camera, in a 640 x 480 image (our joint order).
 POSE = np.array([

@@ -3,11 +3,11 @@ loading, flags that contradict the checkpoint, and the reference's loading rule.
 import numpy as np
 import pytest
 
-from src.train.checkpoint_manager import CheckpointManager
-from src.model.checkpoint import SPEC_PREFIX, CheckpointError, read_checkpoint
 from src.config import parse_config
+from src.model.checkpoint import SPEC_PREFIX, CheckpointError, read_checkpoint
 from src.model.network import OpenPoseNet
 from src.model.network_spec import NetworkSpec, checkpoint_spec, infer_spec, open_network
+from src.train.checkpoint_manager import CheckpointManager
 
 TOY = NetworkSpec(vgg_with_bn=True, width_mult=0.25, num_stages=1)
 

@@ -23,6 +23,7 @@ def models(ms_cpu, tmp_path_factory):
     people) does not depend on which tests ran before.
     """
     import mindspore as ms
+
     from src.model.checkpoint import save_checkpoint_atomic
     from src.model.export import export_network
     from src.model.network import OpenPoseNet
@@ -60,8 +61,8 @@ def test_export_records_the_network_and_symbolic_sizes(models):
 @pytest.mark.usefixtures("onnx_any_size")
 def test_maps_equal_mindspore_at_any_size(models, coco_sample_dir):
     """Predictor maps (two sizes, flip = batch of 2) from both backends, to the export tolerance."""
-    from src.evaluate.backends import open_forward
     from src.data.coco import read_image
+    from src.evaluate.backends import open_forward
     from src.evaluate.inference import Predictor
     maps = {}
     for backend in ("mindspore", "onnx"):
@@ -116,6 +117,7 @@ def test_infer_py_runs_the_onnx_file(models, coco_sample_dir, tmp_path):
 def test_a_fixed_size_file_names_the_problem(models, tmp_path):
     """An ONNX file exported without dynamic sizes (older export.py) runs only at its size."""
     import mindspore as ms
+
     from src.compat import export_onnx
     from src.model.network import FinalStage
     from src.model.network_spec import open_network

@@ -77,7 +77,7 @@ def test_cli_writes_png(tmp_path):
     assert "3 points" in proc.stdout
     data = out.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    import cv2  # pylint: disable=import-outside-toplevel
+    import cv2
     image = cv2.imread(str(out))
     assert image.shape == (420, 1200, 3)          # two panels, 6 x 4.2 inches each at 100 dpi
     assert image.std() > 10                        # something was drawn

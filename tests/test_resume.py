@@ -7,8 +7,8 @@ checkpoint code as train.py); tests/test_train_cli.py covers the real network an
 import numpy as np
 import pytest
 
-from src.train.checkpoint_manager import NonFiniteLossError, TrainError
 from src.model.checkpoint import load_weights, read_checkpoint
+from src.train.checkpoint_manager import NonFiniteLossError, TrainError
 from src.train.data import ArrayTrainData, epoch_seed
 from src.train.loop import run_training
 from src.train.settings import default_settings

@@ -11,8 +11,8 @@ from pycocotools.coco import COCO
 
 from src.config import default_config
 from src.data.augment import AugmentParams
-from src.data.pipeline import TrainSource, build_train_records
 from src.data.ignore_mask import ann_to_mask
+from src.data.pipeline import TrainSource, build_train_records
 from src.data.toy_coco import ToyOptions, make_toy_coco, mask_rle, render_image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
     out = tmp_path_factory.mktemp("toy")
-    from scripts.make_toy_coco import main  # pylint: disable=import-outside-toplevel
+    from scripts.make_toy_coco import main
     with redirect_stdout(io.StringIO()):
         assert main(["--out", str(out), "--num_train", "10", "--num_val", "4", "--size", "128",
                      "--seed", "3"]) == 0
@@ -111,7 +111,7 @@ def test_seeded(tmp_path):
 
 
 def test_rle_round_trip():
-    from pycocotools import mask as mask_utils  # pylint: disable=import-outside-toplevel
+    from pycocotools import mask as mask_utils
     mask = np.zeros((7, 5), bool)
     mask[0, 0] = mask[3:6, 1:4] = True
     rle = mask_rle(mask)

@@ -145,8 +145,9 @@ def test_coco_pipeline_order_on_resume(toy_coco):
 
 def test_unreadable_image_gives_a_one_line_error(toy_coco, tmp_path):
     import shutil
-    from src.train.checkpoint_manager import TrainError
+
     from src.config import default_config
+    from src.train.checkpoint_manager import TrainError
     from src.train.data import CocoTrainData
     root = tmp_path / "toy"
     shutil.copytree(Path(toy_coco["imgpath_train"]).parent, root)

@@ -35,6 +35,7 @@ def _values(net):
 def _manual_grads(net, batch):
     """Gradients of the (unscaled) total loss w.r.t. every trainable parameter."""
     import mindspore as ms
+
     from src.model.loss import NetWithLoss
     net_with_loss = NetWithLoss(net)
     weights = net.trainable_params()
@@ -145,6 +146,7 @@ def test_bad_arguments(ms_cpu):
 def test_real_network_loss_goes_down(ms_cpu, train_type):
     """The real OpenPoseNet, reference lr and loss scale, 30 steps on one fixed batch (~2 min)."""
     import mindspore as ms
+
     from src.model.network import OpenPoseNet
     ms.set_seed(6)
     net = OpenPoseNet()
@@ -161,6 +163,7 @@ def test_real_network_loss_goes_down(ms_cpu, train_type):
 def _tiny_loss_criterion(factor):
     """OpenPoseLoss scaled by ``factor``: gradients as small as the full network's VGG ones."""
     import mindspore.nn as nn
+
     from src.model.loss import OpenPoseLoss
 
     class Scaled(nn.Cell):
@@ -180,6 +183,7 @@ def _reference_arithmetic_step(net, schedules, loss_scale, criterion):
     TrainOneStepCell with sens = loss_scale, Adam (eps 1e-8) over the scaled gradients."""
     import mindspore as ms
     import mindspore.nn as nn
+
     from src.model.loss import NetWithLoss
 
     class LossOnly(nn.Cell):

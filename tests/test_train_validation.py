@@ -4,12 +4,12 @@ import math
 import numpy as np
 
 from src.config import parse_config
-from src.train.metrics_log import read_metrics
 from src.model.network_spec import NetworkSpec, open_network
-from src.train.validation import BEST_NAME, Validator, read_best_ap
 from src.train.data import ArrayTrainData
 from src.train.loop import run_training
+from src.train.metrics_log import read_metrics
 from src.train.settings import default_settings
+from src.train.validation import BEST_NAME, Validator, read_best_ap
 
 TOY = NetworkSpec(vgg_with_bn=True, width_mult=0.25, num_stages=1)
 

@@ -17,7 +17,7 @@ KEYPOINT_VALUES = 3 * NUM_COCO_KEYPOINTS
 
 
 def _fail(json_path, where, problem):
-    from src.data.coco import AnnotationError  # pylint: disable=import-outside-toplevel
+    from src.data.coco import AnnotationError
     raise AnnotationError(f"{json_path}: {where}: {problem}")
 
 

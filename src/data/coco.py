@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from src.errors import OpenPoseError
 from src.data.annotation_checks import validate_coco
+from src.errors import OpenPoseError
 from src.skeleton import NUM_COCO_KEYPOINTS, NUM_JOINTS, coco_to_ours
 
 #: Reference defaults for which people are used for training.

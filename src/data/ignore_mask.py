@@ -30,8 +30,16 @@ from pycocotools import mask as mask_utils
 from tqdm import tqdm
 
 from src.data.annotation_checks import image_size
-from src.data.coco import (DEFAULT_MIN_AREA, DEFAULT_MIN_KEYPOINTS, AnnotationError,
-                           ImageReadError, is_valid_person, load_coco, mask_path, read_image)
+from src.data.coco import (
+    DEFAULT_MIN_AREA,
+    DEFAULT_MIN_KEYPOINTS,
+    AnnotationError,
+    ImageReadError,
+    is_valid_person,
+    load_coco,
+    mask_path,
+    read_image,
+)
 
 #: ``--vis`` values that mean "no overlays" (compared lower-case), as the reference's boolean.
 NO_OVERLAYS = ("", "false", "no", "off", "none", "0")

@@ -18,12 +18,21 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from src.data.augment import augment
-from src.data.coco import (DEFAULT_MIN_AREA, DEFAULT_MIN_KEYPOINTS, annotations_to_poses,
-                           image_path, load_coco, mask_path, read_ignore_mask, read_image,
-                           training_image_ids, valid_person_annotations)
 from src.codec import check_input_side, normalize_image
 from src.compat import generator_dataset
+from src.data.augment import augment
+from src.data.coco import (
+    DEFAULT_MIN_AREA,
+    DEFAULT_MIN_KEYPOINTS,
+    annotations_to_poses,
+    image_path,
+    load_coco,
+    mask_path,
+    read_ignore_mask,
+    read_image,
+    training_image_ids,
+    valid_person_annotations,
+)
 from src.data.targets import generate_targets
 from src.parallel.sharding import rank_shard
 
@@ -35,7 +44,7 @@ _CV2_CONFIGURED_PID = None
 
 def _single_threaded_cv2():
     """Keep OpenCV single-threaded inside each (worker) process; parallelism is per sample."""
-    global _CV2_CONFIGURED_PID  # pylint: disable=global-statement
+    global _CV2_CONFIGURED_PID
     pid = os.getpid()
     if _CV2_CONFIGURED_PID != pid:
         cv2.setNumThreads(1)

@@ -8,8 +8,8 @@ import math
 import cv2
 import numpy as np
 
-from src.skeleton import Joint as J
 from src.skeleton import NUM_COCO_KEYPOINTS, coco_index
+from src.skeleton import Joint as J
 
 # COCO keypoint indices of the joints drawn here.
 NOSE, L_EYE, R_EYE, L_EAR, R_EAR = (coco_index(j) for j in (

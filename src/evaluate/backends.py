@@ -27,7 +27,6 @@ def open_forward(cfg, path=None):
         src.model.checkpoint.CheckpointError: the file does not fit (src.model.onnx_model.OnnxModelError for
         ONNX files), or an unknown backend.
     """
-    # pylint: disable=import-outside-toplevel
     from src.model.checkpoint import CheckpointError
     from src.model.network_spec import check_against_config
     path = str(path or cfg.model_path)

@@ -9,8 +9,8 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from src.errors import OpenPoseError
 from src.data.coco import ImageReadError, image_path, load_coco, read_image
+from src.errors import OpenPoseError
 from src.evaluate.drawing import draw_poses
 from src.evaluate.inference import predictor_from_config
 from src.evaluate.input_skips import InputSkips, raise_for_failed_writes
@@ -85,8 +85,8 @@ def evaluate_keypoints(ann_file, results, image_ids=None, verbose=False):
     Raises:
         EvaluationError: the results name images the annotations do not have.
     """
-    from pycocotools.coco import COCO  # pylint: disable=import-outside-toplevel
-    from pycocotools.cocoeval import COCOeval  # pylint: disable=import-outside-toplevel
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
 
     if isinstance(results, (str, os.PathLike)):
         with open(results, encoding="utf-8") as stream:
@@ -239,7 +239,7 @@ def run_evaluation(cfg, rank=0, group_size=1, gather=None, log=print):
         EvaluationError, src.model.checkpoint.CheckpointError, src.data.coco.AnnotationError,
         src.data.coco.ImageReadError: one-line messages naming the file.
     """
-    from src.evaluate.backends import open_forward  # pylint: disable=import-outside-toplevel
+    from src.evaluate.backends import open_forward
 
     gather = gather or (lambda obj: [obj])
     coco = load_coco(cfg.ann)

@@ -8,8 +8,8 @@ module level.
 import cv2
 import numpy as np
 
-from src.evaluate.decoder import DecodeParams, decode_poses
 from src.codec import STRIDE, TRAINED_INPUT_SCALE, normalize_image
+from src.evaluate.decoder import DecodeParams, decode_poses
 from src.skeleton import FLIP_HEATMAP_CHANNELS, FLIP_LIMBS, NUM_HEATMAPS, NUM_LIMBS, NUM_PAFS
 
 
@@ -191,8 +191,9 @@ def mindspore_forward(network):
 
     The network is put in inference mode; graph mode compiles once per input shape.
     """
-    import mindspore as ms  # pylint: disable=import-outside-toplevel
-    from src.model.network import FinalStage  # pylint: disable=import-outside-toplevel
+    import mindspore as ms
+
+    from src.model.network import FinalStage
     final = network if isinstance(network, FinalStage) else FinalStage(network)
     final.set_train(False)
 

@@ -26,12 +26,29 @@ from pathlib import Path
 import numpy as np
 
 from src.errors import OpenPoseError
-from src.model.cmu_model import (BRANCH_OUTPUTS, CMU_HEATMAP_NAMES, CMU_INPUT_SCALE, CMU_NUM_STAGES,
-                           CMU_PAF_CHANNELS, CMU_PAIRS, cmu_layers, conv_weight_shapes,
-                           last_conv, our_layer_name)
+from src.model.cmu_model import (
+    BRANCH_OUTPUTS,
+    CMU_HEATMAP_NAMES,
+    CMU_INPUT_SCALE,
+    CMU_NUM_STAGES,
+    CMU_PAF_CHANNELS,
+    CMU_PAIRS,
+    cmu_layers,
+    conv_weight_shapes,
+    last_conv,
+    our_layer_name,
+)
+from src.model.protowire import (
+    FIXED32,
+    LENGTH_DELIMITED,
+    VARINT,
+    WireFormatError,
+    iter_fields,
+    packed_floats,
+    packed_varints,
+    utf8,
+)
 from src.runtime.messages import name_list
-from src.model.protowire import (FIXED32, LENGTH_DELIMITED, VARINT, WireFormatError, iter_fields,
-                           packed_floats, packed_varints, utf8)
 from src.skeleton import BACKGROUND_CHANNEL, LIMBS, NUM_HEATMAPS, NUM_PAFS, Joint
 
 NET_LAYER, NET_V1_LAYERS = 100, 2
@@ -292,7 +309,7 @@ def convert_layers(layers, path="<caffemodel>", num_stages=6):
 
 def cmu_spec():
     """The NetworkSpec of CMU's COCO body model (6 stages, full width, no BatchNorm, /256)."""
-    from src.model.network_spec import NetworkSpec  # pylint: disable=import-outside-toplevel
+    from src.model.network_spec import NetworkSpec
     return NetworkSpec(vgg_with_bn=False, width_mult=1.0, num_stages=CMU_NUM_STAGES,
                        input_scale=CMU_INPUT_SCALE)
 
@@ -311,8 +328,8 @@ def convert_caffemodel(caffemodel, out, layers=None):
     Raises:
         CaffeImportError: a bad file (one line).
     """
-    import mindspore  # pylint: disable=import-outside-toplevel
-    # pylint: disable=import-outside-toplevel
+    import mindspore
+
     from src.model.checkpoint import TRAINING_PREFIX, save_checkpoint_atomic
     layers = read_caffemodel(caffemodel) if layers is None else layers
     params = convert_layers(layers, str(caffemodel))

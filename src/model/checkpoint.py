@@ -70,7 +70,7 @@ def read_checkpoint(path):
     Raises:
         CheckpointError: the file is missing or is not a MindSpore checkpoint.
     """
-    import mindspore  # pylint: disable=import-outside-toplevel
+    import mindspore
     path = str(path)
     if not os.path.isfile(path):
         raise CheckpointError(f"{path}: no such checkpoint file")
@@ -79,7 +79,7 @@ def read_checkpoint(path):
                               "its copy or write was cut short")
     try:
         params = mindspore.load_checkpoint(path)
-    except Exception as exc:  # noqa: BLE001 - MindSpore raises ValueError/RuntimeError/TypeError
+    except Exception as exc:  # MindSpore raises ValueError/RuntimeError/TypeError
         raise CheckpointError(f"{path}: not a readable MindSpore checkpoint ({first_line(exc)})") from None
     if not params:
         raise CheckpointError(f"{path}: checkpoint holds no parameters")
@@ -122,7 +122,7 @@ def assign_weights(net, weights, path="<weights>", only_prefix=None):
     Raises:
         CheckpointError: a shape mismatch (naming the parameter and both shapes).
     """
-    import mindspore  # pylint: disable=import-outside-toplevel
+    import mindspore
     report = LoadReport(path=str(path))
     targets = {p.name: p for p in net.get_parameters()
                if only_prefix is None or p.name.startswith(only_prefix)}
@@ -195,10 +195,10 @@ def save_checkpoint_atomic(save_obj, path, append_dict=None):
         CheckpointError: the write failed (one line with the path; a full disk also names the
         free space); the previous file under ``path``, if any, is untouched.
     """
-    import mindspore  # pylint: disable=import-outside-toplevel
-    # pylint: disable-next=import-outside-toplevel
+    import mindspore
+
     from src.model.checkpoint_files import own_save_failure_message, remove_files, temporary_names
-    from src.runtime.output_checks import describe_write_error  # pylint: disable=import-outside-toplevel
+    from src.runtime.output_checks import describe_write_error
     path = Path(path)
     tmp, ms_tmp = temporary_names(path)
     try:

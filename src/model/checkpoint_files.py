@@ -81,8 +81,8 @@ class _DropSaveFailure(logging.Filter):
 def own_save_failure_message():
     """While active, MindSpore does not log its generic save-failure line."""
     try:
-        from mindspore import log as ms_log  # pylint: disable=import-outside-toplevel
-        logger = ms_log._get_logger()  # pylint: disable=protected-access
+        from mindspore import log as ms_log
+        logger = ms_log._get_logger()
     except (ImportError, AttributeError):
         logger = None
     drop = _DropSaveFailure()

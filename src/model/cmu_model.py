@@ -107,7 +107,7 @@ def conv_weight_shapes(layers):
 
 def vgg_layer_indices():
     """Index of each VGG conv in our ``base.vgg_base.layers`` (no BatchNorm: conv, ReLU, pools)."""
-    from src.model.network import VGG19_FRONT  # pylint: disable=import-outside-toplevel
+    from src.model.network import VGG19_FRONT
     indices, position = [], 0
     for value in VGG19_FRONT:
         if value == "M":

@@ -127,14 +127,14 @@ def opencv_forward(prototxt, caffemodel, image, input_scale=256.0):
     Returns:
         ``(pafs (1, 38, H/8, W/8), heatmaps (1, 19, H/8, W/8))`` in CMU's channel order.
     """
-    import cv2  # pylint: disable=import-outside-toplevel
+    import cv2
     net = cv2.dnn.readNetFromCaffe(str(prototxt), str(caffemodel))
     return run_opencv(net, image, input_scale)
 
 
 def run_opencv(net, image, input_scale=256.0):
     """Run a loaded ``cv2.dnn`` net (see :func:`opencv_forward`)."""
-    import cv2  # pylint: disable=import-outside-toplevel
+    import cv2
     blob = cv2.dnn.blobFromImage(image, scalefactor=1.0 / input_scale,
                                  mean=(input_scale / 2,) * 3, swapRB=False, crop=False)
     net.setInput(blob)

@@ -12,8 +12,7 @@ from src.model.network import FinalStage
 from src.model.network_spec import open_network
 from src.model.onnx_model import finalize_onnx
 from src.runtime.messages import first_line
-from src.runtime.output_checks import (OutputError, check_output_dir, describe_write_error,
-                                       verify_export)
+from src.runtime.output_checks import OutputError, check_output_dir, describe_write_error, verify_export
 
 SUFFIXES = {"MINDIR": ".mindir", "AIR": ".air", "ONNX": ".onnx"}
 

@@ -16,8 +16,7 @@ an error, and so is any network parameter missing from the file or left over in 
 from dataclasses import dataclass
 
 from src.codec import TRAINED_INPUT_SCALE
-from src.model.checkpoint import (SPEC_PREFIX, CheckpointError, assign_weights, read_checkpoint,
-                                  to_network_names)
+from src.model.checkpoint import SPEC_PREFIX, CheckpointError, assign_weights, read_checkpoint, to_network_names
 from src.model.network import NUM_STAGES, OpenPoseNet
 from src.runtime.messages import name_list
 

@@ -20,9 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from src.model.checkpoint import SPEC_PREFIX, CheckpointError
+from src.model.protowire import LENGTH_DELIMITED, VARINT, bytes_field, iter_fields, utf8, varint_field
 from src.runtime.messages import first_line
-from src.model.protowire import (LENGTH_DELIMITED, VARINT, bytes_field, iter_fields, utf8,
-                           varint_field)
 from src.skeleton import NUM_HEATMAPS, NUM_PAFS
 
 MODEL_GRAPH, MODEL_METADATA = 7, 14
@@ -108,7 +107,7 @@ def spec_from_metadata(metadata, path):
     Raises:
         OnnxModelError: no record (a file not written by this repository's export.py).
     """
-    from src.model.network_spec import NetworkSpec  # pylint: disable=import-outside-toplevel
+    from src.model.network_spec import NetworkSpec
     entries = {key: np.array(float(value)) for key, value in metadata.items()
                if key.startswith(SPEC_PREFIX)}
     spec = NetworkSpec.from_record(entries, path) if entries else None
@@ -120,7 +119,7 @@ def spec_from_metadata(metadata, path):
 
 def open_session(path):
     """An onnxruntime InferenceSession of ``path`` (warnings off), or a one-line error."""
-    import onnxruntime as ort  # pylint: disable=import-outside-toplevel
+    import onnxruntime as ort
     path = str(path)
     if not Path(path).is_file():
         raise OnnxModelError(f"{path}: no such ONNX file")
@@ -129,7 +128,7 @@ def open_session(path):
     try:
         providers = [p for p in ort.get_available_providers() if p != "AzureExecutionProvider"]
         return ort.InferenceSession(path, sess_options=options, providers=providers)
-    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
+    except Exception as exc:  # onnxruntime raises its own exception types
         raise OnnxModelError(f"{path}: not a readable ONNX model ({first_line(exc)})") from None
 
 

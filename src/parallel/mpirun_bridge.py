@@ -54,7 +54,7 @@ def world_comm():
     if os.environ.get(ENV_NO_MPI4PY) == "1":
         return None
     try:
-        from mpi4py import MPI  # pylint: disable=import-outside-toplevel
+        from mpi4py import MPI
     except ImportError:
         return None
     return MPI.COMM_WORLD
@@ -209,7 +209,9 @@ def join_cpu_cluster(launch, timeout_s=SCHED_WAIT_S):
     alive = None
     if launch.rank == 0:
         proc = start_scheduler(launch.group_size, host, port, os.environ.get(ENV_SCHED_LOG) or None)
-        alive = lambda: proc.poll() is None  # noqa: E731
+        def alive():
+            return proc.poll() is None
+
     wait_for_port(host, port, timeout_s, alive)
     os.environ.update(worker_env(launch, host, port))
     compat.prepare_cpu_cluster_worker(os.environ)
@@ -252,7 +254,7 @@ def _stop(proc):
 
 def _run_scheduler():
     """Serve as MindSpore's dynamic-cluster scheduler until the workers finish."""
-    from mindspore.communication import init  # pylint: disable=import-outside-toplevel
+    from mindspore.communication import init
     compat.set_scheduler_context()
     init()  # returns only when the cluster is done (MindSpore exits the process itself)
     return 0

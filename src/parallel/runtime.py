@@ -17,7 +17,7 @@ Typical use (train.py / eval.py)::
     results = gather_objects(my_results, dist)                # list on rank 0, None elsewhere
     values = all_gather_objects(my_value, dist)               # list on every rank
 
-train.py goes through ``src.train.loop.distributed_setup`` (the same calls).
+train.py goes through ``src.train.command.distributed_setup`` (the same calls).
 """
 import logging
 import sys
@@ -72,7 +72,6 @@ def init_distributed(device_target, environ=None, timeout_s=SCHED_WAIT_S):
     if launch.kind == "rank_env" and device_target == "CPU":
         raise DistributedError("RANK_SIZE/RANK_ID launches are for Ascend rank tables; on CPU launch "
                                "with mpirun or msrun")
-    # pylint: disable-next=import-outside-toplevel
     from mindspore.communication import get_group_size, get_rank, init
     if launch.kind == "openmpi" and device_target == "CPU":
         join_cpu_cluster(launch, timeout_s)
@@ -100,8 +99,8 @@ def enable_data_parallel(group_size):
 
     ``nn.TrainOneStepCell`` and ``src.train.train_step`` then add a ``DistributedGradReducer``.
     """
-    from mindspore import context  # pylint: disable=import-outside-toplevel
-    from mindspore.context import ParallelMode  # pylint: disable=import-outside-toplevel
+    from mindspore import context
+    from mindspore.context import ParallelMode
     context.set_auto_parallel_context(parallel_mode=ParallelMode.DATA_PARALLEL, gradients_mean=True,
                                       device_num=int(group_size))
 

@@ -37,7 +37,7 @@ def check_mindspore_version(device_target, version=None):
 
 def gpu_available():
     """True when this MindSpore build can run on a GPU of this machine."""
-    import ctypes.util  # pylint: disable=import-outside-toplevel
+    import ctypes.util
     if ctypes.util.find_library("cuda") is None and not os.path.exists("/dev/nvidiactl"):
         return False  # no CUDA driver: skip MindSpore's noisy plugin probe
     return compat.device_available("GPU")
@@ -62,14 +62,14 @@ def setup_context(device_target="auto", mode="graph", device_id=None, seed=None)
             :func:`src.parallel.launch.select_device_id`); ignored on CPU.
         seed: when given, the global MindSpore/numpy seed.
     """
-    import mindspore  # pylint: disable=import-outside-toplevel
+    import mindspore
     target = resolve_device_target(device_target)
     graph_mode = mindspore.GRAPH_MODE if mode == "graph" else mindspore.PYNATIVE_MODE
     mindspore.set_context(mode=graph_mode)
     if target == "CPU":
         compat.set_device("CPU")
     else:
-        from src.parallel.launch import select_device_id  # pylint: disable=import-outside-toplevel
+        from src.parallel.launch import select_device_id
         compat.set_device(target, select_device_id(device_id))
     warning = check_mindspore_version(target)
     if warning:

@@ -10,9 +10,9 @@
 import errno
 import json
 import os
-from contextlib import contextmanager
 import shutil
 import uuid
+from contextlib import contextmanager
 
 import cv2
 
@@ -147,12 +147,12 @@ def describe_write_error(path, exc):
 
 
 def _load_mindir(path):
-    import mindspore  # pylint: disable=import-outside-toplevel
+    import mindspore
     mindspore.load(path)
 
 
 def _load_onnx(path):
-    import onnxruntime  # pylint: disable=import-outside-toplevel
+    import onnxruntime
     onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
 
 
@@ -182,7 +182,7 @@ def verify_export(path, file_format):
         return path
     try:
         loader(path)
-    except Exception as exc:  # noqa: BLE001 - loaders raise RuntimeError/ValueError/their own
+    except Exception as exc:  # loaders raise RuntimeError/ValueError/their own
         raise OutputError(f"{path}: export failed, the {file_format} file does not load "
                           f"({first_line(exc)})") from None
     return path

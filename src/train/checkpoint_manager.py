@@ -27,8 +27,13 @@ import mindspore
 import numpy as np
 
 from src.errors import OpenPoseError
-from src.model.checkpoint import (assign_weights, network_entries, read_checkpoint, save_checkpoint_atomic,
-                                  to_network_names)
+from src.model.checkpoint import (
+    assign_weights,
+    network_entries,
+    read_checkpoint,
+    save_checkpoint_atomic,
+    to_network_names,
+)
 from src.runtime.messages import name_list
 
 #: The rank whose checkpoints are written and resumed from (the reference's ``ckpt_0``).
@@ -125,7 +130,9 @@ class LossMeter:
 
 def format_report(report, epoch, step_in_epoch, steps_per_epoch, global_step, lr):
     """One log line of a :meth:`LossMeter.report`."""
-    fmt = lambda values: "[" + " ".join(f"{v:.5f}" for v in values) + "]"  # noqa: E731
+    def fmt(values):
+        return "[" + " ".join(f"{v:.5f}" for v in values) + "]"
+
     if math.isfinite(report["images_per_s"]):
         speed = f"{report['images_per_s']:.2f} img/s, {report['s_per_step']:.3f} s/step"
     else:

@@ -32,9 +32,16 @@ from tqdm import tqdm
 
 from src.model.checkpoint_files import remove_stale_temporaries
 from src.runtime.output_checks import format_bytes
-from src.train.checkpoint_manager import (CHECKPOINT_RANK, CheckpointManager, LossMeter, NonFiniteLossError,
-                                          TrainError, check_finite_loss, format_report,
-                                          restore_training_state)
+from src.train.checkpoint_manager import (
+    CHECKPOINT_RANK,
+    CheckpointManager,
+    LossMeter,
+    NonFiniteLossError,
+    TrainError,
+    check_finite_loss,
+    format_report,
+    restore_training_state,
+)
 from src.train.interrupts import StopRequests, interrupted_error
 from src.train.lr_schedule import build_lr_schedules
 from src.train.metrics_log import METRICS_NAME, MetricsLog
@@ -87,7 +94,7 @@ class _StepProfiler:
             profiler.stop()
             profiler.analyse()
             self.log(f"profile written to {self.path}")
-        except Exception as exc:  # noqa: BLE001 - profiling must not end a training run
+        except Exception as exc:  # profiling must not end a training run
             self.log(f"warning: profiling failed: {str(exc).splitlines()[0] if str(exc) else exc!r}")
 
 

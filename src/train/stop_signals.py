@@ -60,4 +60,4 @@ def _exit_now(signum):
                      "training steps; the last checkpoint written (if any) is complete; continue "
                      "with --resume auto\n")
     sys.stderr.flush()
-    os._exit(128 + signum)  # pylint: disable=protected-access
+    os._exit(128 + signum)

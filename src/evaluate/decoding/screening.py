@@ -20,8 +20,7 @@ the final decisions.
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from src.evaluate.decoding.operators import (dense_operators, interior_block_operator,
-                                             neighbour_bands)
+from src.evaluate.decoding.operators import dense_operators, interior_block_operator, neighbour_bands
 
 #: Blocks per chunk of the block screening (keeps a chunk in the CPU cache).
 _CHUNK_BLOCKS = 1024
