@@ -96,24 +96,18 @@ def coerce_value(key, value, default, source):
         if text in _FALSE:
             return False
         fail("true or false")
-    if isinstance(default, int):
+    if isinstance(default, (int, float)):
+        # an int key takes ints only; a float key takes ints too (as floats); neither takes a bool
+        kind, accepted, what = (int, (int,), "an integer") if isinstance(default, int) else \
+            (float, (int, float), "a number")
         if isinstance(value, bool):
-            fail("an integer")
-        if isinstance(value, int):
-            return value
+            fail(what)
+        if isinstance(value, accepted):
+            return kind(value)
         try:
-            return int(str(value).strip())
+            return kind(str(value).strip())
         except ValueError:
-            fail("an integer")
-    if isinstance(default, float):
-        if isinstance(value, bool):
-            fail("a number")
-        if isinstance(value, (int, float)):
-            return float(value)
-        try:
-            return float(str(value).strip())
-        except ValueError:
-            fail("a number")
+            fail(what)
     if isinstance(default, list):
         if isinstance(value, str):
             try:
