@@ -77,7 +77,8 @@ def run(size, repeats, warmup, seed, workdir):
     prototxt, caffemodel, _ = write_cmu_model(workdir, size, size, seed=seed)
     ckpt = str(Path(workdir) / "cmu_converted.ckpt")
     convert_caffemodel(caffemodel, ckpt)
-    onnx_path, _, _ = export_network(ckpt, Path(workdir) / "cmu", "ONNX", insize=size)
+    onnx_path, _, _ = export_network(ckpt, Path(workdir) / "cmu", "ONNX", batch_size=1, insize=size,
+                                     stages="final")
     image = np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)
     network, spec, _ = open_network(ckpt)
     batch = preprocess(image, (size, size), spec.input_scale)[None]

@@ -112,7 +112,7 @@ def _one_error_line(result, prog):
 
 def _export_in_process(ckpt, out, fmt):
     from src.model.export import export_network
-    return export_network(ckpt, str(out), fmt, insize=64)
+    return export_network(ckpt, str(out), fmt, batch_size=1, insize=64, stages="final")
 
 
 def test_export_writing_nothing_or_garbage_fails(small_ckpt, tmp_path, monkeypatch):

@@ -36,7 +36,7 @@ def models(ms_cpu, tmp_path_factory):
         param.set_data(ms.Tensor(value.astype(np.float32)))
     ckpt = save_checkpoint_atomic(network, out / "tiny.ckpt",
                                   append_dict=NetworkSpec(**TINY).to_record())
-    onnx_path, _, _ = export_network(ckpt, out / "tiny", "ONNX", insize=64)
+    onnx_path, _, _ = export_network(ckpt, out / "tiny", "ONNX", batch_size=1, insize=64, stages="final")
     return {"ckpt": ckpt, "onnx": onnx_path, "dir": out}
 
 

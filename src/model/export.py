@@ -21,8 +21,8 @@ class ExportError(OpenPoseError, ValueError):
     """The export request cannot be carried out (one-line message)."""
 
 
-def export_network(ckpt_file, file_name, file_format="MINDIR", batch_size=1, insize=368,
-                   stages="final", device_target="CPU", cfg=None):
+def export_network(ckpt_file, file_name, file_format, *, batch_size, insize, stages,
+                   device_target="CPU", cfg=None):
     """Load ``ckpt_file`` into the OpenPoseNet it holds and export it.
 
     Args:

@@ -3,7 +3,7 @@ import dataclasses
 from dataclasses import dataclass, fields
 from functools import lru_cache
 
-from src.config import ConfigError, parse_config
+from src.config import ConfigError, default_config
 
 
 @dataclass(frozen=True)
@@ -71,4 +71,4 @@ class DecodeParams:
 @lru_cache(maxsize=None)
 def _yaml_defaults(params_class):
     # Frozen instances are immutable, so one shared instance per class is safe.
-    return params_class.from_config(parse_config([]))
+    return params_class.from_config(default_config())
