@@ -92,3 +92,11 @@ def test_read_ignore_mask(tmp_path):
     assert read.dtype == np.uint8 and read[1, 2] == 1 and read.sum() == 1
     with pytest.raises(ImageReadError, match="m.png: mask size 6x4 differs"):
         read_ignore_mask(path, (5, 6))
+
+
+def test_people_rule_defaults_equal_the_config():
+    from src.config import default_config
+    from src.data.coco import DEFAULT_MIN_AREA, DEFAULT_MIN_KEYPOINTS
+    cfg = default_config()
+    assert (cfg.min_keypoints, cfg.min_area) == (DEFAULT_MIN_KEYPOINTS, DEFAULT_MIN_AREA), \
+        "src/data/coco.py's people rule differs from default_config.yaml's min_keypoints/min_area"

@@ -15,7 +15,9 @@ from src.data.annotation_checks import validate_coco
 from src.errors import OpenPoseError
 from src.skeleton import NUM_COCO_KEYPOINTS, NUM_JOINTS, coco_to_ours
 
-#: Reference defaults for which people are used for training.
+#: The reference's rule for which people are trained on, used by these functions when called
+#: without values; the commands take min_keypoints / min_area from default_config.yaml (a test
+#: keeps the two equal).
 DEFAULT_MIN_KEYPOINTS = 5
 DEFAULT_MIN_AREA = 1024
 

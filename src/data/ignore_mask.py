@@ -29,6 +29,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 from tqdm import tqdm
 
+from src.config import default_config
 from src.data.annotation_checks import image_size
 from src.data.coco import (
     DEFAULT_MIN_AREA,
@@ -225,16 +226,17 @@ def overlay_folder(text):
 
 
 def build_parser():
-    """Command-line options."""
+    """Command-line options (the people rule's defaults from default_config.yaml)."""
+    defaults = default_config()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--train_ann", default="", help="train annotations JSON")
     parser.add_argument("--val_ann", default="", help="val annotations JSON")
     parser.add_argument("--train_dir", default="", help="train image folder")
     parser.add_argument("--val_dir", default="", help="val image folder")
-    parser.add_argument("--min_keypoints", type=int, default=DEFAULT_MIN_KEYPOINTS,
-                        help="people with fewer keypoints are ignored (default 5)")
-    parser.add_argument("--min_area", type=float, default=DEFAULT_MIN_AREA,
-                        help="people with area <= this are ignored (default 1024)")
+    parser.add_argument("--min_keypoints", type=int, default=defaults.min_keypoints,
+                        help=f"people with fewer keypoints are ignored (default {defaults.min_keypoints})")
+    parser.add_argument("--min_area", type=float, default=defaults.min_area,
+                        help=f"people with area <= this are ignored (default {defaults.min_area})")
     parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
                         help="parallel worker processes")
     parser.add_argument("--vis", type=overlay_folder, default=None, metavar="DIR",
