@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # OpenPose quickstart: everything on a fresh machine, CPU only, no COCO needed.
 #
-#   bash scripts/quickstart.sh            # full run: about 20 min of training on 2 CPU cores
+#   bash scripts/quickstart.sh            # full run: 7-27 min of training on 2 CPU cores (quiet to busy)
 #   QUICK=1 bash scripts/quickstart.sh    # short run (~5 min of training): learns, lower AP
 #
 # Steps: create .venv and install (scripts/setup_env.sh), build the synthetic toy COCO set and
