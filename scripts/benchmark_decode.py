@@ -4,7 +4,7 @@
         [--profile] [--ckpt CKPT [--images DIR --ann FILE] [--inference_img_size 368]
         [--device_target CPU]]   (the network is the one the checkpoint records)
 
-Decodes the clean and the noisy maps of ``../shared/golden/decode.npz`` (the reference's
+Decodes the clean and the noisy maps of ``tests/data/golden/decode.npz`` (the reference's
 inputs) and reports the median time of ``--repeats`` runs per image, their median over the
 images, and the speed-up over the reference figures measured on the project machine. With
 ``--profile`` it adds the median time per decoder stage. With ``--ckpt`` it also runs the
@@ -142,7 +142,7 @@ def benchmark_checkpoint(args, params):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--golden", default=str(shared_dir() / "golden" / "decode.npz"))
+    parser.add_argument("--golden", default=str(REPO / "tests" / "data" / "golden" / "decode.npz"))
     parser.add_argument("--repeats", type=int, default=20, help="decodes per clean image")
     parser.add_argument("--noisy_repeats", type=int, default=5, help="decodes per noisy image")
     parser.add_argument("--profile", action="store_true", help="median time per stage")

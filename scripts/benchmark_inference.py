@@ -65,13 +65,14 @@ def run(size, repeats, warmup, seed, workdir):
     import cv2
     import onnxruntime
 
+    from src import compat
     from src.evaluate.inference import mindspore_forward, preprocess
     from src.model.caffe_import import convert_caffemodel
     from src.model.cmu_synthetic import run_opencv, write_cmu_model
     from src.model.export import export_network
     from src.model.network_spec import open_network
     from src.model.onnx_model import onnx_forward
-    from src.runtime.context import mindspore_version, setup_context
+    from src.runtime.context import setup_context
 
     setup_context("CPU", mode="graph", seed=seed)
     prototxt, caffemodel, _ = write_cmu_model(workdir, size, size, seed=seed)
@@ -101,7 +102,7 @@ def run(size, repeats, warmup, seed, workdir):
                                              "cpu_ms_per_image": round(statistics.median(cpu), 1)})
         engines[name]["max_rel_diff_vs_mindspore"] = float(
             f"{relative_difference(outputs[name], outputs['mindspore']):.2e}")
-    engines["mindspore"]["version"] = mindspore_version()
+    engines["mindspore"]["version"] = compat.mindspore_version_text()
     engines["opencv_dnn"].update(version=cv2.__version__, threads=cv2.getNumThreads())
     engines["onnxruntime"].update(version=onnxruntime.__version__,
                                   providers=session.get_providers())

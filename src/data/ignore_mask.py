@@ -41,6 +41,7 @@ from src.data.coco import (
     mask_path,
     read_image,
 )
+from src.runtime.output_checks import atomic_path
 
 #: ``--vis`` values that mean "no overlays" (compared lower-case), as the reference's boolean.
 NO_OVERLAYS = ("", "false", "no", "off", "none", "0")
@@ -129,10 +130,9 @@ def overlay(image, annotations, ignore, min_keypoints=DEFAULT_MIN_KEYPOINTS,
 
 def _write_png(path, image):
     """Write a PNG atomically (a partial file never carries the final name)."""
-    tmp = f"{path}.tmp{os.getpid()}.png"
-    if not cv2.imwrite(tmp, image):
-        raise ImageReadError(f"{path}: cannot write image")
-    os.replace(tmp, path)
+    with atomic_path(path, ".png") as tmp:
+        if not cv2.imwrite(tmp, image):
+            raise ImageReadError(f"{path}: cannot write image")
 
 
 def process_image(task, save_dir, image_dir, vis_dir, min_keypoints, min_area):
@@ -182,7 +182,7 @@ def generate_split(ann_path, image_dir, split, workers=1, vis_dir=None,
     save_dir = mask_dir_for(image_dir, split)
     os.makedirs(save_dir, exist_ok=True)
     if vis_dir == BESIDE_MASKS:
-        vis_dir = os.path.join(os.path.dirname(mask_dir_for(image_dir, split)), BESIDE_MASKS)
+        vis_dir = os.path.join(os.path.dirname(save_dir), BESIDE_MASKS)
     split_vis = os.path.join(vis_dir, split) if vis_dir else None
     if split_vis:
         os.makedirs(split_vis, exist_ok=True)

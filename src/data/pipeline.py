@@ -211,7 +211,7 @@ class EpochShardSampler:
 def create_dataset(json_path, img_path, mask_path, batch_size, aug, heatmap_sigma, paf_sigma,
                    min_keypoints, min_area, rank=0, group_size=1, num_workers=None, shuffle=True,
                    seed=0, python_multiprocessing=True, repeat_num=1, cache_images=False,
-                   max_rowsize=None):
+                   max_rowsize=None, records=None):
     """The training dataset.
 
     Args:
@@ -233,13 +233,16 @@ def create_dataset(json_path, img_path, mask_path, batch_size, aug, heatmap_sigm
         repeat_num: dataset repeats.
         cache_images: keep decoded images in each worker's memory (small datasets only).
         max_rowsize: MindSpore shared-memory size per row in MB (None: its default).
+        records: the samples of :func:`build_train_records` for these paths and people rules,
+            when the caller already has them (None: read from ``json_path``).
 
     Returns:
         ``mindspore.dataset`` with columns image (N, 3, insize, insize), pafs (N, 38, s, s),
         heatmaps (N, 19, s, s), ignore_mask (N, s, s), all float32, s = insize // 8.
     """
     check_input_side(aug.insize)
-    records = build_train_records(json_path, img_path, mask_path, min_keypoints, min_area)
+    if records is None:
+        records = build_train_records(json_path, img_path, mask_path, min_keypoints, min_area)
     source = TrainSource(records, aug, heatmap_sigma, paf_sigma, seed, cache_images)
     sampler = EpochShardSampler(len(source), rank, group_size, shuffle, seed)
     workers = _clamp_workers(num_workers)

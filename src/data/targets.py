@@ -10,7 +10,7 @@ precision.
 import cv2
 import numpy as np
 
-from src.codec import GRID_OFFSET, STRIDE, map_grid
+from src.codec import GRID_OFFSET, in_cells, map_grid, map_side
 from src.skeleton import LIMB_ARRAY, NUM_JOINTS
 
 #: Side of the square kernel that dilates the ignore mask (input pixels).
@@ -27,15 +27,14 @@ def _as_poses(poses):
     return poses
 
 
-def generate_heatmaps(poses, map_h, map_w, heatmap_sigma, stride=STRIDE):
+def generate_heatmaps(poses, map_h, map_w, heatmap_sigma):
     """Gaussian joint heatmaps plus the background channel.
 
     Args:
         poses: (P, 18, 3) joints x, y (input pixels) and visibility; joints with
             visibility <= 0 are skipped.
-        map_h, map_w: output map size (``insize // stride``).
+        map_h, map_w: output map size (``insize // 8``).
         heatmap_sigma: Gaussian sigma in input pixels (7 in the reference).
-        stride: input pixels per map cell.
 
     Returns:
         (19, map_h, map_w) float32: channel j is the max over people of
@@ -43,8 +42,8 @@ def generate_heatmaps(poses, map_h, map_w, heatmap_sigma, stride=STRIDE):
     """
     poses = _as_poses(poses)
     grid_x, grid_y = map_grid(map_h, map_w)
-    sigma = heatmap_sigma / stride
-    xy = poses[:, :, :2] / stride                                   # (P, 18, 2)
+    sigma = in_cells(heatmap_sigma)
+    xy = in_cells(poses[:, :, :2])                                  # (P, 18, 2)
     visible = poses[:, :, 2] > 0                                    # (P, 18)
     # The 2-D Gaussian is separable: exp(-(dx^2 + dy^2) / 2s^2) = gx(x) * gy(y).
     gauss_x = np.exp(-0.5 * (grid_x[None, None, :] - xy[:, :, 0:1]) ** 2 / sigma ** 2)
@@ -58,7 +57,7 @@ def generate_heatmaps(poses, map_h, map_w, heatmap_sigma, stride=STRIDE):
     return heatmaps.astype(np.float32)
 
 
-def generate_pafs(poses, map_h, map_w, paf_sigma, stride=STRIDE, limbs=LIMB_ARRAY):
+def generate_pafs(poses, map_h, map_w, paf_sigma, limbs=LIMB_ARRAY):
     """Constant-width part affinity fields, averaged where people overlap.
 
     For each limb (a -> b) of each person whose two joints are visible (> 0) and distinct, every
@@ -70,7 +69,6 @@ def generate_pafs(poses, map_h, map_w, paf_sigma, stride=STRIDE, limbs=LIMB_ARRA
         poses: (P, 18, 3) joints x, y (input pixels) and visibility.
         map_h, map_w: output map size.
         paf_sigma: half-width of the limb band in input pixels (8 in the reference).
-        stride: input pixels per map cell.
         limbs: (L, 2) joint index pairs; limb i fills channels 2i (x) and 2i+1 (y).
 
     Returns:
@@ -79,7 +77,7 @@ def generate_pafs(poses, map_h, map_w, paf_sigma, stride=STRIDE, limbs=LIMB_ARRA
     poses = _as_poses(poses)
     limbs = np.asarray(limbs)
     num_limbs = len(limbs)
-    width = paf_sigma / stride
+    width = in_cells(paf_sigma)
     joint_from = poses[:, limbs[:, 0]].reshape(-1, 3)               # (P*L, 3), limb-minor
     joint_to = poses[:, limbs[:, 1]].reshape(-1, 3)
     limb_index = np.tile(np.arange(num_limbs), len(poses))
@@ -87,8 +85,8 @@ def generate_pafs(poses, map_h, map_w, paf_sigma, stride=STRIDE, limbs=LIMB_ARRA
         joint_from[:, :2] != joint_to[:, :2], axis=-1)
     if not active.any():
         return np.zeros((2 * num_limbs, map_h, map_w), dtype=np.float32)
-    start = joint_from[active, :2] / stride                         # (N, 2) in cells
-    end = joint_to[active, :2] / stride
+    start = in_cells(joint_from[active, :2])                        # (N, 2) in cells
+    end = in_cells(joint_to[active, :2])
     limb_index = limb_index[active]
     delta = end - start
     length = np.sqrt(delta[:, 0] * delta[:, 0] + delta[:, 1] * delta[:, 1])
@@ -150,7 +148,7 @@ def loss_mask_from_ignore(ignore_mask, map_h, map_w, kernel_size=IGNORE_DILATE_K
     return (1.0 - resized).astype(np.float32)
 
 
-def generate_targets(poses, ignore_mask, insize, heatmap_sigma, paf_sigma, stride=STRIDE):
+def generate_targets(poses, ignore_mask, insize, heatmap_sigma, paf_sigma):
     """All targets of one training sample.
 
     Args:
@@ -160,10 +158,10 @@ def generate_targets(poses, ignore_mask, insize, heatmap_sigma, paf_sigma, strid
         heatmap_sigma, paf_sigma: in input pixels.
 
     Returns:
-        pafs (38, s, s), heatmaps (19, s, s), loss_mask (s, s), all float32, s = insize // stride.
+        pafs (38, s, s), heatmaps (19, s, s), loss_mask (s, s), all float32, s = insize // 8.
     """
-    size = insize // stride
-    heatmaps = generate_heatmaps(poses, size, size, heatmap_sigma, stride)
-    pafs = generate_pafs(poses, size, size, paf_sigma, stride)
+    size = map_side(insize)
+    heatmaps = generate_heatmaps(poses, size, size, heatmap_sigma)
+    pafs = generate_pafs(poses, size, size, paf_sigma)
     loss_mask = loss_mask_from_ignore(ignore_mask, size, size)
     return pafs, heatmaps, loss_mask

@@ -117,6 +117,12 @@ def evaluate_keypoints(ann_file, results, image_ids=None, verbose=False):
     return {name: float(value) for name, value in zip(STAT_NAMES, evaluator.stats)}
 
 
+def merge_results(parts):
+    """One result list from per-process lists (an iterable of lists of COCO result dicts),
+    sorted by image id and, within an image, by descending score."""
+    return sorted((r for part in parts for r in part), key=lambda r: (r["image_id"], -r["score"]))
+
+
 def ground_truth(coco):
     """pycocotools' COCO of an indexed annotation file, built from the JSON parsed once by
     :func:`src.data.coco.load_coco` (without pycocotools' progress lines)."""
@@ -271,11 +277,9 @@ def run_evaluation(cfg, rank=0, group_size=1, gather=None, log=print):
     if evaluated == 0:
         raise EvaluationError(f"{cfg.imgpath_val}: none of the {len(image_ids)} images could be "
                               "read; nothing evaluated")
-    all_results = [r for part in gathered for r in part["results"]]
-    all_results.sort(key=lambda r: (r["image_id"], -r["score"]))
+    all_results = merge_results(part["results"] for part in gathered)
     write_json(all_results, os.path.join(out_dir, RESULTS_FILE))
     metrics = evaluate_keypoints(ground_truth(coco), all_results, image_ids=image_ids)
-    count = max(evaluated, 1)
     wall = max(part["timing"]["total"] for part in gathered)
     summary = {
         "metrics": metrics, "num_images": len(image_ids), "num_detections": len(all_results),
@@ -284,10 +288,10 @@ def run_evaluation(cfg, rank=0, group_size=1, gather=None, log=print):
         "inference_img_size": predictor.img_size, "scales": list(predictor.scales),
         "flip": predictor.flip, "group_size": group_size,
         "images_per_second": len(image_ids) / wall if wall > 0 else 0.0,
-        "network_ms_per_image": 1000 * sum(p["timing"]["network"] for p in gathered) / count,
+        "network_ms_per_image": 1000 * sum(p["timing"]["network"] for p in gathered) / evaluated,
         # Reading, preprocessing, map resizing, decoding and drawing.
         "host_ms_per_image": 1000 * sum(p["timing"]["total"] - p["timing"]["network"]
-                                        for p in gathered) / count,
+                                        for p in gathered) / evaluated,
     }
     write_json(summary, os.path.join(out_dir, METRICS_FILE))
     log(f"{len(all_results)} detections on {evaluated} images"

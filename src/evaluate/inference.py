@@ -8,16 +8,16 @@ module level.
 import cv2
 import numpy as np
 
-from src.codec import STRIDE, TRAINED_INPUT_SCALE, normalize_image
+from src.codec import STRIDE, TRAINED_INPUT_SCALE, normalize_image, round_up_to_stride
 from src.evaluate.decoder import DecodeParams, decode_poses
 from src.skeleton import FLIP_HEATMAP_CHANNELS, FLIP_LIMBS, NUM_HEATMAPS, NUM_LIMBS, NUM_PAFS
 
 
-def compute_input_size(orig_w, orig_h, img_size, stride=STRIDE):
+def compute_input_size(orig_w, orig_h, img_size):
     """Network input size for an image (the reference's ``compute_optimal_size``).
 
     The short side becomes ``img_size``; the long side keeps the aspect ratio (rounded) and is
-    rounded up to a multiple of ``stride``.
+    rounded up to a multiple of the stride (8).
 
     Returns:
         (input_w, input_h) in pixels.
@@ -28,12 +28,10 @@ def compute_input_size(orig_w, orig_h, img_size, stride=STRIDE):
     aspect = orig_h / orig_w
     if orig_h < orig_w:
         input_h = img_size
-        input_w = int(np.round(img_size / aspect))
-        input_w += -input_w % stride
+        input_w = round_up_to_stride(np.round(img_size / aspect))
     else:
         input_w = img_size
-        input_h = int(np.round(img_size * aspect))
-        input_h += -input_h % stride
+        input_h = round_up_to_stride(np.round(img_size * aspect))
     return input_w, input_h
 
 
@@ -104,18 +102,17 @@ class Predictor:
     """
 
     def __init__(self, forward, img_size=368, scales=(1.0,), flip=False, params=None,
-                 stride=STRIDE, input_scale=TRAINED_INPUT_SCALE):
+                 input_scale=TRAINED_INPUT_SCALE):
         scales = tuple(float(s) for s in scales)
         if not scales or min(scales) <= 0:
             raise ValueError(f"scales must be positive numbers, got {scales}")
-        if int(img_size) < stride:
-            raise ValueError(f"img_size must be at least {stride}, got {img_size}")
+        if int(img_size) < STRIDE:
+            raise ValueError(f"img_size must be at least {STRIDE}, got {img_size}")
         self.forward = forward
         self.img_size = int(img_size)
         self.scales = scales
         self.flip = bool(flip)
         self.params = params or DecodeParams.defaults()
-        self.stride = stride
         self.input_scale = float(input_scale)
 
     def input_size(self, orig_w, orig_h, scale=1.0):
@@ -123,8 +120,8 @@ class Predictor:
         rounded to a multiple of 8 except at scale 1, which is exactly ``img_size``)."""
         side = self.img_size
         if scale != 1.0:
-            side = max(self.stride, int(round(self.img_size * scale / self.stride)) * self.stride)
-        return compute_input_size(orig_w, orig_h, side, self.stride)
+            side = max(STRIDE, int(round(self.img_size * scale / STRIDE)) * STRIDE)
+        return compute_input_size(orig_w, orig_h, side)
 
     def _run(self, image_bgr, input_size):
         """Maps of one scale (averaged with the mirrored image when flip is on)."""
@@ -154,7 +151,7 @@ class Predictor:
         """
         orig_h, orig_w = image_bgr.shape[:2]
         base_size = self.input_size(orig_w, orig_h)
-        map_size = (base_size[0] // self.stride, base_size[1] // self.stride)
+        map_size = (base_size[0] // STRIDE, base_size[1] // STRIDE)
         heat_sum = paf_sum = None
         for scale in self.scales:
             heat, paf = self._run(image_bgr, self.input_size(orig_w, orig_h, scale))

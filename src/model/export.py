@@ -6,7 +6,7 @@ import mindspore
 import numpy as np
 
 from src import compat
-from src.codec import STRIDE, is_valid_side
+from src.codec import check_input_side
 from src.errors import OpenPoseError
 from src.model.network import FinalStage
 from src.model.network_spec import open_network
@@ -56,8 +56,10 @@ def export_network(ckpt_file, file_name, file_format, *, batch_size, insize, sta
     if file_format == "ONNX" and stages == "all":
         raise ExportError("ONNX export supports only export_stages=final (MindSpore cannot export "
                           "the list of all stages to ONNX)")
-    if not is_valid_side(insize):
-        raise ExportError(f"insize must be a positive multiple of {STRIDE}, got {insize}")
+    try:
+        check_input_side(insize)
+    except ValueError as exc:
+        raise ExportError(str(exc)) from None
     if batch_size <= 0:
         raise ExportError(f"export_batch_size must be positive, got {batch_size}")
     if not ckpt_file:

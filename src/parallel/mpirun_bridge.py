@@ -46,7 +46,8 @@ SCHED_WAIT_S = 600.0
 #: seconds the scheduler may outlive rank 0 (to let the other workers unregister).
 SCHED_GRACE_S = 60.0
 
-_SCHEDULER = {"process": None, "log": None}
+#: The scheduler log this process opened (flushed at exit).
+_SCHEDULER = {"log": None}
 
 
 def world_comm():
@@ -132,7 +133,6 @@ def start_scheduler(worker_num, host, port, log_path=None):
         _SCHEDULER["log"] = out
     proc = subprocess.Popen(_self_command("--scheduler"), env=env, stdin=subprocess.DEVNULL,
                             stdout=out, stderr=subprocess.STDOUT if out else None)
-    _SCHEDULER["process"] = proc
     atexit.register(release_scheduler)
     return proc
 
@@ -219,22 +219,13 @@ def join_cpu_cluster(launch, timeout_s=SCHED_WAIT_S):
                 host, port)
 
 
-def release_scheduler(timeout_s=0.0):
-    """Release what :func:`start_scheduler` started in this process (registered with ``atexit``).
+def release_scheduler():
+    """Flush the scheduler's log opened by :func:`start_scheduler` (registered with ``atexit``).
 
     The scheduler child is not stopped here: it must outlive this process's own unregistration,
     which MindSpore performs after the ``atexit`` handlers, and it exits by itself once every
-    worker has unregistered (its watchdog stops it otherwise). With ``timeout_s`` > 0 (call it
-    explicitly, e.g. from a launcher that owns the scheduler), wait that long and then terminate it.
-    Safe to call more than once.
+    worker has unregistered (its watchdog stops it otherwise). Safe to call more than once.
     """
-    proc = _SCHEDULER["process"]
-    if proc is not None and timeout_s > 0 and proc.poll() is None:
-        try:
-            proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            _stop(proc)
-        _SCHEDULER["process"] = None
     if _SCHEDULER["log"] is not None:
         _SCHEDULER["log"].flush()
 

@@ -12,11 +12,6 @@ SLOW_CPU_RELEASES = ("2.9.", "2.10.")
 RECOMMENDED_VERSION = "2.8.0"
 
 
-def mindspore_version():
-    """Return the installed MindSpore version string."""
-    return compat.mindspore_version_text()
-
-
 def check_mindspore_version(device_target, version=None):
     """Return a warning line when ``version`` is a release known to be slow on ``device_target``.
 
@@ -27,7 +22,7 @@ def check_mindspore_version(device_target, version=None):
     Returns:
         The warning text, or None when there is nothing to warn about.
     """
-    version = version or mindspore_version()
+    version = version or compat.mindspore_version_text()
     if device_target == "CPU" and version.startswith(SLOW_CPU_RELEASES):
         return (f"MindSpore {version} runs CPU convolutions through oneDNN's reference kernel "
                 f"(~100x slower than {RECOMMENDED_VERSION}); install mindspore=={RECOMMENDED_VERSION} "

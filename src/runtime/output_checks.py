@@ -65,9 +65,6 @@ def check_output_dir(path, key):
     return path
 
 
-    return path
-
-
 @contextmanager
 def atomic_path(path, suffix=""):
     """A temporary name beside ``path`` to write to; renamed onto ``path`` when the block ends

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from src.config_checks import NO_PATH
+from src.model.network_spec import NetworkSpec
 from src.parallel.collectives import all_gather_objects
 from src.parallel.launch import device_id_for
 from src.parallel.runtime import enable_data_parallel, init_distributed, setup_rank_logging
@@ -20,7 +21,7 @@ from src.runtime.output_checks import check_output_dir
 from src.train.checkpoint_manager import CHECKPOINT_RANK, TrainError
 from src.train.data import CocoTrainData
 from src.train.loop import run_training
-from src.train.network_setup import adopt_resume_network, record_spec
+from src.train.network_setup import adopt_resume_network
 from src.train.settings import settings_from_config
 from src.train.validation import Validator
 
@@ -91,7 +92,7 @@ def build_validator(cfg, settings, all_gather, log):
     if int(cfg.val_interval) <= 0:
         return None
     validator = Validator(cfg, Path(settings.save_model_path) / f"ckpt_{CHECKPOINT_RANK}",
-                          record_spec(settings, None), settings.rank, settings.group_size, all_gather,
+                          NetworkSpec.from_config(settings), settings.rank, settings.group_size, all_gather,
                           interval=int(cfg.val_interval))
     line = (f"validation every {cfg.val_interval} epoch(s) on {len(validator.image_ids)} images "
             f"of {cfg.ann}")

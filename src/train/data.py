@@ -106,6 +106,9 @@ class CocoTrainData:
         self.num_workers = num_workers
         self.seed = int(seed)
         try:
+            # Read once: every epoch's dataset and batch_images use the same samples.
+            self.records = build_train_records(self.json_path, self.img_path, self.mask_path,
+                                               self.min_keypoints, self.min_area)
             first = self._create(0)
         except AnnotationError:
             raise
@@ -125,16 +128,10 @@ class CocoTrainData:
                    min_area=int(cfg.min_area), rank=rank, group_size=group_size,
                    num_workers=int(cfg.num_parallel_workers) or None, seed=cfg.seed)
 
-    @property
-    def insize(self):
-        """Network input side in pixels."""
-        return self.aug.insize
-
     def batch_images(self, epoch, index):
         """Image files of batch ``index`` (0-based) of ``epoch`` on this rank (for error
-        messages): the sampler's order of that epoch, recomputed from the annotations."""
-        records = build_train_records(self.json_path, self.img_path, self.mask_path,
-                                      self.min_keypoints, self.min_area)
+        messages): the sampler's order of that epoch."""
+        records = self.records
         order = EpochShardSampler(len(records), self.rank, self.group_size, True,
                                   epoch_seed(self.seed, epoch)).indices(0)
         size = self.batch_size
@@ -146,7 +143,7 @@ class CocoTrainData:
                               paf_sigma=self.paf_sigma, min_keypoints=self.min_keypoints,
                               min_area=self.min_area, rank=self.rank, group_size=self.group_size,
                               num_workers=self.num_workers, shuffle=True,
-                              seed=epoch_seed(self.seed, epoch))
+                              seed=epoch_seed(self.seed, epoch), records=self.records)
 
     def batches(self, epoch, skip_batches=0):
         """Yield ``(image, pafs, heatmaps, ignore_mask)`` numpy batches of ``epoch``."""

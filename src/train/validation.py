@@ -8,17 +8,20 @@ The result goes to the log and to the metrics file; when AP is the best so far, 
 ``<ckpt dir>/best.ckpt`` (atomically): the network weights, their record and
 ``openpose_val.best_ap`` / ``openpose_val.best_step``, so a resumed run keeps comparing against it.
 """
-import contextlib
-import io
 import math
 import time
 from pathlib import Path
 
-from pycocotools.coco import COCO
-
 from src.codec import TRAINED_INPUT_SCALE
 from src.data.coco import load_coco
-from src.evaluate.coco_eval import STAT_NAMES, evaluate_keypoints, evaluate_shard, evaluation_image_ids
+from src.evaluate.coco_eval import (
+    STAT_NAMES,
+    evaluate_keypoints,
+    evaluate_shard,
+    evaluation_image_ids,
+    ground_truth,
+    merge_results,
+)
 from src.evaluate.inference import mindspore_forward, predictor_from_config
 from src.model.checkpoint import VALIDATION_PREFIX, network_entries, read_checkpoint, save_checkpoint_atomic
 from src.parallel.sharding import rank_shard
@@ -52,7 +55,7 @@ class Validator:
         self.interval = int(interval)
         self.coco = load_coco(cfg.ann)
         self.image_ids = evaluation_image_ids(self.coco, int(cfg.val_num))
-        self.coco_gt = _quiet_coco(cfg.ann) if self.rank == 0 else None  # COCOeval's, parsed once
+        self.coco_gt = ground_truth(self.coco) if self.rank == 0 else None  # COCOeval's
         self.best_path = Path(checkpoint_dir) / BEST_NAME
         self.best_ap = read_best_ap(self.best_path)
 
@@ -77,9 +80,7 @@ class Validator:
         parts = self.all_gather(part["results"])
         metrics = None
         if self.rank == 0:
-            results = sorted((r for rank_results in parts for r in rank_results),
-                             key=lambda r: (r["image_id"], -r["score"]))
-            metrics = evaluate_keypoints(self.coco_gt, results, image_ids=self.image_ids)
+            metrics = evaluate_keypoints(self.coco_gt, merge_results(parts), image_ids=self.image_ids)
         metrics = self.all_gather(metrics)[0] if self.group_size > 1 else metrics
         improved = math.isfinite(metrics["AP"]) and metrics["AP"] > self.best_ap
         line = (f"validation in epoch {epoch} (global step {global_step}, "
@@ -98,12 +99,6 @@ class Validator:
         if self.spec is not None:
             append.update(self.spec.to_record())
         save_checkpoint_atomic(network_entries(network), self.best_path, append_dict=append)
-
-
-def _quiet_coco(ann_file):
-    """pycocotools' COCO of ``ann_file``, without its progress lines."""
-    with contextlib.redirect_stdout(io.StringIO()):
-        return COCO(str(ann_file))
 
 
 def read_best_ap(path):

@@ -12,8 +12,7 @@ from functools import lru_cache
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-#: scipy's default Gaussian truncation, which the reference uses (radius = int(4 * sigma + 0.5)).
-GAUSS_TRUNCATE = 4.0
+from src.evaluate.decoding.reference import GAUSS_TRUNCATE
 
 
 @lru_cache(maxsize=64)

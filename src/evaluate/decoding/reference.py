@@ -24,6 +24,9 @@ from scipy.ndimage import gaussian_filter
 
 from src.skeleton import EAR_SHOULDER_LIMBS, LIMB_ARRAY, NUM_JOINTS
 
+#: scipy's default Gaussian truncation, which the reference uses (radius = int(4 * sigma + 0.5)).
+GAUSS_TRUNCATE = 4.0
+
 #: Slots of a person row after its 18 peak ids (-1 where the joint is missing).
 SCORE_SLOT = NUM_JOINTS
 COUNT_SLOT = NUM_JOINTS + 1
@@ -40,7 +43,7 @@ def smooth_map(upsampled, sigma):
     """The reference's Gaussian smoothing of an upsampled heatmap: scipy's ``gaussian_filter``
     with its defaults (``reflect`` border, radius ``int(4 * sigma + 0.5)``), float32 in and out;
     ``sigma`` in input pixels."""
-    return gaussian_filter(upsampled, sigma)
+    return gaussian_filter(upsampled, sigma, truncate=GAUSS_TRUNCATE)
 
 
 def strict_peaks(smooth, thresh):
