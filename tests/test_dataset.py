@@ -1,5 +1,7 @@
 """Training / validation datasets: sources, sampler, and the MindSpore pipelines."""
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -8,6 +10,7 @@ from src.config import default_config
 from src.data.augment import AugmentParams
 from src.data.pipeline import EpochShardSampler, TrainSource, build_train_records, create_dataset
 from src.data.toy_coco import ToyOptions, make_toy_coco
+from tests.conftest import REPO_ROOT
 
 
 @pytest.fixture(scope="module")
@@ -114,6 +117,41 @@ def test_two_worker_pipeline(toy, source):
     order = EpochShardSampler(len(source), shuffle=True, seed=5).indices(0)
     expected = source[int(order[0])]
     assert all(np.array_equal(a[0], b) for a, b in zip(batches[0], expected))
+
+
+#: A training process that used multi-threaded OpenCV (validation resizes COCO-sized maps)
+#: and then starts the next epoch's worker processes (forked).
+_FORK_AFTER_OPENCV = """
+import sys
+import cv2
+import numpy as np
+from src.config import default_config
+from src.data.augment import AugmentParams
+from src.data.pipeline import create_dataset
+json_path, images, masks = sys.argv[1:4]
+big = np.random.default_rng(0).random((1500, 1500), dtype=np.float32)
+for _ in range(3):
+    cv2.resize(big, (2500, 2500))      # large enough for OpenCV's thread pool
+cfg = default_config(insize=64)
+dataset = create_dataset(json_path, images, masks, batch_size=2, aug=AugmentParams.from_config(cfg),
+                         heatmap_sigma=cfg.heatmap_sigma, paf_sigma=cfg.paf_sigma,
+                         min_keypoints=cfg.min_keypoints, min_area=cfg.min_area, num_workers=2)
+batch = next(dataset.create_tuple_iterator(num_epochs=1, output_numpy=True))
+print("batch", batch[0].shape)
+"""
+
+
+def test_workers_start_after_multithreaded_opencv_in_the_parent(toy):
+    """Forked workers hung in their first OpenCV call once the parent had run OpenCV's thread
+    pool (training stalled in the epoch after a validation)."""
+    try:
+        proc = subprocess.run([sys.executable, "-c", _FORK_AFTER_OPENCV, toy["json"], toy["images"],
+                               toy["masks"]], cwd=REPO_ROOT, capture_output=True, text=True,
+                              timeout=240, check=False)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the two-worker pipeline produced no batch within 240 s after the parent used "
+                    "multi-threaded OpenCV (forked workers hang in OpenCV)")
+    assert proc.returncode == 0 and "batch (2, 3, 64, 64)" in proc.stdout, proc.stderr[-2000:]
 
 
 def test_sharded_sizes(toy):

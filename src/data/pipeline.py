@@ -246,12 +246,18 @@ def create_dataset(json_path, img_path, mask_path, batch_size, aug, heatmap_sigm
     source = TrainSource(records, aug, heatmap_sigma, paf_sigma, seed, cache_images)
     sampler = EpochShardSampler(len(source), rank, group_size, shuffle, seed)
     workers = _clamp_workers(num_workers)
+    use_processes = python_multiprocessing and workers > 1
+    if use_processes:
+        # Workers are forked from this process when the dataset is first iterated. A child that
+        # inherits OpenCV's thread pool after the parent ran it (validation resizing maps) hangs
+        # in its first OpenCV call; with a one-thread pool here the forks are safe.
+        cv2.setNumThreads(1)
     kwargs = {}
     if max_rowsize is not None:
         kwargs["max_rowsize"] = max_rowsize
     dataset = generator_dataset(source, TRAIN_COLUMNS, sampler,
                                 num_parallel_workers=workers,
-                                python_multiprocessing=python_multiprocessing and workers > 1,
+                                python_multiprocessing=use_processes,
                                 **kwargs)
     dataset = dataset.batch(batch_size=batch_size, drop_remainder=True)
     if repeat_num > 1:
