@@ -7,7 +7,7 @@
 #   COCO_DIR        /home/coco2017
 #   IMGPATH_TRAIN   $COCO_DIR/train2017
 #   JSONPATH_TRAIN  $COCO_DIR/annotations/person_keypoints_train2017.json
-#   MASKPATH_TRAIN  $COCO_DIR/ignore_mask_train   (make it with src/gen_ignore_mask.py)
+#   MASKPATH_TRAIN  $COCO_DIR/ignore_mask_train   (make it with scripts/gen_ignore_mask.py)
 #   VGG_PATH        /home/vgg19-0-97_5004.ckpt    ("none": random VGG)
 # Further arguments (those starting with --) go to train.py, e.g. --resume auto.
 # See scripts/run_standalone_train.sh for LOG_DIR, SAVE_MODEL_PATH, PYTHON and DEVICE_ID.

@@ -30,21 +30,18 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
 import cv2
 import numpy as np
+from _repo_path import REPO_ROOT as REPO
 
 from src.config import default_config
 from src.data.augment import AugmentParams
 from src.data.coco import AnnotationError, ImageReadError, load_coco, mask_path, read_ignore_mask, read_image
 from src.data.ignore_mask import compute_ignore_mask
+from src.data.loop_targets import loop_heatmaps, loop_loss_mask, loop_pafs
 from src.data.pipeline import TRAIN_COLUMNS, TrainSource, build_train_records
 from src.data.targets import generate_heatmaps, generate_pafs
 from src.skeleton import FLIP_JOINT_PAIRS
-from tests.loop_targets import loop_heatmaps, loop_loss_mask, loop_pafs
 
 
 def default_shared():

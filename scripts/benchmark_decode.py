@@ -20,13 +20,12 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 # One BLAS thread, as eval.py uses: the decoder's matrix products are small, and idle OpenBLAS
 # threads spinning on the other core only add CPU time (set the variable to override).
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
+from _repo_path import REPO_ROOT as REPO
 
 from src.evaluate.decoder import DecodeParams, decode_poses
 from src.evaluate.decoding.reference import decode_poses_reference

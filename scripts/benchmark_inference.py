@@ -30,9 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
+import _repo_path  # noqa: F401  (puts the repository root on sys.path)
 import numpy as np
 
 

@@ -30,11 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
 import numpy as np
+from _repo_path import REPO_ROOT as REPO
 
 TRAIN_TYPES = ("fix_loss_scale", "clip_grad")
 
@@ -78,16 +75,6 @@ def make_step(train_type, lr, steps, loss_scale, amp_level, vgg_freeze_steps=200
                             clip_value=10.0)
 
 
-def random_batch(batch, insize, seed=0):
-    """A fixed random batch: image in [-0.5, 0.5], targets in the usual ranges, 80 % mask."""
-    rng = np.random.default_rng(seed)
-    s = insize // 8
-    return (rng.uniform(-0.5, 0.5, (batch, 3, insize, insize)).astype(np.float32),
-            rng.uniform(-0.3, 0.3, (batch, 38, s, s)).astype(np.float32),
-            rng.uniform(0, 1, (batch, 19, s, s)).astype(np.float32),
-            (rng.uniform(0, 1, (batch, s, s)) > 0.2).astype(np.float32))
-
-
 def _tensors(batch):
     import mindspore
     return tuple(mindspore.Tensor(a) for a in batch)
@@ -96,7 +83,8 @@ def _tensors(batch):
 def time_steps(args, batch_size):
     """Seconds of the first call and of each later step for one batch size."""
     step = make_step(args.train_type, 1e-4, 1000, 16384.0, args.amp_level)
-    inputs = _tensors(random_batch(batch_size, args.insize))
+    from src.train.data import random_train_batch
+    inputs = _tensors(random_train_batch(batch_size, args.insize))
     started = time.perf_counter()
     loss = float(step(*inputs)[0].asnumpy())
     first = time.perf_counter() - started

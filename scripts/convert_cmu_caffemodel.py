@@ -11,9 +11,8 @@ from it. A file that is not that model's binary caffemodel stops with one line (
 """
 import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import _repo_path  # noqa: F401  (puts the repository root on sys.path)
 
 
 def main(argv=None):

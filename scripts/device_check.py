@@ -28,11 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
-
-from benchmark_train import random_batch
+from _repo_path import REPO_ROOT
 
 FULL = dict(insize=368, batch=10, steps=30, width_mult=1.0, num_stages=6, vgg_with_bn=False,
             amp_levels=("O0", "O2"), eval_size=368)
@@ -42,10 +38,10 @@ SMOKE = dict(insize=64, batch=2, steps=3, width_mult=0.25, num_stages=1, vgg_wit
 
 def train_check(sizes, amp_level, target, out_dir):
     """Train ``sizes['steps']`` steps on one fixed batch; returns figures and the checkpoint."""
-    from src.train.data import ArrayTrainData
+    from src.train.data import ArrayTrainData, random_train_batch
     from src.train.loop import run_training
     from src.train.settings import default_settings
-    data = ArrayTrainData(*random_batch(sizes["batch"], sizes["insize"]), batch_size=sizes["batch"],
+    data = ArrayTrainData(*random_train_batch(sizes["batch"], sizes["insize"]), batch_size=sizes["batch"],
                           shuffle=False)
     settings = default_settings(save_model_path=str(out_dir / f"train_{amp_level}"),
                                 batch_size=sizes["batch"], max_epoch=sizes["steps"], lr=1e-4,
@@ -107,7 +103,8 @@ def export_check(checkpoint, sizes, out_dir, target):
         return {"ok": False, "rc": rc, "error": last}
     import onnxruntime
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    image = random_batch(1, sizes["insize"])[0]
+    from src.train.data import random_train_batch
+    image = random_train_batch(1, sizes["insize"])[0]
     session.run(None, {session.get_inputs()[0].name: image})
     start = time.perf_counter()
     pafs, heatmaps = session.run(None, {session.get_inputs()[0].name: image})

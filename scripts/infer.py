@@ -12,9 +12,8 @@ runs an ONNX file written by export.py (``--model_path FILE.onnx``) with onnxrun
 """
 import os
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import _repo_path  # noqa: F401  (puts the repository root on sys.path)
 
 EXTRA_KEYS = {"input": "", "output": "./infer_output/", "max_frames": 0}
 

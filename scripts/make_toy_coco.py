@@ -7,15 +7,13 @@ Usage (from the repository root)::
 
 Writes ``OUT/train2017/*.jpg``, ``OUT/val2017/*.jpg``,
 ``OUT/annotations/person_keypoints_{train,val}2017.json`` and, unless ``--no_masks``, the ignore
-masks ``OUT/ignore_mask_{train,val}/`` (as ``src/gen_ignore_mask.py`` would).
+masks ``OUT/ignore_mask_{train,val}/`` (as ``scripts/gen_ignore_mask.py`` would).
 """
 import argparse
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+import _repo_path  # noqa: F401  (puts the repository root on sys.path)
 
 from src.data.ignore_mask import generate_split
 from src.data.toy_coco import ToyOptions, make_split

@@ -138,7 +138,8 @@ def read_log(path):
     except OSError as exc:
         raise LogError(f"{path}: cannot read the log ({exc.strerror or exc})") from None
     if str(path).endswith(".jsonl"):
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        import _repo_path  # noqa: F401  (puts the repository root on sys.path)
+
         from src.train.metrics_log import parse_metrics
         history = history_from_metrics(parse_metrics(text.splitlines()))
     else:

@@ -88,7 +88,7 @@ def test_cli_one_split_vis_and_errors(coco_sample_dir, tmp_path):
     ann = coco_sample_dir / "person_keypoints_sample.json"
     vis = tmp_path / "vis"
     result = subprocess.run(
-        [sys.executable, "./src/gen_ignore_mask.py", "--val_ann", str(ann), "--val_dir",
+        [sys.executable, "scripts/gen_ignore_mask.py", "--val_ann", str(ann), "--val_dir",
          str(image_dir) + "/", "--workers", "1", "--vis", str(vis), "--quiet"],
         cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
@@ -103,7 +103,7 @@ def test_cli_one_split_vis_and_errors(coco_sample_dir, tmp_path):
     broken = tmp_path / "broken.json"
     broken.write_text("[1, 2")
     result = subprocess.run(
-        [sys.executable, "./src/gen_ignore_mask.py", "--train_ann", str(broken), "--train_dir",
+        [sys.executable, "scripts/gen_ignore_mask.py", "--train_ann", str(broken), "--train_dir",
          str(image_dir)], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == \

@@ -3,9 +3,9 @@ import cv2
 import numpy as np
 import pytest
 
+from src.data.loop_targets import loop_heatmaps, loop_loss_mask, loop_pafs
 from src.data.targets import generate_heatmaps, generate_pafs, generate_targets, loss_mask_from_ignore
 from src.skeleton import NUM_HEATMAPS, NUM_JOINTS, NUM_PAFS, Joint
-from tests.loop_targets import loop_heatmaps, loop_loss_mask, loop_pafs
 
 GOLDEN_IDS = (785, 40083, 196141, 197388)
 

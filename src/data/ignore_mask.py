@@ -1,8 +1,8 @@
 """Write the ignore masks of COCO images: regions whose people are not labelled for training.
 
-The command (``src/gen_ignore_mask.py``, run from the repository root as in the reference README)::
+The command (``scripts/gen_ignore_mask.py``; the reference kept it in src/)::
 
-    python3 ./src/gen_ignore_mask.py --train_ann A.json --val_ann B.json \\
+    python3 scripts/gen_ignore_mask.py --train_ann A.json --val_ann B.json \\
         --train_dir coco/train2017 --val_dir coco/val2017
 
 For each split given, ``ignore_mask_<split>/`` is created beside the image folder and holds one

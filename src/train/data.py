@@ -11,6 +11,7 @@ import numpy as np
 from src.data.augment import AugmentParams
 from src.data.coco import AnnotationError
 from src.data.pipeline import EpochShardSampler, build_train_records, create_dataset
+from src.skeleton import NUM_HEATMAPS, NUM_PAFS
 from src.train.checkpoint_manager import TrainError
 
 #: Characters kept of a data-pipeline error line.
@@ -20,6 +21,21 @@ ERROR_LINE_CHARS = 300
 def epoch_seed(seed, epoch):
     """The data seed of one epoch: a pure function of the run seed and the epoch index."""
     return int(np.random.SeedSequence([int(seed), int(epoch)]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def random_train_batch(batch, insize, seed=0):
+    """A fixed random batch for timing (benchmarks, the device check), not for learning.
+
+    Returns float32 ``(image (batch, 3, insize, insize) in [-0.5, 0.5], pafs (batch, 38, s, s) in
+    [-0.3, 0.3], heatmaps (batch, 19, s, s) in [0, 1], mask (batch, s, s) of 0/1, 80 % ones)``
+    with ``s = insize // 8``.
+    """
+    rng = np.random.default_rng(seed)
+    s = insize // 8
+    return (rng.uniform(-0.5, 0.5, (batch, 3, insize, insize)).astype(np.float32),
+            rng.uniform(-0.3, 0.3, (batch, NUM_PAFS, s, s)).astype(np.float32),
+            rng.uniform(0, 1, (batch, NUM_HEATMAPS, s, s)).astype(np.float32),
+            (rng.uniform(0, 1, (batch, s, s)) > 0.2).astype(np.float32))
 
 
 class ArrayTrainData:

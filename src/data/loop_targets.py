@@ -1,7 +1,7 @@
 """Training targets with per-person, per-joint loops in the reference's style.
 
-Slow; the independent check of :mod:`src.data.targets` in the tests and the baseline of
-scripts/benchmark_data.py.
+Slow; the baseline of scripts/benchmark_data.py (so it lives in src/, which a script may import)
+and the independent check of :mod:`src.data.targets` in the tests.
 """
 import cv2
 import numpy as np
