@@ -69,7 +69,7 @@ def main(argv=None):
     import mindspore as ms
     from mindspore import nn
 
-    from src.parallel.collectives import barrier, gather_objects
+    from src.parallel.collectives import all_gather_objects, gather_objects
     from src.parallel.runtime import enable_data_parallel, init_distributed, rank_prefix, setup_rank_logging
     from src.runtime.context import setup_context
 
@@ -118,7 +118,7 @@ def main(argv=None):
         (out / "gather.json").write_text(json.dumps(gathered))
     else:
         assert gathered is None, "non-zero rank received gathered objects"
-    barrier(dist)
+    all_gather_objects(None, dist)  # a barrier: every rank waits here for all the others
     done = {"kind": dist.kind, "rank": dist.rank, "group_size": dist.group_size,
             "sched_port": os.environ.get("MS_SCHED_PORT"), "losses": losses}
     (out / f"done_rank{dist.rank}.json").write_text(json.dumps(done))

@@ -9,12 +9,12 @@ import pytest
 from src.model.caffe_import import (
     CaffeImportError,
     heatmap_channel_map,
-    maps_from_cmu,
     paf_channel_map,
     read_caffemodel,
 )
 from src.model.cmu_model import CMU_PAF_CHANNELS, cmu_layers, conv_weight_shapes
 from src.model.cmu_synthetic import caffemodel_bytes, deploy_prototxt, opencv_forward
+from tests.cmu_files import maps_from_cmu
 from tests.conftest import REPO_ROOT
 
 #: CMU's older header (include/openpose/pose/poseParameters.hpp): POSE_COCO_MAP_IDX, indices

@@ -7,8 +7,9 @@ import pytest
 from src.data.targets import generate_heatmaps, generate_pafs
 from src.data.toy_coco import make_split
 from src.evaluate.coco_eval import evaluate_keypoints
-from src.model.caffe_import import cmu_joint, maps_from_cmu
+from src.model.caffe_import import cmu_joint
 from src.model.cmu_model import CMU_HEATMAP_NAMES, CMU_PAF_CHANNELS, CMU_PAIRS
+from tests.cmu_files import maps_from_cmu
 from tests.test_coco_eval import oracle_results
 
 #: Our joint index of each of CMU's 18 parts (by name).

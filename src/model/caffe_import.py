@@ -222,13 +222,6 @@ def paf_channel_map():
     return ChannelMap(tuple(source), tuple(sign))
 
 
-def maps_from_cmu(heatmaps, pafs, channel_axis=0):
-    """CMU-ordered heatmaps (19) and PAFs (38) in our channel order (what the converter does to
-    the weights of the last convs, applied to maps)."""
-    return (heatmap_channel_map().apply(heatmaps, channel_axis),
-            paf_channel_map().apply(pafs, channel_axis))
-
-
 # ---------------------------------------------------------------------------------------------
 # Conversion
 # ---------------------------------------------------------------------------------------------

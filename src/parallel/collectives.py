@@ -1,4 +1,4 @@
-"""Exchange Python objects between the ranks of a job: gather, all-gather, barrier.
+"""Exchange Python objects between the ranks of a job: gather and all-gather.
 
 Every rank must make the same calls in the same order. Under mpirun with mpi4py the objects go
 through mpi4py (its communicator numbered like MindSpore's ranks); otherwise they are pickled,
@@ -60,17 +60,6 @@ def all_gather_objects(obj, info=None):
     if _use_mpi(info):
         return job_comm().allgather(obj)
     return unpack_payloads(*_all_gather_pickled(obj))
-
-
-def barrier(info=None):
-    """Block until every rank has reached this point (no-op for a single process)."""
-    info = job_info(info)
-    if not info.is_distributed:
-        return
-    if _use_mpi(info):
-        job_comm().Barrier()
-        return
-    compat.all_gather(np.zeros(1, dtype=np.int32))
 
 
 def _all_gather_pickled(obj):
