@@ -1,8 +1,8 @@
 """Validation of COCO person-keypoint annotations when they are read.
 
 :func:`validate_coco` checks types, finiteness, lengths and the references between ``images``
-and ``annotations`` of a parsed annotation file, and raises
-:class:`src.data.coco.AnnotationError` with one line naming the file, the record (image or
+and ``annotations`` of a parsed annotation file, and raises :class:`AnnotationError` (defined
+here, re-exported by :mod:`src.data.coco`) with one line naming the file, the record (image or
 annotation id) and the problem: a NaN keypoint or a string ``num_keypoints`` stops here, not
 as a NaN loss thousands of steps later.
 """
@@ -11,13 +11,17 @@ import numbers
 import numpy as np
 
 from src.config_checks import is_finite_number
+from src.errors import OpenPoseError
 from src.skeleton import NUM_COCO_KEYPOINTS
 
 KEYPOINT_VALUES = 3 * NUM_COCO_KEYPOINTS
 
 
+class AnnotationError(OpenPoseError, ValueError):
+    """An annotation file is missing, is not JSON, or is not COCO person keypoints."""
+
+
 def _fail(json_path, where, problem):
-    from src.data.coco import AnnotationError
     raise AnnotationError(f"{json_path}: {where}: {problem}")
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from src.data.annotation_checks import validate_coco
+from src.data.annotation_checks import AnnotationError, validate_coco
 from src.errors import OpenPoseError
 from src.skeleton import NUM_COCO_KEYPOINTS, NUM_JOINTS, coco_to_ours
 
@@ -20,10 +20,6 @@ from src.skeleton import NUM_COCO_KEYPOINTS, NUM_JOINTS, coco_to_ours
 #: keeps the two equal).
 DEFAULT_MIN_KEYPOINTS = 5
 DEFAULT_MIN_AREA = 1024
-
-
-class AnnotationError(OpenPoseError, ValueError):
-    """An annotation file is missing, is not JSON, or is not COCO person keypoints."""
 
 
 class ImageReadError(OpenPoseError, IOError):
