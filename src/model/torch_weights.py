@@ -1,0 +1,473 @@
+"""Read PyTorch weight files (``torch.save`` of a state dict) without torch, running nothing.
+
+A ``.pth`` file is a Python pickle plus raw tensor storages, in one of two layouts:
+
+* zip (PyTorch >= 1.6): a zip archive with one folder (its name varies: ``archive``, the file's
+  stem, ...) holding ``data.pkl`` (the pickled object), ``data/<key>`` (one raw storage per key)
+  and optional ``byteorder`` (``little`` / ``big``, little when absent);
+* legacy (``_use_new_zipfile_serialization=False``, files written before PyTorch 1.6): five
+  consecutive pickles, the magic number ``0x1950a86a20f9469cfc6c``, the protocol version 1001, a
+  dict of system facts (``little_endian``, type sizes), the object, and the list of storage
+  keys; then, per key in that order, an int64 element count and the raw elements.
+
+Inside the pickle a tensor is ``torch._utils._rebuild_tensor_v2(storage, offset, size, stride,
+requires_grad, hooks[, metadata])`` (``_rebuild_tensor`` in very old files), a parameter wraps
+one (``_rebuild_parameter``), a storage is a persistent id ``('storage', torch.<Type>Storage,
+key, location, numel[, view])`` and a state dict is a ``collections.OrderedDict``.
+
+Why hand-written: torch is not a dependency, and ``pickle.load`` (like ``torch.load`` with
+``weights_only=False``) calls whatever callable the file names, so a downloaded weights file could
+run any code. :class:`_WeightsUnpickler` is a subclass of the standard library's pure-Python
+unpickler whose ``find_class`` resolves only the names listed in :data:`ALLOWED_GLOBALS`, each to
+a stand-in defined here that builds plain data (never torch's or the file's code); any other
+name stops the read with one line (:class:`UnsafeWeightsError`) before anything is called.
+Opcodes that build arbitrary objects (INST, OBJ, NEWOBJ, NEWOBJ_EX, the copyreg extension codes)
+are refused too, and BUILD is accepted only on dictionaries (where it carries the
+``_metadata`` attribute of a state dict, which is dropped).
+
+The result is the pickled structure with every tensor replaced by a numpy array (a copy, in the
+tensor's own shape, strides applied; storages shared by several tensors are read once).
+"""
+import _compat_pickle
+import io
+import os
+import pickle
+import struct
+import zipfile
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from src.errors import OpenPoseError
+from src.runtime.messages import first_line, name_list
+
+LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+LEGACY_PROTOCOL = 1001
+ZIP_SIGNATURE = b"PK\x03\x04"
+#: The magic number as pickle's LONG1 opcode writes it (10 little-endian bytes).
+LEGACY_MAGIC_LONG1 = b"\x8a\x0a" + LEGACY_MAGIC.to_bytes(10, "little")
+#: Nesting depth of dictionaries / lists accepted in a weights file.
+MAX_DEPTH = 64
+#: Keys under which training scripts nest the state dict (tried in this order).
+NESTED_STATE_KEYS = ("state_dict", "model", "model_state_dict", "net", "network")
+
+
+class TorchWeightsError(OpenPoseError, ValueError):
+    """A file that is not a readable PyTorch weights file (one-line message)."""
+
+
+class UnsafeWeightsError(TorchWeightsError):
+    """A weights file names a Python global (or opcode) that could run code; nothing was run."""
+
+
+@dataclass(frozen=True)
+class StorageType:
+    """Stand-in for ``torch.<Name>Storage``: the element type of a storage."""
+
+    name: str
+    dtype: str      # numpy dtype, little-endian; "bfloat16" is read as uint16 and widened
+
+    @property
+    def itemsize(self):
+        return 2 if self.dtype == "bfloat16" else np.dtype(self.dtype).itemsize
+
+
+STORAGE_TYPES = {name: StorageType(name, dtype) for name, dtype in (
+    ("FloatStorage", "<f4"), ("DoubleStorage", "<f8"), ("HalfStorage", "<f2"),
+    ("BFloat16Storage", "bfloat16"), ("LongStorage", "<i8"), ("IntStorage", "<i4"),
+    ("ShortStorage", "<i2"), ("CharStorage", "i1"), ("ByteStorage", "u1"), ("BoolStorage", "?"))}
+
+
+@dataclass(frozen=True)
+class _StorageRef:
+    """A storage named by the pickle; its elements are read after the pickle (legacy layout)."""
+
+    key: str
+    type: StorageType
+    numel: int
+    view: tuple = None      # (root key, offset, size) of the legacy storage views
+
+
+@dataclass(frozen=True)
+class _TensorRef:
+    """A tensor named by the pickle: a strided view of a storage, resolved into an array."""
+
+    storage: _StorageRef
+    offset: int
+    size: tuple
+    stride: tuple
+
+
+def _int_tuple(value, what):
+    if not isinstance(value, (tuple, list)) or not all(type(v) is int for v in value):
+        raise TorchWeightsError(f"{what} is {value!r}, expected a tuple of integers")
+    return tuple(value)
+
+
+def _rebuild_tensor(storage, storage_offset, size, stride, *_ignored):
+    """Stand-in for ``torch._utils._rebuild_tensor`` / ``_rebuild_tensor_v2``: records the view.
+
+    The ignored trailing arguments are ``requires_grad``, the backward hooks and the metadata.
+    """
+    if not isinstance(storage, _StorageRef):
+        raise TorchWeightsError(f"tensor storage is a {type(storage).__name__}, not a storage")
+    if type(storage_offset) is not int:
+        raise TorchWeightsError(f"tensor offset is {storage_offset!r}, expected an integer")
+    size, stride = _int_tuple(size, "tensor size"), _int_tuple(stride, "tensor stride")
+    if len(size) != len(stride):
+        raise TorchWeightsError(f"tensor size {size} and stride {stride} differ in length")
+    return _TensorRef(storage, storage_offset, size, stride)
+
+
+def _rebuild_parameter(data, *_ignored):
+    """Stand-in for ``torch._utils._rebuild_parameter`` (and ``_with_state``): the tensor."""
+    if not isinstance(data, _TensorRef):
+        raise TorchWeightsError(f"parameter data is a {type(data).__name__}, not a tensor")
+    return data
+
+
+def _encode_latin1(text, encoding="latin1"):
+    """Stand-in for ``_codecs.encode``, which protocol-2 pickles use for ``bytes`` values."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise TorchWeightsError(f"_codecs.encode with {type(text).__name__} / {encoding!r}")
+    return text.encode("latin1")
+
+
+#: The only globals a weights file may name, each mapped to its stand-in.
+ALLOWED_GLOBALS = {
+    ("collections", "OrderedDict"): OrderedDict,
+    ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
+    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
+    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+    ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
+    ("_codecs", "encode"): _encode_latin1,
+    **{("torch", name): storage_type for name, storage_type in STORAGE_TYPES.items()},
+}
+
+_REFUSED_OPCODES = {pickle.INST: "INST", pickle.OBJ: "OBJ", pickle.NEWOBJ: "NEWOBJ",
+                    pickle.NEWOBJ_EX: "NEWOBJ_EX", pickle.EXT1: "EXT1", pickle.EXT2: "EXT2",
+                    pickle.EXT4: "EXT4"}
+
+
+class _WeightsUnpickler(pickle._Unpickler):
+    """The standard pure-Python unpickler, restricted to tensor files (see the module docstring).
+
+    The pure-Python class is used (not the C one) because its opcode table can be narrowed.
+    """
+
+    dispatch = dict(pickle._Unpickler.dispatch)
+
+    def __init__(self, stream, path, storages):
+        super().__init__(stream)
+        self._path = path
+        self._storages = storages      # {key: _StorageRef}, filled as the pickle names them
+
+    def find_class(self, module, name):
+        if self.proto < 3 and self.fix_imports:    # Python 2 names, as pickle itself maps them
+            if (module, name) in _compat_pickle.NAME_MAPPING:
+                module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+            else:
+                module = _compat_pickle.IMPORT_MAPPING.get(module, module)
+        target = ALLOWED_GLOBALS.get((module, name))
+        if target is None:
+            raise UnsafeWeightsError(
+                f"{self._path}: refuses to load '{module}.{name}' from a weights file (a weights "
+                "file needs only tensors and dictionaries; this name could run code, so the file "
+                "may be malicious; nothing was run)")
+        return target
+
+    def persistent_load(self, pid):
+        if not (isinstance(pid, tuple) and len(pid) in (5, 6) and pid[0] == "storage"):
+            raise TorchWeightsError(f"unknown persistent id {str(pid)[:80]}")
+        storage_type, key, _location, numel = pid[1:5]
+        if not isinstance(storage_type, StorageType):
+            raise TorchWeightsError(f"storage type {storage_type!r} is not a torch storage type")
+        if not isinstance(key, str) or type(numel) is not int or numel < 0:
+            raise TorchWeightsError(f"bad storage id {str(pid)[:80]}")
+        view = pid[5] if len(pid) == 6 else None
+        root = self._storages.setdefault(key, _StorageRef(key, storage_type, numel))
+        if root.type != storage_type:
+            raise TorchWeightsError(f"storage '{key}' is named with two types")
+        if view is None:
+            return root
+        if not (isinstance(view, tuple) and len(view) == 3 and isinstance(view[0], str)
+                and type(view[1]) is int and type(view[2]) is int):
+            raise TorchWeightsError(f"bad storage view {str(view)[:80]}")
+        view_key, offset, size = view
+        if offset < 0 or size < 0 or offset + size > numel:
+            raise TorchWeightsError(f"storage view '{view_key}' lies outside storage '{key}'")
+        return _StorageRef(key, storage_type, numel, (view_key, offset, size))
+
+    def _build_dicts_only(self):
+        state = self.stack.pop()
+        inst = self.stack[-1]
+        if type(inst) not in (dict, OrderedDict) or not isinstance(state, (dict, tuple)):
+            raise UnsafeWeightsError(
+                f"{self._path}: refuses pickle opcode BUILD on a {type(inst).__name__} in a weights "
+                "file (only a state dict's metadata is accepted; nothing was run)")
+        # a state dict's ``_metadata`` attribute (module versions): not needed, dropped
+
+
+def _refusal(opcode_name):
+    def refuse(self):
+        raise UnsafeWeightsError(
+            f"{self._path}: refuses pickle opcode {opcode_name} in a weights file (it builds "
+            "arbitrary objects and tensor files never use it; nothing was run)")
+    return refuse
+
+
+for _opcode, _opcode_name in _REFUSED_OPCODES.items():
+    _WeightsUnpickler.dispatch[_opcode[0]] = _refusal(_opcode_name)
+_WeightsUnpickler.dispatch[pickle.BUILD[0]] = _WeightsUnpickler._build_dicts_only
+
+
+def _unpickle(stream, path, storages):
+    """One restricted pickle from ``stream``; errors of the pickle machinery as one line."""
+    try:
+        return _WeightsUnpickler(stream, path, storages).load()
+    except TorchWeightsError as exc:
+        if str(exc).startswith(f"{path}:"):
+            raise
+        raise TorchWeightsError(f"{path}: {exc}") from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError,
+            AttributeError, struct.error, RecursionError, MemoryError) as exc:
+        raise TorchWeightsError(f"{path}: corrupt or truncated pickle in a PyTorch weights file "
+                                f"({type(exc).__name__}: {first_line(exc, 120)})") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Storages and tensors
+# ---------------------------------------------------------------------------------------------
+def _storage_array(raw, storage_type, big_endian, numel, path, key):
+    """The elements of one storage from its raw bytes (a new, writable numpy array)."""
+    itemsize = storage_type.itemsize
+    if len(raw) < numel * itemsize:
+        raise TorchWeightsError(f"{path}: storage '{key}' holds {len(raw)} bytes, its tensors "
+                                f"need {numel * itemsize} (truncated file?)")
+    raw = raw[:numel * itemsize]
+    if storage_type.dtype == "bfloat16":
+        halves = np.frombuffer(raw, ">u2" if big_endian else "<u2").astype(np.uint32)
+        return (halves << 16).view(np.float32)
+    dtype = np.dtype(storage_type.dtype)
+    if big_endian and dtype.itemsize > 1:
+        dtype = dtype.newbyteorder(">")
+    return np.frombuffer(raw, dtype).astype(dtype.newbyteorder("="))
+
+
+def _tensor_array(ref, storage, path, name):
+    """A tensor's values: ``storage[offset + sum(index * stride)]`` in shape ``size`` (a copy)."""
+    if ref.storage.view is not None:
+        _, view_offset, view_size = ref.storage.view
+        storage = storage[view_offset:view_offset + view_size]
+    size, stride, offset = ref.size, ref.stride, ref.offset
+    if any(d < 0 for d in size) or any(s < 0 for s in stride) or offset < 0:
+        raise TorchWeightsError(f"{path}: tensor '{name}' has a negative size, stride or offset")
+    count = int(np.prod(size, dtype=np.int64)) if size else 1
+    if count == 0:
+        return np.zeros(size, storage.dtype)
+    last = offset + sum((d - 1) * s for d, s in zip(size, stride))
+    if last >= storage.size:
+        raise TorchWeightsError(f"{path}: tensor '{name}' of shape {size} reads past the end of "
+                                f"its storage ({storage.size} values)")
+    if count > storage.size:
+        raise TorchWeightsError(f"{path}: tensor '{name}' of shape {size} repeats the values of a "
+                                f"storage of {storage.size} (expanded tensors are not supported)")
+    view = np.lib.stride_tricks.as_strided(storage[offset:], shape=size,
+                                           strides=[s * storage.itemsize for s in stride],
+                                           writeable=False)
+    return np.array(view, copy=True)
+
+
+def _resolve(obj, arrays_of, path, name="", depth=0, seen=None):
+    """``obj`` with every _TensorRef replaced by its array; containers rebuilt (no cycles)."""
+    seen = set() if seen is None else seen
+    if depth > MAX_DEPTH:
+        raise TorchWeightsError(f"{path}: nested deeper than {MAX_DEPTH} levels")
+    if isinstance(obj, _TensorRef):
+        return arrays_of(obj, name)
+    if isinstance(obj, (dict, list, tuple)):
+        if id(obj) in seen:
+            raise TorchWeightsError(f"{path}: '{name}' contains itself")
+        seen = seen | {id(obj)}
+    if isinstance(obj, dict):
+        out = OrderedDict() if isinstance(obj, OrderedDict) else {}
+        for key, value in obj.items():
+            out[key] = _resolve(value, arrays_of, path, f"{name}.{key}" if name else str(key),
+                                depth + 1, seen)
+        return out
+    if isinstance(obj, (list, tuple)):
+        items = [_resolve(v, arrays_of, path, f"{name}[{i}]", depth + 1, seen)
+                 for i, v in enumerate(obj)]
+        return items if isinstance(obj, list) else tuple(items)
+    if isinstance(obj, (_StorageRef, StorageType)) or callable(obj):
+        raise TorchWeightsError(f"{path}: '{name}' is a bare {type(obj).__name__}, not a tensor")
+    return obj
+
+
+# ---------------------------------------------------------------------------------------------
+# The two layouts
+# ---------------------------------------------------------------------------------------------
+def _read_zip(path):
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise TorchWeightsError(f"{path}: damaged zip archive ({first_line(exc)})") from None
+    with archive:
+        names = archive.namelist()
+        pickles = [n for n in names if n.count("/") == 1 and n.endswith("/data.pkl")]
+        if len(pickles) != 1:
+            raise TorchWeightsError(f"{path}: a zip archive with {len(pickles)} '<folder>/data.pkl' "
+                                    "entries, not a PyTorch weights file (expected exactly one)")
+        folder = pickles[0][:-len("data.pkl")]
+        big_endian = False
+        if folder + "byteorder" in names:
+            order = archive.read(folder + "byteorder").strip()
+            if order not in (b"little", b"big"):
+                raise TorchWeightsError(f"{path}: unknown byte order {order[:20]!r}")
+            big_endian = order == b"big"
+        storages = {}
+        try:
+            obj = _unpickle(io.BytesIO(archive.read(pickles[0])), path, storages)
+            arrays = {}
+            for key, ref in storages.items():
+                entry = f"{folder}data/{key}"
+                if entry not in names:
+                    raise TorchWeightsError(f"{path}: storage '{key}' is missing from the archive")
+                arrays[key] = _storage_array(archive.read(entry), ref.type, big_endian,
+                                             ref.numel, path, key)
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as exc:
+            raise TorchWeightsError(f"{path}: damaged zip archive ({first_line(exc)})") from None
+    return obj, arrays
+
+
+def _read_legacy(path):
+    with open(path, "rb") as stream:
+        file_size = os.fstat(stream.fileno()).st_size
+        storages = {}
+        magic = _unpickle(stream, path, storages)
+        if magic != LEGACY_MAGIC:
+            raise TorchWeightsError(f"{path}: a pickle, but not a PyTorch weights file (no magic "
+                                    "number)")
+        protocol = _unpickle(stream, path, storages)
+        if protocol != LEGACY_PROTOCOL:
+            raise TorchWeightsError(f"{path}: PyTorch legacy file of protocol {protocol!r}, "
+                                    f"only {LEGACY_PROTOCOL} is known")
+        sys_info = _unpickle(stream, path, storages)
+        if not isinstance(sys_info, dict):
+            raise TorchWeightsError(f"{path}: the PyTorch header is not a dictionary")
+        big_endian = not sys_info.get("little_endian", True)
+        obj = _unpickle(stream, path, storages)
+        keys = _unpickle(stream, path, storages)
+        if not isinstance(keys, list) or sorted(map(str, keys)) != sorted(storages):
+            raise TorchWeightsError(f"{path}: the list of storage keys does not match the "
+                                    "storages the tensors name")
+        arrays = {}
+        for key in keys:
+            ref = storages[key]
+            head = stream.read(8)
+            if len(head) != 8:
+                raise TorchWeightsError(f"{path}: truncated before storage '{key}'")
+            count = struct.unpack(">q" if big_endian else "<q", head)[0]
+            if count * ref.type.itemsize > file_size - stream.tell():
+                raise TorchWeightsError(f"{path}: storage '{key}' of {count} values runs past the "
+                                        "end of the file (truncated file?)")
+            if count < ref.numel:
+                raise TorchWeightsError(f"{path}: storage '{key}' holds {count} values, its "
+                                        f"tensors need {ref.numel}")
+            raw = stream.read(count * ref.type.itemsize)
+            arrays[key] = _storage_array(raw, ref.type, big_endian, count, path, key)
+    return obj, arrays
+
+
+def torch_file_kind(head):
+    """``'zip'``, ``'legacy'`` or None: the PyTorch layout the first bytes of a file show.
+
+    ``head`` should hold at least the first 32 bytes. A zip archive counts as 'zip' here;
+    :func:`read_torch_file` then checks that it holds ``<folder>/data.pkl``.
+    """
+    if head.startswith(ZIP_SIGNATURE):
+        return "zip"
+    if head[:1] == pickle.PROTO and LEGACY_MAGIC_LONG1 in head[:32]:
+        return "legacy"
+    return None
+
+
+def is_torch_zip(path):
+    """True when ``path`` is a zip archive with one ``<folder>/data.pkl`` (PyTorch's layout)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return sum(n.count("/") == 1 and n.endswith("/data.pkl")
+                       for n in archive.namelist()) == 1
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def read_torch_file(path):
+    """The object a PyTorch weights file holds, tensors as numpy arrays.
+
+    Returns:
+        the unpickled structure (dicts, OrderedDicts, lists, numbers, strings), each tensor or
+        parameter a new numpy array of its shape and dtype (bfloat16 as float32).
+
+    Raises:
+        UnsafeWeightsError: the file names a global or opcode outside the allow-list (nothing
+            was called).
+        TorchWeightsError: missing, not a PyTorch file, truncated or corrupt (one line).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise TorchWeightsError(f"{path}: no such file")
+    with open(path, "rb") as stream:
+        head = stream.read(64)
+    kind = torch_file_kind(head)
+    if kind is None:
+        raise TorchWeightsError(f"{path}: not a PyTorch weights file (neither its zip layout nor "
+                                "its legacy one)")
+    try:
+        obj, arrays = _read_zip(path) if kind == "zip" else _read_legacy(path)
+    except OSError as exc:
+        raise TorchWeightsError(f"{path}: cannot read ({first_line(exc)})") from None
+
+    def array_of(ref, name):
+        return _tensor_array(ref, arrays[ref.storage.key], path, name)
+    return _resolve(obj, array_of, path)
+
+
+def state_dict_of(obj, path="<weights>"):
+    """The flat ``{name: array}`` state dict inside a loaded weights file.
+
+    Unwraps ``{'state_dict': ...}`` / ``{'model': ...}`` (and the other keys of
+    :data:`NESTED_STATE_KEYS`) and drops a ``module.`` prefix that every name carries
+    (``nn.DataParallel``'s). Non-tensor entries beside the state dict (epoch, optimizer ...) are
+    ignored.
+
+    Raises:
+        TorchWeightsError: no dictionary of tensors found, or a name that is not a string.
+    """
+    for _ in range(4):
+        if not isinstance(obj, dict):
+            break
+        if obj and all(isinstance(v, np.ndarray) for v in obj.values()):
+            break
+        nested = next((obj[k] for k in NESTED_STATE_KEYS if isinstance(obj.get(k), dict)), None)
+        if nested is None:
+            break
+        obj = nested
+    if not isinstance(obj, dict) or not obj:
+        raise TorchWeightsError(f"{path}: holds a {type(obj).__name__}, not a state dict of tensors")
+    state = OrderedDict((k, v) for k, v in obj.items() if isinstance(v, np.ndarray))
+    if not state:
+        raise TorchWeightsError(f"{path}: a dictionary without tensors (keys: "
+                                f"{name_list([str(k) for k in obj], quote=True)})")
+    if not all(isinstance(k, str) for k in state):
+        raise TorchWeightsError(f"{path}: a state dict whose names are not all strings")
+    if all(k.startswith("module.") for k in state):
+        state = OrderedDict((k[len("module."):], v) for k, v in state.items())
+    return state
+
+
+def read_state_dict(path):
+    """``state_dict_of(read_torch_file(path))``: the tensors of a PyTorch weights file by name."""
+    return state_dict_of(read_torch_file(path), path)
