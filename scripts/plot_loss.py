@@ -9,7 +9,7 @@ The input is train.py's metrics file (``<save_model_path>/metrics.jsonl``, see
 ``src/train/metrics_log.py``: loss records and, with ``--val_interval``, validation AP records) or,
 for runs without one, its log.
 
-train.py writes one line every ``log_interval`` steps (see ``src.train.checkpoint_manager.format_report``)::
+train.py writes one line every ``log_interval`` steps (see ``src.train.loss_report.format_report``)::
 
     epoch 2 step 50/125 (global 175): mean loss 0.012345 | paf stages [0.00400 0.00300] |
     heatmap stages [0.00200 0.00100] | lr 2.000e-03 | 9.80 img/s, 0.816 s/step

@@ -79,7 +79,7 @@ def test_two_shards_interleave_to_the_single_process_order(size, seed, epoch):
 
 
 def test_ranks_must_agree_on_the_resume_checkpoint():
-    from src.train.checkpoint_manager import TrainError
+    from src.train.errors import TrainError
     from src.train.loop import check_ranks_agree
     check_ranks_agree(["0-1_2.ckpt", "0-1_2.ckpt"], "x")
     with pytest.raises(TrainError, match=r"rank 0: 0-1_2.ckpt, rank 1: None"):
@@ -101,7 +101,8 @@ def test_network_shape_settings_reach_training():
 def test_resume_refuses_a_checkpoint_of_another_network_shape(ms_cpu, tmp_path):
     """A 2-stage training checkpoint does not resume into a 1-stage network."""
     from src.model.network import OpenPoseNet
-    from src.train.checkpoint_manager import CheckpointManager, TrainError, restore_training_state
+    from src.train.checkpoint_manager import CheckpointManager, restore_training_state
+    from src.train.errors import TrainError
     from src.train.lr_schedule import build_lr_schedules
     from src.train.optimizer import build_optimizer
 

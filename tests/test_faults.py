@@ -226,8 +226,8 @@ def test_gen_ignore_mask_image_without_height(tmp_path, capsys):
 
 def test_non_finite_loss_names_the_batch(ms_cpu, tmp_path, toy):
     from src.config import default_config
-    from src.train.checkpoint_manager import NonFiniteLossError
     from src.train.data import CocoTrainData
+    from src.train.errors import NonFiniteLossError
     from src.train.loop import run_training
     from tests.test_resume import settings, toy_data
     from tests.tiny_nets import tiny_pose_net

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from src.model.checkpoint import load_weights, read_checkpoint
-from src.train.checkpoint_manager import NonFiniteLossError, TrainError
 from src.train.data import ArrayTrainData, epoch_seed
+from src.train.errors import NonFiniteLossError, TrainError
 from src.train.loop import run_training
 from src.train.settings import default_settings
 from tests.tiny_nets import tiny_pose_net
@@ -138,7 +138,7 @@ def test_nan_loss_stops_with_a_clear_message(ms_cpu, tmp_path):
 
 
 def test_loss_meter_and_report_line():
-    from src.train.checkpoint_manager import LossMeter, format_report
+    from src.train.loss_report import LossMeter, format_report
     meter = LossMeter()
     meter.add(1.0, [0.1, 0.2], [0.3, 0.4])
     meter.add(3.0, [0.3, 0.4], [0.5, 0.6])

@@ -147,8 +147,8 @@ def test_unreadable_image_gives_a_one_line_error(toy_coco, tmp_path):
     import shutil
 
     from src.config import default_config
-    from src.train.checkpoint_manager import TrainError
     from src.train.data import CocoTrainData
+    from src.train.errors import TrainError
     root = tmp_path / "toy"
     shutil.copytree(Path(toy_coco["imgpath_train"]).parent, root)
     first = sorted((root / "train2017").iterdir())[0]

@@ -1,4 +1,4 @@
-"""Training-loop helpers: loss logging, NaN/Inf stop and the checkpoint manager.
+"""The checkpoints of a training run: write, list, prune and resume from them.
 
 Checkpoints go to ``<save_model_path>/ckpt_<rank>/<rank>-<epoch>_<step>.ckpt`` (the reference's
 ``ModelCheckpoint`` names: epoch counted from 1, step = batches done in that epoch) and are
@@ -17,16 +17,13 @@ written atomically (:func:`src.model.checkpoint.save_checkpoint_atomic`). A trai
 The learning-rate arrays themselves are not stored: a resumed run recomputes them from its
 configuration.
 """
-import math
 import re
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import mindspore
 import numpy as np
 
-from src.errors import OpenPoseError
 from src.model.checkpoint import (
     assign_weights,
     network_entries,
@@ -34,112 +31,13 @@ from src.model.checkpoint import (
     save_checkpoint_atomic,
     to_network_names,
 )
-from src.runtime.messages import name_list
+from src.train.errors import TrainError
 
 #: The rank whose checkpoints are written and resumed from (the reference's ``ckpt_0``).
 CHECKPOINT_RANK = 0
 CKPT_NAME = re.compile(r"^(?P<rank>\d+)-(?P<epoch>\d+)_(?P<step>\d+)\.ckpt$")
 #: Optimizer entries that are recomputed, never saved or restored.
 RECOMPUTED_STATE = ("learning_rate",)
-
-
-class TrainError(OpenPoseError, RuntimeError):
-    """Training cannot start or continue (one-line message)."""
-
-
-class NonFiniteLossError(TrainError):
-    """The loss became NaN or Inf."""
-
-
-def check_finite_loss(loss, epoch, step_in_epoch, global_step, batch_images=None):
-    """Raise :class:`NonFiniteLossError` when ``loss`` is NaN or Inf.
-
-    Args:
-        loss: the step's loss (float).
-        epoch: 0-based epoch; step_in_epoch: 1-based step in it; global_step: steps done.
-        batch_images: None, or a function returning the names of the batch's images (called
-            only on a non-finite loss; the message names them).
-    """
-    if not math.isfinite(loss):
-        names = _batch_names(batch_images)
-        raise NonFiniteLossError(
-            f"loss is {loss} at epoch {epoch + 1}, step {step_in_epoch} (global step {global_step})"
-            + (f"; images of the batch: {names}" if names else "")
-            + "; stopping. Check those images' annotations, lower lr or loss_scale, or resume "
-            "from the last checkpoint")
-
-
-def _batch_names(batch_images, shown=8):
-    """Comma-separated names from ``batch_images()`` (at most ``shown``), "" when unknown."""
-    if batch_images is None:
-        return ""
-    try:
-        names = [str(name) for name in batch_images()]
-    except (AttributeError, OSError, ValueError, KeyError, IndexError):
-        return ""       # a data adapter without batch_images, or data no longer readable
-    return name_list(names, shown)
-
-
-@dataclass
-class LossMeter:
-    """Averages the total and per-stage losses over the steps since the last report."""
-
-    steps: int = 0
-    timed_steps: int = 0
-    loss: float = 0.0
-    paf: np.ndarray = None
-    heatmap: np.ndarray = None
-    started: float = field(default_factory=time.perf_counter)
-
-    def restart_clock(self):
-        """Time rates from now on (e.g. after the first step, which includes the graph compile)."""
-        self.started = time.perf_counter()
-        self.timed_steps = 0
-
-    def add(self, loss, paf_losses, heatmap_losses):
-        """Add one step: scalar loss and the (S,) per-stage arrays."""
-        paf_losses = np.asarray(paf_losses, np.float64)
-        heatmap_losses = np.asarray(heatmap_losses, np.float64)
-        if self.steps == 0:
-            self.paf = np.zeros_like(paf_losses)
-            self.heatmap = np.zeros_like(heatmap_losses)
-        self.steps += 1
-        self.timed_steps += 1
-        self.loss += float(loss)
-        self.paf += paf_losses
-        self.heatmap += heatmap_losses
-
-    def report(self, images_per_step):
-        """Means and rates since the last report, then reset.
-
-        Returns:
-            dict with loss, paf (S,), heatmap (S,), images_per_s, s_per_step, steps.
-        """
-        elapsed = max(time.perf_counter() - self.started, 1e-9)
-        steps = max(self.steps, 1)
-        timed = self.timed_steps
-        out = {"loss": self.loss / steps,
-               "paf": (self.paf if self.paf is not None else np.zeros(0)) / steps,
-               "heatmap": (self.heatmap if self.heatmap is not None else np.zeros(0)) / steps,
-               "images_per_s": timed * images_per_step / elapsed if timed else float("nan"),
-               "s_per_step": elapsed / timed if timed else float("nan"), "steps": self.steps}
-        self.steps, self.loss, self.paf, self.heatmap = 0, 0.0, None, None
-        self.restart_clock()
-        return out
-
-
-def format_report(report, epoch, step_in_epoch, steps_per_epoch, global_step, lr):
-    """One log line of a :meth:`LossMeter.report`."""
-    def fmt(values):
-        return "[" + " ".join(f"{v:.5f}" for v in values) + "]"
-
-    if math.isfinite(report["images_per_s"]):
-        speed = f"{report['images_per_s']:.2f} img/s, {report['s_per_step']:.3f} s/step"
-    else:
-        speed = "img/s after the first step"
-    return (f"epoch {epoch + 1} step {step_in_epoch}/{steps_per_epoch} (global {global_step}): "
-            f"mean loss {report['loss']:.6f} | paf stages {fmt(report['paf'])} | "
-            f"heatmap stages {fmt(report['heatmap'])} | lr {lr:.3e} | {speed}")
 
 
 @dataclass

@@ -18,8 +18,9 @@ from src.parallel.launch import device_id_for
 from src.parallel.runtime import enable_data_parallel, init_distributed, setup_rank_logging
 from src.runtime.context import setup_context
 from src.runtime.output_checks import check_output_dir
-from src.train.checkpoint_manager import CHECKPOINT_RANK, TrainError
+from src.train.checkpoint_manager import CHECKPOINT_RANK
 from src.train.data import CocoTrainData
+from src.train.errors import TrainError
 from src.train.loop import run_training
 from src.train.network_setup import adopt_resume_network
 from src.train.settings import settings_from_config

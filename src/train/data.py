@@ -12,7 +12,7 @@ from src.data.augment import AugmentParams
 from src.data.coco import AnnotationError
 from src.data.pipeline import EpochShardSampler, build_train_records, create_dataset
 from src.skeleton import NUM_HEATMAPS, NUM_PAFS
-from src.train.checkpoint_manager import TrainError
+from src.train.errors import TrainError
 
 #: Characters kept of a data-pipeline error line.
 ERROR_LINE_CHARS = 300

@@ -14,7 +14,7 @@ import signal
 import threading
 
 from src.train import stop_signals
-from src.train.checkpoint_manager import TrainError
+from src.train.errors import TrainError
 
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 

@@ -32,17 +32,10 @@ from tqdm import tqdm
 
 from src.model.checkpoint_files import remove_stale_temporaries
 from src.runtime.output_checks import format_bytes
-from src.train.checkpoint_manager import (
-    CHECKPOINT_RANK,
-    CheckpointManager,
-    LossMeter,
-    NonFiniteLossError,
-    TrainError,
-    check_finite_loss,
-    format_report,
-    restore_training_state,
-)
+from src.train.checkpoint_manager import CHECKPOINT_RANK, CheckpointManager, restore_training_state
+from src.train.errors import NonFiniteLossError, TrainError, check_finite_loss
 from src.train.interrupts import StopRequests, interrupted_error
+from src.train.loss_report import LossMeter, format_report
 from src.train.lr_schedule import build_lr_schedules
 from src.train.metrics_log import METRICS_NAME, MetricsLog
 from src.train.network_setup import prepare_network, record_spec

@@ -11,7 +11,8 @@ import mindspore
 
 from src.model.checkpoint import load_vgg_weights, load_weights, read_checkpoint
 from src.model.network_spec import NetworkSpec, checkpoint_spec
-from src.train.checkpoint_manager import CHECKPOINT_RANK, CheckpointManager, TrainError
+from src.train.checkpoint_manager import CHECKPOINT_RANK, CheckpointManager
+from src.train.errors import TrainError
 
 
 def record_spec(settings, network):
