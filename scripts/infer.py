@@ -2,10 +2,13 @@
 
     python scripts/infer.py --model_path CKPT --input PATH [--output DIR]
         [--inference_img_size 368] [--multi_scale True] [--flip True] [--max_frames N]
+        [--min_person_score S] [--min_joints N]
         [--key value ...]
 
 Writes ``<name>.png`` drawings (``<name>_pose.mp4`` for a video) and ``people.json`` (per image
-or frame, each person's 17 COCO keypoints and score) into ``--output``. The network is the one
+or frame, each person's 17 COCO keypoints as x, y, confidence, and score; docs/outputs.md) into
+``--output``. ``--min_person_score S`` / ``--min_joints N`` leave out people scoring below S or
+with fewer than N keypoints found (default: keep all). The network is the one
 the checkpoint records (or whose shapes it has); a contradicting --num_stages / --width_mult /
 --vgg_with_bn, or a parameter that does not fit, stops with one line (exit 1). ``--backend onnx``
 runs an ONNX file written by export.py (``--model_path FILE.onnx``) with onnxruntime.
@@ -44,7 +47,8 @@ def main(argv=None):
         print("\n".join(lines))
         predictor = predictor_from_config(forward, cfg, input_scale=spec.input_scale)
         run_media_inference(predictor, cfg.input, cfg.output, max_frames=cfg.max_frames,
-                            strict=cfg.strict)
+                            strict=cfg.strict, min_person_score=cfg.min_person_score,
+                            min_joints=cfg.min_joints)
     except OpenPoseError as exc:
         print(f"infer.py: error: {exc}", file=sys.stderr)
         return 1

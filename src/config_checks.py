@@ -205,6 +205,7 @@ RULES = {
     "is_distributed": int_range(0, 1), "eva_num": non_negative_int("an integer >= 0 (0: all)"),
     "model_path": input_file(), "imgpath_val": input_dir(), "ann": input_file(),
     "output_img_path": output_path(), "vis": boolean(), "strict": boolean(), "backend": choice(),
+    "min_person_score": non_negative_number(), "min_joints": int_range(0, NUM_COCO_KEYPOINTS),
     "inference_img_size": positive_int(), "inference_scales": scale_list(),
     "multi_scale": boolean(), "flip": boolean(), "gaussian_sigma": positive_number(),
     "n_integ_points": positive_int(), "n_integ_points_thresh": non_negative_int(),

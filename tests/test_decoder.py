@@ -10,9 +10,15 @@ from scipy.ndimage import gaussian_filter
 
 from src.config import ConfigError, parse_config
 from src.data.targets import generate_heatmaps, generate_pafs
-from src.evaluate.decoder import DecodeParams, decode_poses, find_peaks, greedy_match, group_people
+from src.evaluate.decoder import DecodeParams, decode_people, decode_poses, find_peaks, greedy_match, group_people
 from src.evaluate.decoding import limbs, operators, peaks
-from src.evaluate.decoding.reference import decode_poses_reference, find_peaks_reference, group_people_reference
+from src.evaluate.decoding.reference import (
+    decode_poses_reference,
+    find_peaks_reference,
+    group_people_reference,
+    smooth_map,
+    upsample_map,
+)
 from src.skeleton import EAR_SHOULDER_LIMBS, LIMB_ARRAY, NUM_JOINTS
 
 GOLDEN_IMAGES = (785, 40083, 196141, 197388)
@@ -91,6 +97,27 @@ def test_matches_slow_implementation(seed, noise):
     ref_poses, ref_scores = decode_poses_reference(heatmaps, pafs, input_size, orig_size, params)
     assert len(ref_scores) > 0
     assert_same_people(poses, scores, ref_poses, ref_scores, pos_tol=1e-9, score_tol=1e-5)
+
+
+@pytest.mark.parametrize("seed,noise", [(0, 0.0), (2, 0.02)])
+def test_confidences_are_the_smoothed_heatmap_peaks(seed, noise):
+    """decode_people's per-joint confidence is the reference's smoothed heatmap value at the
+    joint's peak pixel, 0 exactly for a missing joint; poses and scores are decode_poses'."""
+    heatmaps, pafs, input_size = synthetic_maps(seed, noise=noise)
+    params = DecodeParams.defaults()
+    poses, scores, confidences = decode_people(heatmaps, pafs, input_size, input_size, params)
+    plain_poses, plain_scores = decode_poses(heatmaps, pafs, input_size, input_size, params)
+    np.testing.assert_array_equal(poses, plain_poses)
+    np.testing.assert_array_equal(scores, plain_scores)
+    assert confidences.shape == poses.shape[:2] and len(scores) > 0
+    found = poses[:, :, 2] > 0
+    assert (confidences[~found] == 0).all()
+    for person, joint in zip(*np.nonzero(found)):
+        smooth = smooth_map(upsample_map(heatmaps[joint], input_size), params.gaussian_sigma)
+        x, y = poses[person, joint, :2].astype(int)
+        assert confidences[person, joint] == pytest.approx(float(smooth[y, x]), abs=1e-6)
+        assert confidences[person, joint] > params.heatmap_peak_thresh
+    assert np.ptp(confidences[found]) > 0, "confidences differ between joints"
 
 
 def test_plateaus_and_ties_match_slow_implementation():

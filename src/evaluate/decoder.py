@@ -39,8 +39,8 @@ from src.evaluate.decoding.peaks import find_peaks
 from src.evaluate.decoding.timing import StageClock
 from src.skeleton import NUM_JOINTS, NUM_LIMBS
 
-__all__ = ["DecodeParams", "decode_poses", "find_peaks", "greedy_match", "group_people",
-           "score_limb_candidates"]
+__all__ = ["DecodeParams", "decode_people", "decode_poses", "find_peaks", "greedy_match",
+           "group_people", "score_limb_candidates"]
 
 
 def _check_maps(heatmaps, pafs):
@@ -60,6 +60,16 @@ def decode_poses(heatmaps, pafs, input_size, orig_size, params=None, timings=Non
     """Decode the people of one image from its network maps (one cell per ``src.codec.STRIDE``
     input pixels, or any other ratio of ``input_size`` to the map size).
 
+    The same as :func:`decode_people` without the per-joint confidences: returns
+    ``(poses, scores)``.
+    """
+    poses, scores, _ = decode_people(heatmaps, pafs, input_size, orig_size, params, timings)
+    return poses, scores
+
+
+def decode_people(heatmaps, pafs, input_size, orig_size, params=None, timings=None):
+    """Decode the people of one image from its network maps, with a confidence per joint.
+
     Args:
         heatmaps: (19, h, w) (or (18, h, w)) joint heatmaps, background last; float32 is used.
         pafs: (38, h, w) part affinity fields, channels 2i, 2i+1 = x, y of limb i.
@@ -71,13 +81,18 @@ def decode_poses(heatmaps, pafs, input_size, orig_size, params=None, timings=Non
 
     Returns:
         poses: (N, 18, 3) float64, x, y in original pixels and visibility 2 for found joints,
-            0, 0, 0 for missing ones; scores: (N,) float64 person scores.
+            0, 0, 0 for missing ones;
+        scores: (N,) float64 person scores: the sum of the person's joint confidences and of
+            the scores of the limbs joining them (each limb: the mean PAF alignment along it
+            plus the distance prior, at most 1), as in the reference;
+        confidences: (N, 18) float64, per joint the smoothed heatmap value at its peak (the
+            value that made it a peak, above ``heatmap_peak_thresh``); 0 for missing joints.
     """
     params = params or DecodeParams.defaults()
     heatmaps, pafs = _check_maps(heatmaps, pafs)
     input_size = (int(input_size[0]), int(input_size[1]))
     orig_size = (int(orig_size[0]), int(orig_size[1]))
-    empty = np.zeros((0, NUM_JOINTS, 3)), np.zeros(0)
+    empty = np.zeros((0, NUM_JOINTS, 3)), np.zeros(0), np.zeros((0, NUM_JOINTS))
     joint, peak_x, peak_y, peak_score = find_peaks(heatmaps, input_size, params, timings)
     if joint.size == 0:
         return empty
@@ -100,4 +115,5 @@ def decode_poses(heatmaps, pafs, input_size, orig_size, params=None, timings=Non
     poses[..., 0] = np.where(found, xs[safe], 0.0)
     poses[..., 1] = np.where(found, ys[safe], 0.0)
     poses[..., 2] = np.where(found, 2.0, 0.0)
-    return poses, scores
+    confidences = np.where(found, peak_score[safe], 0.0)
+    return poses, scores, confidences

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from src.codec import STRIDE, TRAINED_INPUT_SCALE, normalize_image, round_up_to_stride
-from src.evaluate.decoder import DecodeParams, decode_poses
+from src.evaluate.decoder import DecodeParams, decode_people
 from src.skeleton import FLIP_HEATMAP_CHANNELS, FLIP_LIMBS, NUM_HEATMAPS, NUM_LIMBS, NUM_PAFS
 
 
@@ -165,12 +165,19 @@ class Predictor:
 
     def __call__(self, image_bgr):
         """People of one BGR uint8 image: poses (N, 18, 3) in image pixels, scores (N,)."""
+        poses, scores, _ = self.people(image_bgr)
+        return poses, scores
+
+    def people(self, image_bgr):
+        """People of one BGR uint8 image with per-joint confidences: poses (N, 18, 3) in
+        image pixels, scores (N,), confidences (N, 18) (see
+        :func:`src.evaluate.decoder.decode_people`)."""
         image_bgr = np.asarray(image_bgr)
         if image_bgr.ndim != 3 or image_bgr.shape[2] != 3:
             raise ValueError(f"image must be (H, W, 3) BGR, got shape {image_bgr.shape}")
         heatmaps, pafs, input_size = self.predict_maps(image_bgr)
         orig_size = (image_bgr.shape[1], image_bgr.shape[0])
-        return decode_poses(heatmaps, pafs, input_size, orig_size, self.params)
+        return decode_people(heatmaps, pafs, input_size, orig_size, self.params)
 
 
 def predictor_from_config(forward, cfg, input_scale=TRAINED_INPUT_SCALE):
