@@ -1,30 +1,38 @@
-"""Draw the loss curve (and the validation AP) of a training run as a PNG.
+"""Draw the loss curves (and the validation AP) of a training run as a PNG.
 
 Usage (from the repository root)::
 
-    .venv/bin/python scripts/plot_loss.py runs/quickstart/checkpoint/metrics.jsonl -o loss.png
-    .venv/bin/python scripts/plot_loss.py runs/quickstart/train.log -o loss.png
+    .venv/bin/python scripts/plot_loss.py runs/quickstart/checkpoint/metrics.jsonl
+    .venv/bin/python scripts/plot_loss.py runs/quickstart/train.log -o pictures/loss.png
 
 The input is train.py's metrics file (``<save_model_path>/metrics.jsonl``, see
-``src/train/metrics_log.py``: loss records and, with ``--val_interval``, validation AP records) or,
-for runs without one, its log.
+``src/train/metrics_log.py``: loss records and, with ``--val_interval``, validation records)
+or its log (what train.py printed); both give the same picture. The PNG goes beside the input
+as ``loss.png`` unless ``-o`` names another file.
 
 train.py writes one line every ``log_interval`` steps (see ``src.train.loss_report.format_report``)::
 
     epoch 2 step 50/125 (global 175): mean loss 0.012345 | paf stages [0.00400 0.00300] |
     heatmap stages [0.00200 0.00100] | lr 2.000e-03 | 9.80 img/s, 0.816 s/step
 
-(on one line). The picture has the mean total loss against the global step (log scale),
-when the records carry them the per-stage PAF (solid) and heatmap (dashed) losses, and the
-validation AP and AR when the metrics file has them. Other lines
-(progress bars, messages) are skipped. A missing file or a log without loss lines prints one
-line and exits with status 1.
+(on one line) and one line per validation (``src/train/validation.py``)::
+
+    validation in epoch 2 (global step 100, 50 images, 2.4 s): AP 0.2002 AP.5 0.6350
+    AP.75 0.0482 AR 0.2250; ...
+
+The picture has panels stacked over one shared global-step axis: the mean total loss (log
+scale); when the records carry them, the per-stage PAF (solid) and heatmap (dashed) losses; and
+the validation AP and AR when there are validations. Other lines (progress bars, messages) are
+skipped. A missing file, a log without loss lines or an output that would replace the input
+prints one line and exits with status 1.
 """
 import argparse
 import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from _repo_path import REPO_ROOT  # noqa: F401  (puts the repository root on sys.path)
 
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|nan|inf"
 LOSS_LINE = re.compile(
@@ -33,6 +41,10 @@ LOSS_LINE = re.compile(
     r"(?: \| heatmap stages \[(?P<heatmap>[^\]]*)\])?"
     r"(?: \| lr (?P<lr>" + _NUMBER + r"))?"
     r"(?: \| (?P<speed>" + _NUMBER + r") img/s)?")
+VALIDATION_LINE = re.compile(
+    r"validation in epoch \d+ \(global step (?P<step>\d+)[^)]*\): AP (?P<ap>" + _NUMBER + r")"
+    r".*? AR (?P<ar>" + _NUMBER + r")")
+DEFAULT_NAME = "loss.png"
 
 
 class LogError(ValueError):
@@ -79,12 +91,18 @@ def _floats(text):
 def parse_log_lines(lines):
     """Parse train.py log lines into a :class:`LossHistory` (unrelated lines are skipped).
 
-    Carriage returns (progress bars written to the same file) split lines too. When a step
-    appears twice (a resumed run re-logging it), the later value wins.
+    Loss report lines and validation lines are read. Carriage returns (progress bars written
+    to the same file) split lines too. When a step appears twice (a resumed run re-logging it),
+    the later value wins.
     """
-    rows = {}
+    rows, validations = {}, {}
     for raw in lines:
         for line in str(raw).split("\r"):
+            match = VALIDATION_LINE.search(line)
+            if match:
+                validations[int(match.group("step"))] = (float(match.group("ap")),
+                                                         float(match.group("ar")))
+                continue
             match = LOSS_LINE.search(line)
             if not match:
                 continue
@@ -103,6 +121,10 @@ def parse_log_lines(lines):
         history.heatmap.append(heatmap)
         history.lr.append(lr)
         history.images_per_s.append(speed)
+    for step in sorted(validations):
+        history.val_steps.append(step)
+        history.val_ap.append(validations[step][0])
+        history.val_ar.append(validations[step][1])
     return history
 
 
@@ -138,8 +160,6 @@ def read_log(path):
     except OSError as exc:
         raise LogError(f"{path}: cannot read the log ({exc.strerror or exc})") from None
     if str(path).endswith(".jsonl"):
-        import _repo_path  # noqa: F401  (puts the repository root on sys.path)
-
         from src.train.metrics_log import parse_metrics
         history = history_from_metrics(parse_metrics(text.splitlines()))
     else:
@@ -149,8 +169,26 @@ def read_log(path):
     return history
 
 
+def _log_axis(ax):
+    """Log-scale y axis (call after plotting) with plain labels at 1, 2 and 5 times each power
+    of ten, or at every tick when the data span less than a factor of 2.5 (where 1-2-5 ticks
+    could leave the axis without a label)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+    ax.set_yscale("log")
+    plain = FuncFormatter(lambda value, _: f"{value:.3g}")
+    low, high = ax.get_ylim()
+    narrow = low > 0 and high / low < 2.5
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(plain if narrow else NullFormatter())
+
+
 def plot_history(history, out_path, title=None):
-    """Write the loss-curve PNG of ``history`` to ``out_path``.
+    """Write the loss-curve PNG of ``history`` to ``out_path`` (atomically: a failed write
+    leaves no partial file).
+
+    Panels, top to bottom, over one shared global-step axis: total loss; per-stage losses
+    (when the records have them); validation AP and AR (when there were validations).
 
     Returns:
         The output path (str).
@@ -159,75 +197,91 @@ def plot_history(history, out_path, title=None):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from src.runtime.output_checks import atomic_path
+
     stages = history.num_stages
     panels = 1 + bool(stages) + bool(history.val_steps)
-    fig, axes = plt.subplots(1, panels, figsize=(6.0 * panels, 4.2), squeeze=False)
-    ax = axes[0, 0]
+    fig, axes = plt.subplots(panels, 1, figsize=(9.0, 1.0 + 3.0 * panels), sharex=True,
+                             squeeze=False)
+    axes = axes[:, 0]
+    ax = axes[0]
     ax.plot(history.steps, history.loss, color="black", marker="." if len(history) < 40 else None,
-            label="total (mean over log interval)")
-    ax.set_yscale("log")
-    ax.set_xlabel("global step")
-    ax.set_ylabel("loss")
+            label="total (mean over each log interval)")
+    _log_axis(ax)
+    ax.set_ylabel("total loss (log scale)")
     ax.set_title("total loss")
-    ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="upper right", fontsize=8)
     if stages:
-        ax = axes[0, 1]
+        ax = axes[1]
         colors = plt.get_cmap("viridis")([i / max(stages - 1, 1) * 0.85 for i in range(stages)])
         for stage in range(stages):
             ax.plot(history.steps, [v[stage] for v in history.paf], color=colors[stage],
                     label=f"PAF stage {stage + 1}")
             ax.plot(history.steps, [v[stage] for v in history.heatmap], color=colors[stage],
                     linestyle="--", label=f"heatmap stage {stage + 1}")
-        ax.set_yscale("log")
-        ax.set_xlabel("global step")
-        ax.set_title("per-stage losses")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(loc="upper right", fontsize=7, ncol=2)
+        _log_axis(ax)
+        ax.set_ylabel("loss per stage (log scale)")
+        ax.set_title("per-stage losses (PAF solid, heatmap dashed)")
+        ax.legend(loc="upper right", fontsize=7, ncol=2 if stages > 1 else 1)
     if history.val_steps:
-        ax = axes[0, panels - 1]
+        ax = axes[-1]
         ax.plot(history.val_steps, history.val_ap, color="tab:red", marker="o", label="AP")
         ax.plot(history.val_steps, history.val_ar, color="tab:blue", marker="s", linestyle="--",
                 label="AR")
         ax.set_ylim(0, 1)
-        ax.set_xlabel("global step")
-        ax.set_title("validation (COCO keypoints)")
-        ax.grid(True, alpha=0.3)
+        ax.set_ylabel("COCO keypoint AP / AR")
+        ax.set_title("validation")
         ax.legend(loc="lower right", fontsize=8)
-    if title:
-        fig.suptitle(title)
+    for ax in axes:
+        ax.grid(True, which="major", alpha=0.3)
+    last = max(history.steps[-1], history.val_steps[-1] if history.val_steps else 0)
+    axes[-1].set_xlim(0, last * 1.02)
+    axes[-1].set_xlabel("global step")
+    fig.suptitle(title or "training")
     fig.tight_layout()
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_path, dpi=100)
+    with atomic_path(out_path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
     return str(out_path)
+
+
+def default_output(log_path):
+    """``loss.png`` beside the input (never in the current directory)."""
+    return Path(log_path).parent / DEFAULT_NAME
 
 
 def build_parser():
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("log", help="metrics.jsonl of a training run, or its log (train.py's stdout)")
-    parser.add_argument("-o", "--output", default="loss.png", help="PNG to write (default loss.png)")
-    parser.add_argument("--title", default=None, help="figure title")
+    parser.add_argument("log", help="metrics.jsonl of a training run, or its log (train.py's output)")
+    parser.add_argument("-o", "--output", default=None,
+                        help=f"PNG to write (default: {DEFAULT_NAME} beside the input)")
+    parser.add_argument("--title", default=None,
+                        help="figure title (default: 'training: <input>')")
     return parser
 
 
 def main(argv=None):
     """Command-line entry point; returns the exit status."""
     args = build_parser().parse_args(argv)
+    output = Path(args.output) if args.output else default_output(args.log)
     try:
+        if output.resolve() == Path(args.log).resolve():
+            raise LogError(f"{output}: is the input; give another -o")
         history = read_log(args.log)
-        out = plot_history(history, args.output, args.title)
+        out = plot_history(history, output, args.title or f"training: {args.log}")
     except LogError as exc:
         print(f"plot_loss.py: error: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
-        print(f"plot_loss.py: error: {args.output}: cannot write ({exc.strerror or exc})",
+        print(f"plot_loss.py: error: {output}: cannot write ({exc.strerror or exc})",
               file=sys.stderr)
         return 1
+    validations = (f", {len(history.val_steps)} validation(s), last AP {history.val_ap[-1]:.4f}"
+                   if history.val_steps else ", no validation")
     print(f"loss curve: {out} ({len(history)} points, steps {history.steps[0]}..{history.steps[-1]}, "
-          f"loss {history.loss[0]:.6g} -> {history.loss[-1]:.6g})")
+          f"loss {history.loss[0]:.6g} -> {history.loss[-1]:.6g}{validations})")
     return 0
 
 

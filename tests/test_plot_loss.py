@@ -79,7 +79,7 @@ def test_cli_writes_png(tmp_path):
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     import cv2
     image = cv2.imread(str(out))
-    assert image.shape == (420, 1200, 3)          # two panels, 6 x 4.2 inches each at 100 dpi
+    assert image.shape == (700, 900, 3)           # two panels stacked: 9 x (1 + 2 x 3) inches, 100 dpi
     assert image.std() > 10                        # something was drawn
 
 
@@ -110,4 +110,69 @@ def test_metrics_jsonl_with_validation(tmp_path):
     out = plot_loss.plot_history(history, tmp_path / "loss.png")
     import matplotlib.image
     height, width = matplotlib.image.imread(out).shape[:2]
-    assert width == 1800 and height == 420, "three panels: loss, per-stage losses, validation"
+    assert width == 900 and height == 1000, "three panels: loss, per-stage losses, validation"
+
+
+VALIDATION_LINES = [
+    # as src/train/validation.py prints them (the text after ';' varies)
+    "validation in epoch 2 (global step 20, 50 images, 2.4 s): AP 0.0000 AP.5 0.0000 "
+    "AP.75 0.0000 AR 0.0000; first validation, saved runs/x/ckpt_0/best.ckpt",
+    "[rank 0/2] validation in epoch 3 (global step 30, 50 images, 3.5 s): AP 0.2002 AP.5 0.6350 "
+    "AP.75 0.0482 AR 0.2250; best so far, saved runs/x/ckpt_0/best.ckpt",
+]
+
+
+def _log_with_validation(tmp_path):
+    path = _synthetic_log(tmp_path)
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:4] + VALIDATION_LINES[:1] + lines[4:5] + VALIDATION_LINES[1:]
+                              + lines[5:]) + "\n")
+    return path
+
+
+def test_train_log_validation_lines_are_read_and_drawn(tmp_path):
+    history = plot_loss.read_log(_log_with_validation(tmp_path))
+    assert history.steps == [10, 20, 30]
+    assert history.val_steps == [20, 30]
+    assert history.val_ap == pytest.approx([0.0, 0.2002])
+    assert history.val_ar == pytest.approx([0.0, 0.2250])
+    out = plot_loss.plot_history(history, tmp_path / "loss.png")
+    import matplotlib.image
+    height, width = matplotlib.image.imread(out).shape[:2]
+    assert (width, height) == (900, 1000), "three panels, the validation one included"
+
+
+def test_every_axis_is_labelled_and_the_x_axis_shared(tmp_path, monkeypatch):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)
+    plot_loss.plot_history(plot_loss.read_log(_log_with_validation(tmp_path)),
+                           tmp_path / "loss.png", "a title")
+    (fig,) = figures
+    axes = fig.get_axes()
+    assert len(axes) == 3
+    assert all(ax.get_ylabel() for ax in axes), [ax.get_ylabel() for ax in axes]
+    assert axes[-1].get_xlabel() == "global step"
+    assert all(ax.get_shared_x_axes().joined(axes[0], ax) for ax in axes)
+    assert len({ax.get_xlim() for ax in axes}) == 1, "panels line up on one step axis"
+    assert fig.get_suptitle() == "a title"
+    plt.close(fig)
+
+
+def test_cli_writes_beside_its_input_by_default(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    log = _log_with_validation(run_dir)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    proc = subprocess.run([sys.executable, str(SCRIPT), str(log)], capture_output=True, text=True,
+                          cwd=elsewhere, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert (run_dir / "loss.png").is_file() and not list(elsewhere.iterdir())
+    assert "2 validation(s), last AP 0.2002" in proc.stdout
+    same = subprocess.run([sys.executable, str(SCRIPT), str(log), "-o", str(log)],
+                          capture_output=True, text=True, cwd=REPO, timeout=120, check=False)
+    assert same.returncode == 1 and "is the input" in same.stderr
+    assert "mean loss" in log.read_text(), "the input is untouched"
