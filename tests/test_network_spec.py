@@ -157,3 +157,85 @@ def test_resume_builds_the_network_the_checkpoint_holds(ms_cpu, tmp_path):
         adopt_resume_network(settings, parse_config(["--num_stages", "6"]))
     fresh = default_settings(save_model_path=str(tmp_path / "empty"), resume="auto")
     assert adopt_resume_network(fresh, parse_config([])) == fresh, "nothing to resume: unchanged"
+
+
+# ----------------------------------------------------------------------------------------------
+# values no network can have (issue 21, points 7 and 14)
+
+def _record(**changes):
+    values = {"vgg_with_bn": 0, "width_mult": 0.25, "num_stages": 1, "input_scale": 255.0}
+    values.update(changes)
+    return {SPEC_PREFIX + key: np.array(value) for key, value in values.items()}
+
+
+@pytest.mark.parametrize("field, value, allowed", [
+    ("num_stages", 7, "a whole number from 1 to 6"), ("num_stages", 2.5, "a whole number"),
+    ("num_stages", float("nan"), "a whole number"), ("width_mult", 0.0, "finite number > 0"),
+    ("width_mult", float("nan"), "finite number > 0"), ("width_mult", -1.0, "> 0"),
+    ("input_scale", 0.0, "from 1 to 65535"), ("input_scale", -255.0, "from 1 to 65535"),
+    ("input_scale", float("inf"), "from 1 to 65535"), ("vgg_with_bn", 7, "0 or 1"),
+])
+def test_record_values_no_network_can_have_are_refused(field, value, allowed):
+    with pytest.raises(CheckpointError) as info:
+        NetworkSpec.from_record(_record(**{field: value}), "x.ckpt")
+    message = str(info.value)
+    assert message.startswith(f"x.ckpt: network record {SPEC_PREFIX}{field} is ") and allowed in message
+    assert "\n" not in message
+
+
+def test_record_width_whose_parameters_cannot_fit_names_the_sizes():
+    with pytest.raises(CheckpointError, match=r"a network of width_mult 1e\+06 needs at least .* PiB "
+                                              r"of memory, .* is available"):
+        NetworkSpec.from_record(_record(width_mult=1e6), "x.ckpt")
+
+
+def test_usable_records_load_unchanged():
+    assert NetworkSpec.from_record(_record(), "x.ckpt") == TOY.__class__(width_mult=0.25, num_stages=1)
+    cmu = NetworkSpec.from_record(_record(input_scale=256.0, num_stages=6, width_mult=1.0), "x")
+    assert (cmu.input_scale, cmu.num_stages) == (256.0, 6)
+
+
+@pytest.mark.parametrize("text, problem", [("abc", "'abc', not a number"),
+                                           ("1e400", "'1e400', not a finite number"),
+                                           ("0", "is 0.0; expected a number from 1")])
+def test_onnx_metadata_values_checked_like_a_record(text, problem):
+    from src.model.onnx_model import spec_from_metadata
+    metadata = {SPEC_PREFIX + key: value for key, value in
+                {"vgg_with_bn": "0", "width_mult": "0.25", "num_stages": "1", "input_scale": text}.items()}
+    with pytest.raises(CheckpointError) as info:
+        spec_from_metadata(metadata, "m.onnx")
+    assert str(info.value).startswith(f"m.onnx: network record {SPEC_PREFIX}input_scale ")
+    assert problem in str(info.value)
+    metadata[SPEC_PREFIX + "input_scale"] = "x" * 5000
+    with pytest.raises(CheckpointError) as info:
+        spec_from_metadata(metadata, "m.onnx")
+    assert len(str(info.value)) < 200 and "(5000 characters)" in str(info.value), "echo cut short"
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_weights_refused_at_load_naming_the_first_tensor(ms_cpu, tmp_path, bad):
+    weights = _weights(TOY)
+    names = [p.name for p in TOY.build().get_parameters() if p.name in weights]
+    first, later = names[3], names[-1]
+    weights[first].reshape(-1)[5] = bad
+    weights[later][...] = np.nan
+    path = _save(weights, tmp_path / "bad.ckpt", append=TOY.to_record())
+    kind = "1 NaN, 0 infinite" if np.isnan(bad) else "0 NaN, 1 infinite"
+    with pytest.raises(CheckpointError, match=rf"bad.ckpt: parameter '{first}' holds non-finite "
+                                              rf"values \({kind} of \d+\)"):
+        open_network(path)
+
+
+def test_non_finite_weights_refused_on_resume(ms_cpu, tmp_path):
+    """--resume goes through the same assignment (src.train.checkpoint_manager)."""
+    import mindspore as ms
+
+    from src.train.checkpoint_manager import restore_training_state
+    path, net = _adam_checkpoint(TOY, tmp_path)
+    entries = read_checkpoint(path)
+    name = next(k for k in entries if k.startswith("network.") and k.endswith("weight"))
+    entries[name].reshape(-1)[0] = np.nan
+    _save(entries, tmp_path / "nan.ckpt")
+    optimizer = ms.nn.Adam(net.trainable_params(), learning_rate=1e-4)
+    with pytest.raises(CheckpointError, match=rf"parameter '{name[len('network.'):]}' holds non-finite"):
+        restore_training_state(str(tmp_path / "nan.ckpt"), net, optimizer, steps_per_epoch=2)

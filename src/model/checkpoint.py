@@ -120,7 +120,8 @@ def assign_weights(net, weights, path="<weights>", only_prefix=None):
         only_prefix: when given, only parameters whose name starts with it are considered.
 
     Raises:
-        CheckpointError: a shape mismatch (naming the parameter and both shapes).
+        CheckpointError: a shape mismatch (naming the parameter and both shapes), or NaN /
+        infinite values (naming the first such parameter, in the network's order).
     """
     import mindspore
     report = LoadReport(path=str(path))
@@ -134,10 +135,28 @@ def assign_weights(net, weights, path="<weights>", only_prefix=None):
         if tuple(value.shape) != tuple(param.shape):
             raise CheckpointError(f"{path}: shape mismatch for '{name}': checkpoint "
                                   f"{tuple(value.shape)}, network {tuple(param.shape)}")
+        check_finite(name, value, path)
         param.set_data(mindspore.Tensor(value, dtype=param.dtype))
         report.loaded.append(name)
     report.unexpected = sorted(set(weights) - set(targets))
     return report
+
+
+def check_finite(name, value, path="<weights>"):
+    """Refuse a weight array holding NaN or infinity (a diverged or damaged training run):
+    such a network scores AP 0 with no other sign of what is wrong.
+
+    Raises:
+        CheckpointError: one line naming the file, the tensor and how many values are not finite.
+    """
+    value = np.asarray(value)
+    if value.dtype.kind not in "fc" or np.isfinite(value).all():
+        return
+    nan = int(np.isnan(value).sum())
+    inf = int(value.size - np.isfinite(value).sum()) - nan
+    raise CheckpointError(f"{path}: parameter '{name}' holds non-finite values ({nan} NaN, "
+                          f"{inf} infinite of {value.size}); the checkpoint is unusable (was it "
+                          "written after the loss diverged, or damaged?)")
 
 
 def load_weights(net, path):

@@ -13,15 +13,23 @@ one, of its parameter shapes), so a checkpoint needs no matching ``--config_path
 flag given explicitly (command line or ``--config_path`` file) that contradicts the checkpoint is
 an error, and so is any network parameter missing from the file or left over in it.
 """
+import math
 from dataclasses import dataclass
 
 from src.codec import TRAINED_INPUT_SCALE
 from src.model.checkpoint import SPEC_PREFIX, CheckpointError, assign_weights, read_checkpoint, to_network_names
 from src.model.network import NUM_STAGES, OpenPoseNet
-from src.runtime.messages import name_list
+from src.runtime.memory import FLOAT32_BYTES, MemoryNeedError, check_fits
+from src.runtime.messages import name_list, shorten
 
 #: Network keys of the configuration that a checkpoint's record fixes.
 NETWORK_KEYS = ("vgg_with_bn", "width_mult", "num_stages")
+#: Parameters of the reference network (width 1); the count grows about with width_mult squared.
+REFERENCE_PARAMETERS = 52_311_446
+#: Accepted ``input_scale`` (``BGR / input_scale - 0.5``): 255 (trained here) and 256 (CMU's
+#: Caffe model) in practice; anything from 1 (a network on raw pixels) to 65535 (16-bit
+#: pixels) is a normalisation some network could have, 0, negative or NaN never.
+INPUT_SCALE_RANGE = (1.0, 65535.0)
 
 
 @dataclass(frozen=True)
@@ -62,7 +70,8 @@ class NetworkSpec:
         """The spec recorded in checkpoint ``entries`` ({name: array}), or None without a record.
 
         Raises:
-            CheckpointError: a record with keys missing.
+            CheckpointError: a record with keys missing, or a value no network can have
+            (:func:`check_record_values`).
         """
         keys = [name for name in entries if name.startswith(SPEC_PREFIX)]
         if not keys:
@@ -72,9 +81,10 @@ class NetworkSpec:
             name = SPEC_PREFIX + field
             if name not in entries:
                 raise CheckpointError(f"{path}: incomplete network record ('{name}' missing)")
-            values[field] = float(entries[name].reshape(-1)[0])
+            values[field] = _record_number(entries[name], name, path)
+        check_record_values(values, path)
         return cls(vgg_with_bn=bool(values["vgg_with_bn"]), width_mult=values["width_mult"],
-                   num_stages=int(round(values["num_stages"])), input_scale=values["input_scale"])
+                   num_stages=int(values["num_stages"]), input_scale=values["input_scale"])
 
     @classmethod
     def of_network(cls, network):
@@ -102,6 +112,58 @@ class NetworkSpec:
         stages = f"{self.num_stages} stage" + ("s" if self.num_stages != 1 else "")
         bn = "VGG with BatchNorm" if self.vgg_with_bn else "VGG without BatchNorm"
         return f"{stages}, width {self.width_mult:g}, {bn}, input BGR / {self.input_scale:g} - 0.5"
+
+
+def check_record_values(values, path="<checkpoint>"):
+    """Refuse a network record with a value no network can have (checkpoint or ONNX metadata).
+
+    Args:
+        values: the recorded numbers {"vgg_with_bn", "width_mult", "num_stages", "input_scale":
+            float}, checked before any conversion (so 2.5 stages or a vgg_with_bn of 7 are
+            refused, not rounded).
+        path: file name for the message.
+
+    Raises:
+        CheckpointError: one line naming the record entry, its value and the allowed range; a
+        width whose parameters cannot fit in this machine's memory names both sizes.
+    """
+    def refuse(field, allowed):
+        raise CheckpointError(f"{path}: network record {SPEC_PREFIX}{field} is "
+                              f"{shorten(values[field])}; {allowed}")
+    if values["vgg_with_bn"] not in (0.0, 1.0):
+        refuse("vgg_with_bn", "expected 0 or 1")
+    stages = values["num_stages"]
+    if not (math.isfinite(stages) and stages == int(stages) and 1 <= stages <= NUM_STAGES):
+        refuse("num_stages", f"expected a whole number from 1 to {NUM_STAGES}")
+    width = values["width_mult"]
+    if not (math.isfinite(width) and width > 0):
+        refuse("width_mult", "expected a finite number > 0 (1 is the reference network)")
+    low, high = INPUT_SCALE_RANGE
+    scale = values["input_scale"]
+    if not (math.isfinite(scale) and low <= scale <= high):
+        refuse("input_scale", f"expected a number from {low:g} to {high:g} (the input is BGR / "
+                              "input_scale - 0.5: 255 for networks trained here, 256 for CMU's)")
+    try:
+        check_fits(FLOAT32_BYTES * REFERENCE_PARAMETERS * max(1.0, width) ** 2,
+                   f"{path}: a network of width_mult {width:g}")
+    except MemoryNeedError as exc:
+        raise CheckpointError(str(exc)) from None
+
+
+def _record_number(value, name, path):
+    """The number of a record entry (a scalar array or text), or CheckpointError naming it."""
+    try:
+        array = value.reshape(-1) if hasattr(value, "reshape") else [value]
+        if len(array) != 1:
+            raise ValueError("not one value")
+        number = float(array[0])
+    except (TypeError, ValueError, OverflowError):
+        raise CheckpointError(f"{path}: network record {name} is {shorten(value)}, not a "
+                              "number") from None
+    if isinstance(value, str) and not math.isfinite(number):      # '1e400' reads as inf
+        raise CheckpointError(f"{path}: network record {name} is {shorten(value)}, not a "
+                              "finite number")
+    return number
 
 
 def infer_spec(weights, path="<checkpoint>"):

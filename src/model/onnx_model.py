@@ -108,7 +108,7 @@ def spec_from_metadata(metadata, path):
         OnnxModelError: no record (a file not written by this repository's export.py).
     """
     from src.model.network_spec import NetworkSpec
-    entries = {key: np.array(float(value)) for key, value in metadata.items()
+    entries = {key: value for key, value in metadata.items()     # text, checked as numbers
                if key.startswith(SPEC_PREFIX)}
     spec = NetworkSpec.from_record(entries, path) if entries else None
     if spec is None:
