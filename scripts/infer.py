@@ -45,7 +45,8 @@ def main(argv=None):
         setup_context(cfg.device_target, mode="graph", device_id=device_id_for(cfg))
         forward, spec, lines = open_forward(cfg)
         print("\n".join(lines))
-        predictor = predictor_from_config(forward, cfg, input_scale=spec.input_scale)
+        predictor = predictor_from_config(forward, cfg, input_scale=spec.input_scale,
+                                          width_mult=spec.width_mult)
         run_media_inference(predictor, cfg.input, cfg.output, max_frames=cfg.max_frames,
                             strict=cfg.strict, min_person_score=cfg.min_person_score,
                             min_joints=cfg.min_joints)

@@ -261,7 +261,8 @@ def run_evaluation(cfg, rank=0, group_size=1, gather=None, log=print):
     if rank == 0:
         for line in lines:
             log(line)
-    predictor = predictor_from_config(forward, cfg, input_scale=spec.input_scale)
+    predictor = predictor_from_config(forward, cfg, input_scale=spec.input_scale,
+                                      width_mult=spec.width_mult)
     if rank == 0:
         log(f"evaluating {len(image_ids)} images on {group_size} process(es): input short side "
             f"{predictor.img_size}, scales {list(predictor.scales)}, flip {predictor.flip}")

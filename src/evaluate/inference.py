@@ -180,14 +180,40 @@ class Predictor:
         return decode_people(heatmaps, pafs, input_size, orig_size, self.params)
 
 
-def predictor_from_config(forward, cfg, input_scale=TRAINED_INPUT_SCALE):
+def predictor_from_config(forward, cfg, input_scale=TRAINED_INPUT_SCALE, width_mult=1.0):
     """A Predictor with the config's ``inference_img_size``, ``multi_scale`` /
     ``inference_scales``, ``flip`` and decoder parameters, for a network that expects
-    ``pixel / input_scale - 0.5`` (its checkpoint's record)."""
+    ``pixel / input_scale - 0.5`` (its checkpoint's record) and has ``width_mult``.
+
+    Raises:
+        src.runtime.memory.MemoryNeedError: the network input of the smallest image shape (a
+        square one; the short side is ``inference_img_size`` x the largest scale) and the first
+        VGG layer's two maps cannot fit in the available memory.
+    """
     scales = tuple(cfg.inference_scales) if cfg.multi_scale else (1.0,)
+    check_inference_memory(int(cfg.inference_img_size), scales, bool(cfg.flip), width_mult)
     return Predictor(forward, img_size=int(cfg.inference_img_size), scales=scales,
                      flip=bool(cfg.flip), params=DecodeParams.from_config(cfg),
                      input_scale=input_scale)
+
+
+def check_inference_memory(img_size, scales, flip, width_mult=1.0):
+    """Refuse an input size whose buffers cannot fit (:func:`src.runtime.memory.check_fits`).
+
+    Counted (float32): the network input and the two maps of the first VGG layer
+    (``scaled(64, width_mult)`` channels each) at full resolution, for a square image whose
+    side is ``img_size`` x the largest scale (every image is resized to that short side, so
+    none needs less), twice with ``flip``.
+    """
+    from src.model.network import scaled
+    from src.runtime.memory import FLOAT32_BYTES, check_fits
+    side = max(STRIDE, int(round(int(img_size) * max(scales))))
+    batch = 2 if flip else 1
+    per_pixel = FLOAT32_BYTES * (3 + 2 * scaled(64, width_mult))
+    check_fits(batch * side * side * per_pixel,
+               f"--inference_img_size {img_size} (network input {side}x{side} or larger"
+               + (", with its mirror image" if flip else "") + ")",
+               hint="use a smaller --inference_img_size (368 is the reference's)")
 
 
 def mindspore_forward(network):

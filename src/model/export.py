@@ -11,6 +11,7 @@ from src.errors import OpenPoseError
 from src.model.network import FinalStage
 from src.model.network_spec import open_network
 from src.model.onnx_model import finalize_onnx
+from src.runtime.memory import FLOAT32_BYTES, check_fits
 from src.runtime.messages import first_line
 from src.runtime.output_checks import OutputError, check_output_dir, describe_write_error, verify_export
 
@@ -62,6 +63,11 @@ def export_network(ckpt_file, file_name, file_format, *, batch_size, insize, sta
         raise ExportError(str(exc)) from None
     if batch_size <= 0:
         raise ExportError(f"export_batch_size must be positive, got {batch_size}")
+    # the traced input is allocated in full: refuse a size that cannot fit, with the size
+    check_fits(FLOAT32_BYTES * batch_size * 3 * insize * insize,
+               f"--export_batch_size {batch_size} x --insize {insize} (the traced input "
+               f"{batch_size}x3x{insize}x{insize} float32)",
+               hint="use a smaller --export_batch_size or --insize")
     if not ckpt_file:
         raise ExportError("ckpt_file is empty: pass --ckpt_file PATH")
     check_output_dir(Path(file_name).parent, "file_name")   # before the checkpoint is read
