@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 
 from src.config_checks import ConfigError, check_values, parse_int_list
+from src.runtime.messages import shorten
 
 __all__ = ["DEFAULT_CONFIG_PATH", "Config", "ConfigError", "coerce_value", "default_config",
            "format_help", "load_config", "parse_config", "parse_int_list", "read_yaml"]
@@ -50,12 +51,80 @@ class Config:
         return f"Config({items})"
 
 
+#: Most nodes a configuration document may hold once its aliases are expanded: default_config.yaml
+#: has a few hundred; a "billion laughs" file of nested aliases has billions (a 460-byte one
+#: kept eval.py busy for over 40 s and 0.8 GB before this bound).
+MAX_YAML_NODES = 10_000
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses a document whose aliases expand past MAX_YAML_NODES
+    nodes, or refer to themselves, before anything is constructed from it."""
+
+    def compose_document(self):
+        node = super().compose_document()
+        if node is not None:
+            expanded_size(node)
+        return node
+
+
+def expanded_size(root, limit=MAX_YAML_NODES):
+    """Nodes of a composed YAML document with every alias expanded (each shared node counted
+    as often as it is referred to), computed over the distinct nodes only.
+
+    Raises:
+        ConfigError: more than ``limit`` nodes, or an alias inside its own anchor.
+    """
+    sizes, active = {}, set()
+
+    def size(node):
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in active:
+            raise ConfigError("an alias refers to the node that contains it (a recursive YAML "
+                              "structure); write the values out")
+        active.add(key)
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            total += sum(size(child) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            total += sum(size(k) + size(v) for k, v in node.value)
+        active.discard(key)
+        if total > limit:
+            raise ConfigError(f"its aliases (*name) expand to more than {limit} values; a "
+                              "configuration needs far fewer: write the values out")
+        sizes[key] = total
+        return total
+
+    return size(root)
+
+
+def safe_yaml(text_or_stream, source="value"):
+    """All documents of YAML ``text_or_stream``, loaded safely with alias expansion bounded
+    (:data:`MAX_YAML_NODES`).
+
+    Raises:
+        ConfigError: (from :func:`expanded_size`) prefixed with ``source``; yaml.YAMLError.
+    """
+    loader = _BoundedLoader(text_or_stream)
+    try:
+        documents = []
+        while loader.check_data():
+            documents.append(loader.get_data())
+        return documents
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    finally:
+        loader.dispose()
+
+
 def read_yaml(path):
     """Read a config YAML: ``(values, help_texts, choices)``; the last two documents are optional."""
     path = Path(path)
     try:
         with open(path, encoding="utf-8") as stream:
-            documents = [doc for doc in yaml.safe_load_all(stream)]
+            documents = safe_yaml(stream, str(path))
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     except IsADirectoryError:
@@ -83,7 +152,7 @@ def coerce_value(key, value, default, source):
         ConfigError: naming the key, the value and the expected type.
     """
     def fail(kind):
-        raise ConfigError(f"{source}: bad value {value!r} for '{key}': expected {kind}")
+        raise ConfigError(f"{source}: bad value {shorten(value)} for '{key}': expected {kind}")
 
     if isinstance(default, bool):
         if isinstance(value, bool):
@@ -111,7 +180,8 @@ def coerce_value(key, value, default, source):
     if isinstance(default, list):
         if isinstance(value, str):
             try:
-                value = yaml.safe_load(value)
+                documents = safe_yaml(value, f"{source}: '{key}'")
+                value = documents[0] if documents else None
             except yaml.YAMLError:
                 fail("a YAML list such as [0.5, 1]")
         if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -132,7 +202,7 @@ def _split_argv(argv):
     while index < len(argv):
         arg = argv[index]
         if not arg.startswith("--") or len(arg) == 2:
-            raise ConfigError(f"command line: unexpected argument {arg!r} (use --key value)")
+            raise ConfigError(f"command line: unexpected argument {shorten(arg)} (use --key value)")
         key = arg[2:]
         if "=" in key:
             key, value = key.split("=", 1)
@@ -148,7 +218,7 @@ def _split_argv(argv):
 def _check_choice(key, value, choices, source):
     allowed = choices.get(key)
     if allowed is not None and value not in allowed:
-        raise ConfigError(f"{source}: bad value {value!r} for '{key}': expected one of {allowed}")
+        raise ConfigError(f"{source}: bad value {shorten(value)} for '{key}': expected one of {allowed}")
 
 
 def parse_config(argv=None, config_path=None, extra_defaults=None, overrides=None):
@@ -179,18 +249,18 @@ def parse_config(argv=None, config_path=None, extra_defaults=None, overrides=Non
         file_values, _, _ = read_yaml(config_path)
         for key, value in file_values.items():
             if key not in defaults:
-                raise ConfigError(f"{config_path}: unknown key '{key}'")
+                raise ConfigError(f"{config_path}: unknown key {shorten(key)}")
             values[key] = coerce_value(key, value, defaults[key], str(config_path))
             sources[key] = str(config_path)
     for key, value in (overrides or {}).items():
         if key not in defaults:
-            raise ConfigError(f"overrides: unknown key '{key}'")
+            raise ConfigError(f"overrides: unknown key {shorten(key)}")
         values[key] = coerce_value(key, value, defaults[key], "overrides")
     for key, value in pairs:
         if key == "config_path":
             continue
         if key not in defaults:
-            raise ConfigError(f"command line: unknown key '--{key}'")
+            raise ConfigError(f"command line: unknown key {shorten('--' + key)}")
         values[key] = coerce_value(key, value, defaults[key], "command line")
         sources[key] = "command line"
     for key, value in values.items():

@@ -21,6 +21,7 @@ from typing import Callable
 
 from src.codec import STRIDE, is_valid_side
 from src.errors import OpenPoseError
+from src.runtime.messages import shorten
 from src.skeleton import NUM_COCO_KEYPOINTS
 
 #: Values of a path key that mean "no file".
@@ -48,7 +49,7 @@ def parse_int_list(text, key="value"):
     try:
         return [int(part) for part in str(text).split(",") if part.strip()]
     except ValueError:
-        raise ConfigError(f"bad value {text!r} for '{key}': expected integers separated by commas") from None
+        raise ConfigError(f"bad value {shorten(text)} for '{key}': expected integers separated by commas") from None
 
 
 @dataclass(frozen=True)
@@ -240,9 +241,9 @@ def check_values(values, sources=None):
         rule = RULES.get(key)
         if rule is not None and not rule.check(value):
             where = sources.get(key, "configuration")
-            raise ConfigError(f"{where}: bad value {value!r} for '{key}': expected {rule.meaning}")
+            raise ConfigError(f"{where}: bad value {shorten(value)} for '{key}': expected {rule.meaning}")
     for low, high in ORDERED_PAIRS:
         if low in values and high in values and values[low] > values[high]:
             where = sources.get(low, sources.get(high, "configuration"))
-            raise ConfigError(f"{where}: '{low}' ({values[low]!r}) must not exceed '{high}' "
-                              f"({values[high]!r})")
+            raise ConfigError(f"{where}: '{low}' ({shorten(values[low])}) must not exceed '{high}' "
+                              f"({shorten(values[high])})")

@@ -79,3 +79,55 @@ def test_cli_exit_code_and_one_line_message():
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "batch_size" in lines[0], result.stderr
+
+
+# ----------------------------------------------------------------------------------------------
+# nested YAML aliases and long echoed values (issue 21, point 15)
+
+def _alias_bomb(levels):
+    """``inference_scales`` holding ``levels`` anchors, each a list of 9 aliases of the previous
+    one: a few hundred bytes that expand to 9 ** levels numbers."""
+    parts = ["&a0 [1, 2, 3, 4, 5, 6, 7, 8, 9]"]
+    parts += [f"&a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, levels)]
+    return "inference_scales: [" + ", ".join(parts) + "]\n"
+
+
+@pytest.mark.parametrize("levels", [5, 9])
+def test_nested_aliases_are_refused_before_expansion(tmp_path, levels):
+    path = tmp_path / "bomb.yaml"
+    path.write_text(_alias_bomb(levels))
+    assert path.stat().st_size < 500
+    with pytest.raises(ConfigError) as info:
+        parse_config(["--config_path", str(path)])
+    assert str(info.value) == (f"{path}: its aliases (*name) expand to more than 10000 values; a "
+                               "configuration needs far fewer: write the values out")
+
+
+def test_few_aliases_still_load_and_recursion_is_refused(tmp_path):
+    path = tmp_path / "ok.yaml"
+    path.write_text("inference_scales: &s [1, 2]\nlr_steps: &l 5,6\n")
+    cfg = parse_config(["--config_path", str(path)])
+    assert cfg.inference_scales == [1, 2] and cfg.lr_steps == "5,6"
+    path.write_text("inference_scales: &a [1, *a]\n")
+    with pytest.raises(ConfigError, match="an alias refers to the node that contains it"):
+        parse_config(["--config_path", str(path)])
+    with pytest.raises(ConfigError, match="command line: 'inference_scales': its aliases"):
+        parse_config(["--inference_scales", _alias_bomb(6).split(": ", 1)[1]])
+
+
+@pytest.mark.parametrize("argv", [["--lr_steps", "x" * 100000], ["--" + "k" * 5000, "1"],
+                                  ["--device_target", "y" * 9000], ["--batch_size", "9" * 3000 + "x"]])
+def test_echoed_values_are_cut_to_a_readable_length(argv):
+    with pytest.raises(ConfigError) as info:
+        parse_config(argv)
+    message = str(info.value)
+    assert len(message) < 300 and "\n" not in message and "characters)" in message, message[:400]
+
+
+def test_alias_bomb_config_on_the_command_line_is_one_quick_line(tmp_path):
+    path = tmp_path / "bomb.yaml"
+    path.write_text(_alias_bomb(9))
+    result = subprocess.run([sys.executable, "eval.py", "--config_path", str(path)], cwd=REPO_ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and len(result.stderr) < 300, result.stderr[:1000]
+    assert result.stderr.startswith(f"eval.py: error: {path}: its aliases"), result.stderr[:1000]
