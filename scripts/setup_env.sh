@@ -27,7 +27,7 @@ PY=$VENV/bin/python
 START=$(date +%s)
 
 die() { echo "[setup] error: $*" >&2; exit 1; }
-command -v "$PYTHON" >/dev/null 2>&1 || die "PYTHON=$PYTHON not found (README: Install, 'Python 3.9')"
+command -v "$PYTHON" >/dev/null 2>&1 || die "PYTHON=$PYTHON not found (docs/platforms.md, 'Installation details')"
 
 if [ "${OPENPOSE_SKIP_APT:-0}" != 1 ] && ! command -v mpirun >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
