@@ -11,7 +11,7 @@ from src.data.toy_coco import make_split
 from src.evaluate.coco_eval import STAT_NAMES, EvaluationError, evaluate_keypoints, format_metrics, poses_to_results
 from src.evaluate.decoder import DecodeParams, decode_poses
 from src.evaluate.inference import compute_input_size
-from src.runtime.output_checks import write_json
+from src.runtime.atomic_write import write_json
 from src.skeleton import COCO_TO_OURS_ARRAY, NUM_JOINTS
 
 

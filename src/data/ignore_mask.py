@@ -41,7 +41,7 @@ from src.data.coco import (
     mask_path,
     read_image,
 )
-from src.runtime.output_checks import atomic_path
+from src.runtime.atomic_write import write_image
 
 #: ``--vis`` values that mean "no overlays" (compared lower-case), as the reference's boolean.
 NO_OVERLAYS = ("", "false", "no", "off", "none", "0")
@@ -128,13 +128,6 @@ def overlay(image, annotations, ignore, min_keypoints=DEFAULT_MIN_KEYPOINTS,
     return np.hstack([left, right.astype(np.uint8)])
 
 
-def _write_png(path, image):
-    """Write a PNG atomically (a partial file never carries the final name)."""
-    with atomic_path(path, ".png") as tmp:
-        if not cv2.imwrite(tmp, image):
-            raise ImageReadError(f"{path}: cannot write image")
-
-
 def process_image(task, save_dir, image_dir, vis_dir, min_keypoints, min_area):
     """Compute and write the mask (and overlay) of one image.
 
@@ -149,7 +142,7 @@ def process_image(task, save_dir, image_dir, vis_dir, min_keypoints, min_area):
     written = 0
     out_path = mask_path(save_dir, image_id)
     if ignore.any() and not os.path.exists(out_path):
-        _write_png(out_path, ignore.astype(np.uint8) * 255)
+        write_image(out_path, ignore.astype(np.uint8) * 255)
         written = 1
     if vis_dir:
         image = read_image(os.path.join(image_dir, file_name))
@@ -158,7 +151,7 @@ def process_image(task, save_dir, image_dir, vis_dir, min_keypoints, min_area):
                                  f"{image.shape[1]}x{image.shape[0]} differs from the "
                                  f"annotation's {width}x{height}")
         picture = overlay(image, annotations, ignore, min_keypoints, min_area)
-        _write_png(os.path.join(vis_dir, f"{int(image_id):012d}.png"), picture)
+        write_image(os.path.join(vis_dir, f"{int(image_id):012d}.png"), picture)
     return written
 
 

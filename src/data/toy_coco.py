@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from src.data.toy_figures import draw_figure, random_colors, random_pose
-from src.runtime.output_checks import write_image, write_json
+from src.runtime.atomic_write import write_image, write_json
 from src.skeleton import COCO_KEYPOINT_NAMES, COCO_SKELETON, NUM_COCO_KEYPOINTS
 
 PERSON_CATEGORY = {"id": 1, "name": "person", "supercategory": "person",

@@ -15,7 +15,7 @@ from src.evaluate.drawing import draw_poses
 from src.evaluate.inference import predictor_from_config
 from src.evaluate.input_skips import InputSkips, raise_for_failed_writes
 from src.parallel.sharding import rank_shard
-from src.runtime.output_checks import write_json
+from src.runtime.atomic_write import write_json
 from src.skeleton import NUM_COCO_KEYPOINTS, ours_to_coco
 
 #: COCOeval keypoint summary, in ``stats`` order.

@@ -5,7 +5,8 @@ the other images are still written (``--strict True`` stops at the first one ins
 drawing that cannot be written is reported on one line and counted; the run still writes its
 results and then fails (:meth:`InputSkips.raise_for_failed_writes`).
 """
-from src.runtime.output_checks import OutputError, write_image
+from src.runtime.atomic_write import WriteError, write_image
+from src.runtime.output_checks import OutputError
 
 
 class InputSkips:
@@ -33,7 +34,7 @@ class InputSkips:
         """Write a drawing; a failure is logged as an error line and counted, not raised."""
         try:
             write_image(path, image)
-        except OutputError as exc:
+        except WriteError as exc:
             self.failed_writes.append(str(exc))
             self.log(f"error: {exc}")
 

@@ -20,7 +20,8 @@ from tqdm import tqdm
 from src.errors import OpenPoseError
 from src.evaluate.drawing import draw_poses
 from src.evaluate.input_skips import InputSkips
-from src.runtime.output_checks import OutputError, write_json
+from src.runtime.atomic_write import atomic_write, write_json
+from src.runtime.output_checks import OutputError
 from src.skeleton import COCO_KEYPOINT_NAMES, COCO_TO_OURS_ARRAY, NUM_JOINTS, ours_to_coco
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
@@ -169,7 +170,11 @@ def _dropped_note(people_filter):
 
 def infer_video(predictor, path, out_dir, max_frames=0, log=print, people_filter=None):
     """Run ``predictor`` on every frame of a video; write ``<stem>_pose.mp4``; return records
-    (``predictor`` and ``people_filter`` as in :func:`infer_images`)."""
+    (``predictor`` and ``people_filter`` as in :func:`infer_images`).
+
+    The video is written under a temporary name and renamed when complete
+    (:func:`src.runtime.atomic_write.atomic_write`): a failure or Ctrl-C leaves no partial file.
+    """
     people_filter = people_filter or PeopleFilter()
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
@@ -180,30 +185,31 @@ def infer_video(predictor, path, out_dir, max_frames=0, log=print, people_filter
         total = min(total, max_frames)
     output = os.path.join(out_dir, f"{Path(path).stem}_pose.mp4")
     writer, records, index = None, [], 0
-    try:
-        with tqdm(total=total, unit="frame", dynamic_ncols=True) as bar:
-            while not max_frames or index < max_frames:
-                ok, frame = capture.read()
-                if not ok:
-                    break
-                poses, people = _detect(predictor, frame, people_filter)
-                if writer is None:
-                    height, width = frame.shape[:2]
-                    writer = cv2.VideoWriter(output, cv2.VideoWriter_fourcc(*"mp4v"), fps,
-                                             (width, height))
-                    if not writer.isOpened():
-                        raise OutputError(f"{output}: cannot write this video (OpenCV's "
-                                          "VideoWriter did not open it)")
-                writer.write(draw_poses(frame, poses))
-                records.append({"file": str(path), "frame": index, "people": people})
-                index += 1
-                bar.update(1)
-    finally:
-        capture.release()
-        if writer is not None:
-            writer.release()
-    if not records:
-        raise MediaError(f"{path}: no frames could be read")
+    with atomic_write(output) as tmp:
+        try:
+            with tqdm(total=total, unit="frame", dynamic_ncols=True) as bar:
+                while not max_frames or index < max_frames:
+                    ok, frame = capture.read()
+                    if not ok:
+                        break
+                    poses, people = _detect(predictor, frame, people_filter)
+                    if writer is None:
+                        height, width = frame.shape[:2]
+                        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps,
+                                                 (width, height))
+                        if not writer.isOpened():
+                            raise OutputError(f"{output}: cannot write this video (OpenCV's "
+                                              "VideoWriter did not open it)")
+                    writer.write(draw_poses(frame, poses))
+                    records.append({"file": str(path), "frame": index, "people": people})
+                    index += 1
+                    bar.update(1)
+        finally:
+            capture.release()
+            if writer is not None:
+                writer.release()
+        if not records:
+            raise MediaError(f"{path}: no frames could be read")
     log(f"{index} frame(s) at {fps:.1f} fps: {sum(len(r['people']) for r in records)} "
         f"people{_dropped_note(people_filter)} -> {output}")
     return records

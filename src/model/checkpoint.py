@@ -12,6 +12,8 @@ Three layouts load into :class:`src.model.network.OpenPoseNet`:
 Writes are atomic: a checkpoint is written beside its final name and renamed into place, so a
 killed run never leaves a truncated file under the final name.
 """
+import contextlib
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from src.errors import OpenPoseError
+from src.runtime.atomic_write import atomic_write
 from src.runtime.messages import first_line, name_list
 
 TRAINING_PREFIX = "network."
@@ -198,38 +201,58 @@ def network_entries(network):
     return [{"name": TRAINING_PREFIX + p.name, "data": p} for p in network.get_parameters()]
 
 
-def save_checkpoint_atomic(save_obj, path, append_dict=None):
-    """Write a checkpoint so that ``path`` is either the old file or the complete new one.
+class _DropSaveFailure(logging.Filter):
+    """Drops MindSpore's own CRITICAL "Failed to save the checkpoint file" record: the caller
+    reports the failure on one line of its own, with the cause and the free space."""
 
-    The temporaries (ours and MindSpore's own, see :mod:`src.model.checkpoint_files`) are removed
-    when the write fails; a killed process leaves them to
-    :func:`src.model.checkpoint_files.remove_stale_temporaries`.
+    def filter(self, record):
+        return not str(record.msg).startswith("Failed to save the checkpoint file")
+
+
+@contextlib.contextmanager
+def _own_save_failure_message():
+    """While active, MindSpore does not log its generic save-failure line."""
+    try:
+        from mindspore import log as ms_log
+        logger = ms_log._get_logger()
+    except (ImportError, AttributeError):
+        logger = None
+    drop = _DropSaveFailure()
+    if logger is not None:
+        logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        if logger is not None:
+            logger.removeFilter(drop)
+
+
+def mindspore_temporary(path):
+    """The temporary ``mindspore.save_checkpoint`` itself writes before renaming onto ``path``
+    (2.1+): ``path`` with its ``.ckpt`` suffix replaced by ``.tmp``."""
+    return Path(path).with_suffix(".tmp")
+
+
+def save_checkpoint_atomic(save_obj, path, append_dict=None):
+    """Write a checkpoint so that ``path`` is either the old file or the complete new one
+    (through :func:`src.runtime.atomic_write.atomic_write`; MindSpore's own temporary inside it
+    is removed with ours on failure, and a killed run's are removed by
+    :func:`src.runtime.atomic_write.remove_stale_temporaries` when training starts).
 
     Args:
         save_obj: a Cell, or a list of ``{"name": str, "data": Tensor}`` dicts.
         path: final file name (should end in .ckpt).
         append_dict: extra scalar/str entries stored beside the parameters (e.g. epoch, step).
 
+    Returns:
+        ``path`` as a string.
+
     Raises:
-        CheckpointError: the write failed (one line with the path; a full disk also names the
-        free space); the previous file under ``path``, if any, is untouched.
+        src.runtime.atomic_write.WriteError: the write failed (one line with the path; a full
+        disk also names the free space); the previous file under ``path``, if any, is untouched.
     """
     import mindspore
-
-    from src.model.checkpoint_files import own_save_failure_message, remove_files, temporary_names
-    from src.runtime.output_checks import describe_write_error
-    path = Path(path)
-    tmp, ms_tmp = temporary_names(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with own_save_failure_message():
-            mindspore.save_checkpoint(save_obj, str(tmp), append_dict=append_dict)
-        with open(tmp, "rb") as stream:
-            os.fsync(stream.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        remove_files(tmp, ms_tmp)      # first: the free space reported is what is really free
-        raise CheckpointError(describe_write_error(path, exc)) from None
-    finally:
-        remove_files(tmp, ms_tmp)
+    with atomic_write(path, suffix=".ckpt", companions=(mindspore_temporary,)) as tmp, \
+            _own_save_failure_message():
+        mindspore.save_checkpoint(save_obj, str(tmp), append_dict=append_dict)
     return str(path)

@@ -1,5 +1,12 @@
-"""Export a trained OpenPose network to MINDIR, AIR or ONNX."""
-import os
+"""Export a trained OpenPose network to MINDIR, AIR or ONNX, and prove the file loads.
+
+The exporter writes under a short ASCII temporary name in the output's folder
+(:func:`src.runtime.atomic_write.atomic_write`): MindSpore's exporter refuses names with spaces
+or non-ASCII characters and appends its own suffix, and a long final name must not grow past
+the file system's limit. The temporary is checked (:func:`verify_export`) and only then renamed
+onto the final name; a failure, a Ctrl-C or a full disk removes it, and a SIGKILL leaves it for
+:func:`src.runtime.atomic_write.remove_stale_temporaries` at the next export into that folder.
+"""
 from pathlib import Path
 
 import mindspore
@@ -11,9 +18,10 @@ from src.errors import OpenPoseError
 from src.model.network import FinalStage
 from src.model.network_spec import open_network
 from src.model.onnx_model import finalize_onnx
+from src.runtime.atomic_write import atomic_write, describe_write_error, remove_stale_temporaries
 from src.runtime.memory import FLOAT32_BYTES, check_fits
 from src.runtime.messages import first_line
-from src.runtime.output_checks import OutputError, check_output_dir, describe_write_error, verify_export
+from src.runtime.output_checks import OutputError, check_output_dir
 
 SUFFIXES = {"MINDIR": ".mindir", "AIR": ".air", "ONNX": ".onnx"}
 
@@ -28,7 +36,9 @@ def export_network(ckpt_file, file_name, file_format, *, batch_size, insize, sta
 
     Args:
         ckpt_file: checkpoint (ours or a reference training checkpoint).
-        file_name: output path without extension (MindSpore adds it).
+        file_name: output path; the format's suffix (``.mindir``, ``.air``, ``.onnx``, in any
+            case) is added when it does not end with it. Any legal path: spaces, non-ASCII
+            characters and 250-character names work.
         file_format: "MINDIR", "AIR" (Ascend only) or "ONNX".
         batch_size, insize: the exported input shape is (batch_size, 3, insize, insize); insize
             must be divisible by 8. ONNX files take any batch and any height and width divisible
@@ -46,7 +56,8 @@ def export_network(ckpt_file, file_name, file_format, *, batch_size, insize, sta
     Raises:
         ExportError: a bad request; src.model.checkpoint.CheckpointError: the checkpoint does not
         fit (contradicting flags, missing or extra parameters);
-        src.runtime.output_checks.OutputError: the file was not written, is empty or does not load.
+        src.runtime.output_checks.OutputError: the file was not written, is empty or does not
+        load (nothing is left under its name then; an older file there is kept).
     """
     file_format = file_format.upper()
     if file_format not in SUFFIXES:
@@ -70,47 +81,50 @@ def export_network(ckpt_file, file_name, file_format, *, batch_size, insize, sta
                hint="use a smaller --export_batch_size or --insize")
     if not ckpt_file:
         raise ExportError("ckpt_file is empty: pass --ckpt_file PATH")
-    check_output_dir(Path(file_name).parent, "file_name")   # before the checkpoint is read
+    folder = check_output_dir(Path(file_name).parent, "file_name")  # before the checkpoint is read
+    remove_stale_temporaries(folder)      # what a killed export left there
     net, spec, report = open_network(ckpt_file, cfg)
     net.set_train(False)
     model = FinalStage(net) if stages == "final" else net
     model.set_train(False)
     inputs = mindspore.Tensor(np.zeros((batch_size, 3, insize, insize), np.float32))
-    output = str(file_name)
-    if not output.lower().endswith(SUFFIXES[file_format]):
-        output += SUFFIXES[file_format]
-    before = _file_stamp(output)
-    try:
-        _write_export(model, inputs, file_name, output, file_format, spec)
-        if before is not None and _file_stamp(output) == before:
-            raise OutputError(f"{output}: export failed, the file there is the old one (nothing "
-                              "new was written; is the folder writable?)")
-        verify_export(output, file_format)
-    except OutputError:
-        if before is None and os.path.isfile(output):
-            os.remove(output)           # a partial file of this run: never left looking usable
-        raise
+    output = export_path(file_name, file_format)
+    with atomic_write(output, suffix=SUFFIXES[file_format]) as tmp:
+        _write_export(model, inputs, tmp, output, file_format, spec)
+        verify_export(tmp, file_format, shown=output)
     return output, report, spec
 
 
-def _write_export(model, inputs, file_name, output, file_format, spec):
-    """Run MindSpore's exporter (ONNX: then :func:`src.model.onnx_model.finalize_onnx` when a file
-    was written); write errors become :class:`OutputError` (one line)."""
+def export_path(file_name, file_format):
+    """The final file name: ``file_name`` with the format's suffix unless it already ends with
+    it in any case (``x.ONNX`` stays ``x.ONNX``)."""
+    output = str(file_name)
+    suffix = SUFFIXES[file_format.upper()]
+    return output if output.lower().endswith(suffix) else output + suffix
+
+
+def _write_export(model, inputs, tmp, output, file_format, spec):
+    """Run MindSpore's exporter into ``tmp`` (a plain name ending in the format's suffix; ONNX:
+    then :func:`src.model.onnx_model.finalize_onnx` when a file was written); write errors
+    become :class:`OutputError` naming ``output`` (one line)."""
+    tmp = str(tmp)
     try:
         if file_format == "ONNX":
             # Any batch and image size where MindSpore can say so (2.1+): the traced shape is
             # only an example. MindSpore 2.0 exports the traced shape (see src/compat.py).
-            output = compat.export_onnx(model, inputs, output, input_names=["image"],
-                                 output_names=["pafs", "heatmaps"],
-                                 dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}})
-            if os.path.isfile(output) and os.path.getsize(output):
+            written = compat.export_onnx(model, inputs, tmp, input_names=["image"],
+                                         output_names=["pafs", "heatmaps"],
+                                         dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}})
+            if Path(written).is_file() and Path(written).stat().st_size:
                 try:      # MindSpore logs a failed write and goes on: the file may be truncated
-                    finalize_onnx(output, spec)
+                    finalize_onnx(written, spec)
                 except ValueError as exc:
                     raise OutputError(f"{output}: export failed, the ONNX file does not parse "
                                       f"({first_line(exc)})") from None
         else:
-            mindspore.export(model, inputs, file_name=str(file_name), file_format=file_format)
+            # MindSpore appends the suffix itself: give it the temporary name without it
+            mindspore.export(model, inputs, file_name=tmp[:-len(SUFFIXES[file_format])],
+                             file_format=file_format)
     except OutputError:
         raise
     except OSError as exc:
@@ -119,10 +133,44 @@ def _write_export(model, inputs, file_name, output, file_format, spec):
         raise OutputError(f"{output}: export failed ({first_line(exc)})") from None
 
 
-def _file_stamp(path):
-    """(inode, size, mtime_ns) of an existing file, None when there is none."""
+def _load_mindir(path):
+    mindspore.load(str(path))
+
+
+def _load_onnx(path):
+    import onnxruntime
+    onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+#: How an exported format is proven loadable (AIR needs Ascend tools: existence and size only).
+_LOADERS = {"MINDIR": _load_mindir, "ONNX": _load_onnx, "AIR": None}
+
+
+def verify_export(path, file_format, shown=None):
+    """Check an exported model: the file exists, is not empty and loads.
+
+    Args:
+        path: the file the exporter should have written.
+        file_format: "MINDIR" (``mindspore.load``), "ONNX" (an onnxruntime session) or "AIR"
+            (exists and not empty).
+        shown: the name messages give (the final name of a file still under its temporary one).
+
+    Raises:
+        OutputError: one line naming the file and what is wrong.
+    """
+    shown = path if shown is None else shown
+    path = Path(path)
+    if not path.is_file():
+        raise OutputError(f"{shown}: export failed, no file was written (is the folder writable "
+                          "and the disk not full?)")
+    if path.stat().st_size == 0:
+        raise OutputError(f"{shown}: export failed, the file is empty")
+    loader = _LOADERS[file_format.upper()]
+    if loader is None:
+        return str(path)
     try:
-        stat = Path(path).stat()
-    except OSError:
-        return None
-    return stat.st_ino, stat.st_size, stat.st_mtime_ns
+        loader(path)
+    except Exception as exc:  # loaders raise RuntimeError/ValueError/their own
+        raise OutputError(f"{shown}: export failed, the {file_format} file does not load "
+                          f"({first_line(exc)})") from None
+    return str(path)

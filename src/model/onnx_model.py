@@ -75,6 +75,9 @@ def _symbolic_output(payload):
 def finalize_onnx(path, spec):
     """Rewrite an exported ONNX file in place: symbolic output sizes and the network record.
 
+    ``path`` is export's temporary file (:func:`src.model.export.export_network` renames it
+    into place afterwards), so a failure here never leaves a partial file under a final name.
+
     Args:
         path: the .onnx file export.py wrote (weights inside; the full network is ~200 MB).
         spec: the :class:`src.model.network_spec.NetworkSpec` exported.
@@ -96,9 +99,7 @@ def finalize_onnx(path, spec):
     for name, value in spec.to_record().items():
         entry = bytes_field(ENTRY_KEY, name) + bytes_field(ENTRY_VALUE, repr(value))
         parts.append(bytes_field(MODEL_METADATA, entry))
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(b"".join(parts))
-    tmp.replace(path)
+    path.write_bytes(b"".join(parts))
 
 
 def spec_from_metadata(metadata, path):

@@ -30,8 +30,7 @@ import mindspore
 import numpy as np
 from tqdm import tqdm
 
-from src.model.checkpoint_files import remove_stale_temporaries
-from src.runtime.output_checks import format_bytes
+from src.runtime.atomic_write import format_bytes, remove_stale_temporaries
 from src.train.checkpoint_manager import CHECKPOINT_RANK, CheckpointManager, restore_training_state
 from src.train.errors import NonFiniteLossError, TrainError, check_finite_loss
 from src.train.interrupts import StopRequests, interrupted_error
