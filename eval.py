@@ -9,7 +9,8 @@ The checkpoint may be ours, a reference training checkpoint or one converted fro
 parameter shapes it has), and loading is strict. The images evaluated are those with person
 annotations (sorted ids; the first ``eva_num`` when it is > 0). Results
 (``eval_result.json``, COCO keypoint format) and metrics (``eval_metrics.json``) go to
-``output_img_path``; ``--vis True`` also writes a skeleton drawing per image. Errors (missing
+``output_img_path``; ``--vis True`` also writes a skeleton drawing per image (``<stem>_<ext>.png``,
+refused when ``output_img_path`` is the image folder). Errors (missing
 files, bad checkpoint or annotations) print one line and exit with status 1 (2 for a bad
 command line).
 
@@ -38,8 +39,11 @@ def main(argv=None):
     from src.parallel.launch import device_id_for
     from src.parallel.runtime import init_distributed, rank_prefix
     from src.runtime.context import setup_context
-    from src.runtime.output_checks import check_output_dir
+    from src.runtime.output_checks import check_not_input, check_output_dir
     try:
+        if cfg.vis:
+            check_not_input(cfg.output_img_path, "output_img_path",
+                            [(cfg.imgpath_val, "the --imgpath_val image folder")], "drawings")
         check_output_dir(cfg.output_img_path, "output_img_path")
         target = setup_context(cfg.device_target, mode="graph", device_id=device_id_for(cfg))
         dist = init_distributed(target) if cfg.is_distributed else None

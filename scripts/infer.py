@@ -5,9 +5,10 @@
         [--min_person_score S] [--min_joints N]
         [--key value ...]
 
-Writes ``<name>.png`` drawings (``<name>_pose.mp4`` for a video) and ``people.json`` (per image
-or frame, each person's 17 COCO keypoints as x, y, confidence, and score; docs/outputs.md) into
-``--output``. ``--min_person_score S`` / ``--min_joints N`` leave out people scoring below S or
+Writes a drawing per image (``<stem>_<ext>.png``: ``a.jpg`` -> ``a_jpg.png``; ``<stem>_pose.mp4``
+for a video) and ``people.json`` (per image or frame, each person's 17 COCO keypoints as x, y,
+confidence, and score; docs/outputs.md) into ``--output``, which must not be the input's folder
+(nothing written replaces an input). ``--min_person_score S`` / ``--min_joints N`` leave out people scoring below S or
 with fewer than N keypoints found (default: keep all). The network is the one
 the checkpoint records (or whose shapes it has); a contradicting --num_stages / --width_mult /
 --vgg_with_bn, or a parameter that does not fit, stops with one line (exit 1). ``--backend onnx``
@@ -33,14 +34,17 @@ def main(argv=None):
     from src.evaluate.media import MediaError, classify_input, run_media_inference
     from src.parallel.launch import device_id_for
     from src.runtime.context import setup_context
-    from src.runtime.output_checks import check_output_dir
+    from src.runtime.output_checks import check_not_input, check_output_dir
     try:
         if not cfg.input:
             raise MediaError("--input is empty: pass an image, a folder of images or a video")
         if not cfg.model_path:
             raise MediaError("--model_path is empty: pass a checkpoint (or an ONNX file with "
                              "--backend onnx)")
-        classify_input(cfg.input)
+        kind, path = classify_input(cfg.input)
+        check_not_input(cfg.output, "output",
+                        [(path, "the --input folder") if kind == "folder" else
+                         (path.parent, "the folder of --input")], "drawings and people.json")
         check_output_dir(cfg.output, "output")
         setup_context(cfg.device_target, mode="graph", device_id=device_id_for(cfg))
         forward, spec, lines = open_forward(cfg)

@@ -67,7 +67,7 @@ def test_eval_py_end_to_end(tiny_checkpoints, coco_sample_dir, tmp_path):
     assert "AP.5" in proc.stdout and "images/s" in proc.stdout
     assert "img/s" in proc.stderr  # the progress bar
     assert sorted(p.name for p in out.glob("*.png")) == \
-        ["196141.png", "197388.png", "40083.png", "785.png"]
+        ["000000000785_jpg.png", "000000040083_jpg.png", "000000196141_jpg.png", "000000197388_jpg.png"]
 
 
 @pytest.mark.parametrize("key, message", [

@@ -77,7 +77,7 @@ def test_image_folder_and_video(tmp_path):
     assert data["keypoint_names"][0] == "nose" and len(data["keypoint_names"]) == 17
     assert "confidence" in data["keypoint_format"] and "sum" in data["score"]
     assert data["filters"] == {"min_person_score": 0.0, "min_joints": 0}
-    assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == ["im0.png", "im1.png", "im2.png"]
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == ["im0_jpg.png", "im1_jpg.png", "im2_jpg.png"]
 
     video = tmp_path / "clip.avi"
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
@@ -112,7 +112,7 @@ def test_infer_cli_on_image(ms_cpu, tmp_path):
             "--width_mult", "0.125", "--num_stages", "1", "--flip", "true"]
     proc = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert (tmp_path / "out" / "person.png").is_file()
+    assert (tmp_path / "out" / "person_jpg.png").is_file()
     data = json.loads((tmp_path / "out" / "people.json").read_text())
     assert data["results"][0]["file"] == str(image)
     assert data["filters"] == {"min_person_score": 0.0, "min_joints": 0}

@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from src.data.coco import ImageReadError, image_path, load_coco, read_image
 from src.errors import OpenPoseError
-from src.evaluate.drawing import draw_poses
+from src.evaluate.drawing import draw_poses, drawing_names
 from src.evaluate.inference import predictor_from_config
 from src.evaluate.input_skips import InputSkips, raise_for_failed_writes
 from src.parallel.sharding import rank_shard
@@ -168,6 +168,13 @@ def check_eval_inputs(cfg):
             raise EvaluationError(f"{value}: {what} not found (--{key})")
 
 
+def eval_drawing_names(coco):
+    """``{image_id: drawing file name}`` over every image of ``coco`` (the same on every rank):
+    :func:`src.evaluate.drawing.drawing_names` of the images' file names, in id order."""
+    ids = sorted(coco.images)
+    return dict(zip(ids, drawing_names(coco.images[i].get("file_name", f"{i}.jpg") for i in ids)))
+
+
 def evaluate_shard(predictor, coco, image_ids, image_dir, vis_dir=None, progress=True,
                    strict=False):
     """Run ``predictor`` on the images ``image_ids`` of ``coco``.
@@ -177,7 +184,8 @@ def evaluate_shard(predictor, coco, image_ids, image_dir, vis_dir=None, progress
         coco: :class:`src.data.coco.CocoData` of the annotations.
         image_ids: the ids to run (this rank's shard).
         image_dir: folder of the images.
-        vis_dir: when given, a skeleton drawing per image goes there as ``<image_id>.png``.
+        vis_dir: when given, a skeleton drawing per image goes there, named from the image's
+            file name (:func:`eval_drawing_names`).
         progress: show a progress bar.
         strict: stop at the first unreadable image (ImageReadError) instead of skipping it.
 
@@ -197,6 +205,7 @@ def evaluate_shard(predictor, coco, image_ids, image_dir, vis_dir=None, progress
 
     predictor.forward = timed_forward
     results = []
+    names = eval_drawing_names(coco) if vis_dir is not None else {}
     skips = InputSkips(strict, log=tqdm.write)
     start_all = time.perf_counter()
     try:
@@ -210,7 +219,7 @@ def evaluate_shard(predictor, coco, image_ids, image_dir, vis_dir=None, progress
             poses, scores = predictor(image)
             results += poses_to_results(image_id, poses, scores)
             if vis_dir is not None:
-                skips.draw(os.path.join(vis_dir, f"{image_id}.png"), draw_poses(image, poses))
+                skips.draw(os.path.join(vis_dir, names[image_id]), draw_poses(image, poses))
     finally:
         predictor.forward = forward
     timing["total"] = time.perf_counter() - start_all
@@ -224,7 +233,7 @@ def run_evaluation(cfg, rank=0, group_size=1, gather=None, log=print):
     Every rank runs the images ``ids[rank::group_size]``; ``gather`` collects the per-rank
     result lists on rank 0, which writes ``eval_result.json`` (COCO keypoint results) and
     ``eval_metrics.json`` into ``cfg.output_img_path`` and prints the metrics table. With
-    ``cfg.vis`` every image's skeleton drawing is written there as ``<image_id>.png``.
+    ``cfg.vis`` every image's skeleton drawing is written there (``<stem>_<ext>.png``).
     The inputs are checked by the caller first (:func:`check_eval_inputs`, as eval.py does).
 
     Args:

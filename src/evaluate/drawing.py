@@ -1,4 +1,6 @@
-"""Skeleton drawings of decoded people (OpenCV, BGR images)."""
+"""Skeleton drawings of decoded people (OpenCV, BGR images), and the drawings' file names."""
+from pathlib import PurePath
+
 import cv2
 import numpy as np
 
@@ -47,3 +49,32 @@ def draw_poses(image_bgr, poses, thickness=None, joint_radius=None, copy=True):
             cv2.circle(image, tuple(int(v) for v in person[joint]), joint_radius,
                        JOINT_COLORS[joint], -1, cv2.LINE_AA)
     return image
+
+
+def drawing_names(file_names, suffix=".png"):
+    """File names of the drawings of input images, one naming scheme for eval.py and infer.py.
+
+    The drawing of ``<stem>.<ext>`` is ``<stem>_<ext><suffix>`` (``000000000785.jpg`` ->
+    ``000000000785_jpg.png``), so ``gray.jpg`` and ``gray.png`` get distinct drawings; the few
+    names that still collide within a run (the same file name in two sub-folders of a COCO set)
+    get ``_2``, ``_3`` ... in the order given, so every rank of a distributed run that computes
+    them over the same list agrees.
+
+    Args:
+        file_names: the inputs' names or paths (only the last component is used), in run order.
+        suffix: the drawings' suffix (picks the image format).
+
+    Returns:
+        list of file names (no folder), one per input, all distinct.
+    """
+    names, used = [], set()
+    for file_name in file_names:
+        path = PurePath(str(file_name))
+        base = f"{path.stem}_{path.suffix[1:]}" if path.suffix else path.name
+        name, count = f"{base}{suffix}", 1
+        while name.lower() in used:      # lower: distinct on case-insensitive disks too
+            count += 1
+            name = f"{base}_{count}{suffix}"
+        used.add(name.lower())
+        names.append(name)
+    return names

@@ -18,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from src.errors import OpenPoseError
-from src.evaluate.drawing import draw_poses
+from src.evaluate.drawing import draw_poses, drawing_names
 from src.evaluate.input_skips import InputSkips
 from src.runtime.atomic_write import atomic_write, write_json
 from src.runtime.output_checks import OutputError
@@ -131,7 +131,8 @@ def _detect(predictor, image, people_filter):
 
 
 def infer_images(predictor, files, out_dir, log=print, skips=None, people_filter=None):
-    """Run ``predictor`` on image files; write ``<stem>.png`` drawings; return the records.
+    """Run ``predictor`` on image files; write their drawings
+    (:func:`src.evaluate.drawing.drawing_names`: ``<stem>_<ext>.png``); return the records.
 
     ``predictor.people(image)`` gives (poses, scores, confidences) (see
     :meth:`src.evaluate.inference.Predictor.people`); ``people_filter`` (a :class:`PeopleFilter`,
@@ -144,13 +145,14 @@ def infer_images(predictor, files, out_dir, log=print, skips=None, people_filter
     skips = skips or InputSkips()
     people_filter = people_filter or PeopleFilter()
     records = []
+    names = dict(zip(files, drawing_names(files)))
     for file in tqdm(files, unit="img", dynamic_ncols=True):
         image = cv2.imread(str(file))
         if image is None:
             skips.skip(MediaError(f"{file}: cannot read this image"))
             continue
         poses, people = _detect(predictor, image, people_filter)
-        skips.draw(os.path.join(out_dir, f"{Path(file).stem}.png"), draw_poses(image, poses))
+        skips.draw(os.path.join(out_dir, names[file]), draw_poses(image, poses))
         records.append({"file": str(file), "people": people})
     if not records:
         raise MediaError(f"{files[0] if len(files) == 1 else Path(files[0]).parent}: "
