@@ -23,7 +23,28 @@ its shard of the images, rank 0 gathers the results and runs one COCOeval.
 import os
 import sys
 
-from src.config import load_config
+from src.config import INFERENCE_KEYS, NETWORK_KEYS, Command, load_config
+
+
+def command():
+    """The keys eval.py reads, its required keys and examples (its --help)."""
+    return Command(
+        "eval.py", __doc__,
+        groups={"inputs": ("model_path", "backend", "imgpath_val", "ann"),
+                "network": NETWORK_KEYS,
+                "evaluation": ("eva_num", "strict") + INFERENCE_KEYS,
+                "outputs": ("output_img_path", "vis"),
+                "device": ("device_target", "device_id", "is_distributed")},
+        required=("model_path", "imgpath_val", "ann"),
+        examples=(
+            "python eval.py --model_path checkpoint/ckpt_0/best.ckpt --imgpath_val coco/val2017 \\\n"
+            "      --ann coco/annotations/person_keypoints_val2017.json",
+            "python eval.py --model_path cmu_coco.ckpt --imgpath_val coco/val2017 --ann ANN.json "
+            "--eva_num 100 --vis True",
+            "python eval.py --backend onnx --model_path openpose.onnx --imgpath_val coco/val2017 "
+            "--ann ANN.json",
+            "mpirun -n 8 python eval.py --is_distributed 1 --model_path CKPT --imgpath_val DIR --ann FILE",
+        ))
 
 
 def main(argv=None):
@@ -31,7 +52,7 @@ def main(argv=None):
     # The decoder's matrix products are small: one BLAS thread avoids idle threads spinning
     # on the cores the network needs (takes effect when numpy is not imported yet).
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    cfg = load_config(argv, prog="eval.py")
+    cfg = load_config(argv, command=command())
     # Imported here: after OPENBLAS_NUM_THREADS is set, and not at all for --help or a bad flag.
     from src.errors import OpenPoseError
     from src.evaluate.coco_eval import check_eval_inputs, run_evaluation

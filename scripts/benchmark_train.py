@@ -33,7 +33,9 @@ from pathlib import Path
 import numpy as np
 from _repo_path import REPO_ROOT as REPO
 
-TRAIN_TYPES = ("fix_loss_scale", "clip_grad")
+from src.config_checks import RULES
+
+TRAIN_TYPES = RULES["train_type"].allowed  # stated once, in the checks table
 
 
 def build_parser():

@@ -14,13 +14,22 @@ import sys
 
 import _repo_path  # noqa: F401  (puts the repository root on sys.path)
 
+EXAMPLES = """examples:
+  python scripts/convert_cmu_caffemodel.py --caffemodel pose_iter_440000.caffemodel \\
+      --out checkpoints/cmu_coco.ckpt
+  python eval.py --model_path checkpoints/cmu_coco.ckpt --imgpath_val coco/val2017 --ann ANN.json"""
+
 
 def main(argv=None):
     """Command-line entry point; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="convert_cmu_caffemodel.py",
-                                     description=__doc__.split("\n")[0])
-    parser.add_argument("--caffemodel", required=True, help="CMU's pose_iter_440000.caffemodel")
-    parser.add_argument("--out", required=True, help="checkpoint to write (.ckpt)")
+    parser = argparse.ArgumentParser(
+        prog="scripts/convert_cmu_caffemodel.py", description=__doc__.replace("``", ""),
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
+    parser.add_argument_group("inputs").add_argument(
+        "--caffemodel", required=True, metavar="FILE",
+        help="(required) CMU's COCO body model, pose_iter_440000.caffemodel (binary Caffe format)")
+    parser.add_argument_group("outputs").add_argument(
+        "--out", required=True, metavar="FILE", help="(required) checkpoint to write (.ckpt)")
     args = parser.parse_args(argv)
     from src.errors import OpenPoseError
     from src.model.caffe_import import convert_caffemodel, read_caffemodel

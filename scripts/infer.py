@@ -19,7 +19,25 @@ import sys
 
 import _repo_path  # noqa: F401  (puts the repository root on sys.path)
 
-EXTRA_KEYS = {"input": "", "output": "./infer_output/", "max_frames": 0}
+
+def command():
+    """The keys scripts/infer.py reads, its required keys and examples (its --help)."""
+    from src.config import INFERENCE_KEYS, NETWORK_KEYS, Command
+    return Command(
+        "scripts/infer.py", __doc__,
+        groups={"inputs": ("input", "model_path", "backend", "max_frames"),
+                "network": NETWORK_KEYS,
+                "evaluation": ("strict",) + INFERENCE_KEYS,
+                "outputs": ("output",),
+                "device": ("device_target", "device_id")},
+        required=("input", "model_path"),
+        examples=(
+            "python scripts/infer.py --model_path cmu_coco.ckpt --input photo.jpg",
+            "python scripts/infer.py --model_path cmu_coco.ckpt --input photos/ --output poses/",
+            "python scripts/infer.py --model_path cmu_coco.ckpt --input clip.mp4 --max_frames 300",
+            "python scripts/infer.py --backend onnx --model_path openpose.onnx --input photo.jpg "
+            "--multi_scale True",
+        ))
 
 
 def main(argv=None):
@@ -27,7 +45,7 @@ def main(argv=None):
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     # Imported here: after OPENBLAS_NUM_THREADS is set, and not at all for --help or a bad flag.
     from src.config import load_config
-    cfg = load_config(argv, prog="infer.py", extra_defaults=EXTRA_KEYS)
+    cfg = load_config(argv, command=command())
     from src.errors import OpenPoseError
     from src.evaluate.backends import open_forward
     from src.evaluate.inference import predictor_from_config

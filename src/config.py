@@ -4,19 +4,29 @@
 :class:`ConfigError` with a one-line message; `load_config` is the command-line front end that
 turns such an error into a non-zero exit; `default_config` gives default_config.yaml's values
 (the one place defaults are written) to code and tests.
+
+Each entry point declares the keys it reads in a :class:`Command` (grouped, with its required
+keys and examples); its --help lists those keys only, with the description written as the key's
+end-of-line comment in default_config.yaml (:func:`read_descriptions`) and the values it accepts
+from :data:`src.config_checks.RULES`.
 """
+import re
 import sys
+import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from src.config_checks import ConfigError, check_values, parse_int_list
+from src.config_checks import RULES, ConfigError, check_values, parse_int_list
 from src.runtime.messages import shorten
 
-__all__ = ["DEFAULT_CONFIG_PATH", "Config", "ConfigError", "coerce_value", "default_config",
-           "format_help", "load_config", "parse_config", "parse_int_list", "read_yaml"]
+__all__ = ["DEFAULT_CONFIG_PATH", "HELP_GROUPS", "INFERENCE_KEYS", "NETWORK_KEYS", "Command", "Config",
+           "ConfigError", "argparse_help", "coerce_value", "default_config", "describe_key", "format_help",
+           "load_config", "parse_config", "parse_int_list", "read_descriptions", "read_yaml"]
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[1] / "default_config.yaml"
+_KEY_LINE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s*:(.*)$")
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 
@@ -120,7 +130,11 @@ def safe_yaml(text_or_stream, source="value"):
 
 
 def read_yaml(path):
-    """Read a config YAML: ``(values, help_texts, choices)``; the last two documents are optional."""
+    """Read a config YAML's values (its first document).
+
+    A file in the reference's layout (values, help texts, allowed values as three YAML
+    documents) is accepted; only its values are used.
+    """
     path = Path(path)
     try:
         with open(path, encoding="utf-8") as stream:
@@ -138,11 +152,39 @@ def read_yaml(path):
         where = getattr(exc, "problem_mark", None)
         line = f" (line {where.line + 1})" if where is not None else ""
         raise ConfigError(f"{path}: not valid YAML{line}") from None
-    documents += [None] * (3 - len(documents))
     if len(documents) > 3 or not all(d is None or isinstance(d, dict) for d in documents):
-        raise ConfigError(f"{path}: expected up to 3 YAML mappings (values, help, choices)")
-    values, helps, choices = (d or {} for d in documents)
-    return values, helps, choices
+        raise ConfigError(f"{path}: expected a YAML mapping of keys to values")
+    return dict(documents[0] or {}) if documents else {}
+
+
+def _end_of_line_comment(text):
+    """The ``# comment`` ending a YAML value's line (outside quotes), or ''."""
+    quote = None
+    for index, char in enumerate(text):
+        if quote:
+            quote = None if char == quote else quote
+        elif char in "\"'":
+            quote = char
+        elif char == "#" and (index == 0 or text[index - 1] in " \t"):
+            return text[index + 1:].strip()
+    return ""
+
+
+def read_descriptions(path=DEFAULT_CONFIG_PATH):
+    """``{key: one-line description}`` from the end-of-line comments of a config YAML's keys.
+
+    default_config.yaml describes each key in the comment ending its line (``key: value  #
+    what it is``); this is the one place descriptions are written, and --help shows them.
+    """
+    descriptions = {}
+    with open(path, encoding="utf-8") as stream:
+        for line in stream:
+            if line.startswith("---"):
+                break
+            match = _KEY_LINE.match(line)
+            if match:
+                descriptions[match.group(1)] = _end_of_line_comment(match.group(2))
+    return descriptions
 
 
 def coerce_value(key, value, default, source):
@@ -215,12 +257,6 @@ def _split_argv(argv):
         yield key, value
 
 
-def _check_choice(key, value, choices, source):
-    allowed = choices.get(key)
-    if allowed is not None and value not in allowed:
-        raise ConfigError(f"{source}: bad value {shorten(value)} for '{key}': expected one of {allowed}")
-
-
 def parse_config(argv=None, config_path=None, extra_defaults=None, overrides=None):
     """Build a :class:`Config` from the defaults, a config file and command-line flags.
 
@@ -240,13 +276,12 @@ def parse_config(argv=None, config_path=None, extra_defaults=None, overrides=Non
     for key, value in pairs:
         if key == "config_path":
             config_path = value
-    default_values, helps, choices = read_yaml(DEFAULT_CONFIG_PATH)
-    defaults = dict(default_values)
+    defaults = read_yaml(DEFAULT_CONFIG_PATH)
     defaults.update(extra_defaults or {})
     values = dict(defaults)
     sources = {}            # key -> where the user set it (its keys are the explicit ones)
     if config_path is not None and Path(config_path).resolve() != DEFAULT_CONFIG_PATH:
-        file_values, _, _ = read_yaml(config_path)
+        file_values = read_yaml(config_path)
         for key, value in file_values.items():
             if key not in defaults:
                 raise ConfigError(f"{config_path}: unknown key {shorten(key)}")
@@ -263,8 +298,6 @@ def parse_config(argv=None, config_path=None, extra_defaults=None, overrides=Non
             raise ConfigError(f"command line: unknown key {shorten('--' + key)}")
         values[key] = coerce_value(key, value, defaults[key], "command line")
         sources[key] = "command line"
-    for key, value in values.items():
-        _check_choice(key, value, choices, sources.get(key, str(config_path or DEFAULT_CONFIG_PATH)))
     check_values(values, sources)
     values["config_path"] = str(config_path or DEFAULT_CONFIG_PATH)
     return Config(values, sources)
@@ -283,29 +316,122 @@ def default_config(**overrides):
     return parse_config([], overrides=overrides)
 
 
-def format_help(prog, extra_defaults=None):
-    """Return the --help text: every key with its default and help line."""
-    defaults, helps, choices = read_yaml(DEFAULT_CONFIG_PATH)
-    defaults = dict(defaults)
+#: The groups a script's --help shows, in this order.
+HELP_GROUPS = ("inputs", "network", "training", "evaluation", "outputs", "device")
+#: Keys read wherever images go through the network and the decoder (eval.py, scripts/infer.py,
+#: validation while training: src/evaluate/inference.py and src/evaluate/decoding/params.py).
+INFERENCE_KEYS = ("inference_img_size", "multi_scale", "inference_scales", "flip",
+                  "gaussian_sigma", "heatmap_peak_thresh", "n_integ_points", "n_integ_points_thresh",
+                  "inner_product_thresh", "limb_length_ratio", "length_penalty_value",
+                  "n_subset_limbs_thresh", "subset_score_thresh")
+#: Keys that may contradict the network a checkpoint records (src/model/network_spec.py).
+NETWORK_KEYS = ("vgg_with_bn", "width_mult", "num_stages")
+_HELP_WIDTH = 100
+_KEY_COLUMN = 30
+
+
+@dataclass(frozen=True)
+class Command:
+    """What one entry point reads from the configuration, and its --help.
+
+    Attributes:
+        prog: the script's name as typed ("eval.py", "scripts/infer.py").
+        usage: the script's usage text (its module docstring), shown first.
+        groups: ``{group: (key, ...)}`` with groups from :data:`HELP_GROUPS`: every
+            configuration key the script's code reads, and no other (tests/test_script_help.py
+            runs each script with a recording configuration to check it).
+        required: keys the script cannot run without (marked in --help).
+        examples: command lines shown at the end of --help.
+    """
+
+    prog: str
+    usage: str
+    groups: dict
+    required: tuple = ()
+    examples: tuple = ()
+
+    @property
+    def keys(self):
+        """Every key the script reads, in --help order."""
+        return tuple(key for group in HELP_GROUPS for key in self.groups.get(group, ()))
+
+
+def _shown(value):
+    """A default as it would be typed on the command line."""
+    if isinstance(value, list):
+        return "[" + ", ".join(_shown(v) for v in value) + "]"
+    return str(value)
+
+
+def describe_key(key, default, description, required=False):
+    """One key's --help entry: ``--key METAVAR  description; allowed values; default``."""
+    rule = RULES.get(key)
+    metavar = rule.metavar if rule is not None else "VALUE"
+    parts = [("(required) " if required else "") + (description or "(no description)")]
+    if rule is not None and not rule.allowed and rule.metavar not in ("FILE", "DIR", "PATH", "True|False"):
+        parts.append(rule.meaning)
+    if not required:
+        parts.append(f"default: {_shown(default)}" if default not in ("", None) else "default: none")
+    head = f"  --{key} {metavar}"
+    text = "; ".join(parts)
+    indent = " " * _KEY_COLUMN
+    if len(head) + 2 > _KEY_COLUMN:
+        return head + "\n" + textwrap.fill(text, _HELP_WIDTH, initial_indent=indent,
+                                           subsequent_indent=indent, break_on_hyphens=False)
+    return textwrap.fill(text, _HELP_WIDTH, initial_indent=head.ljust(_KEY_COLUMN),
+                         subsequent_indent=indent, break_on_hyphens=False)
+
+
+def argparse_help(key):
+    """--help text of configuration key ``key`` taken as an option by an argparse script
+    (src/gen_ignore_mask.py): its description, the values it accepts and its default, from the
+    same places as the other scripts' --help."""
+    rule = RULES.get(key)
+    parts = [read_descriptions().get(key, "") or "(no description)"]
+    if rule is not None and rule.metavar not in ("FILE", "DIR", "PATH"):
+        parts.append(rule.meaning)
+    parts.append(f"default: {_shown(read_yaml(DEFAULT_CONFIG_PATH)[key])}")
+    return "; ".join(parts).replace("%", "%%")
+
+
+def format_help(prog, extra_defaults=None, command=None):
+    """Return the --help text of ``command`` (a :class:`Command`): its usage text, then the keys
+    it reads by group, each with its description (default_config.yaml's comment), the values it
+    accepts (:data:`src.config_checks.RULES`) and its default, then examples.
+
+    Without a command every key of default_config.yaml is listed (``extra_defaults`` added).
+    """
+    defaults = read_yaml(DEFAULT_CONFIG_PATH)
     defaults.update(extra_defaults or {})
-    lines = [f"usage: {prog} [--config_path FILE] [--key value ...]", "", "keys (default):"]
-    for key, value in defaults.items():
-        text = helps.get(key, "")
-        allowed = f" one of {choices[key]}." if key in choices else ""
-        lines.append(f"  --{key} ({value!r}) {text}{allowed}".rstrip())
+    descriptions = read_descriptions()
+    if command is None:
+        command = Command(prog, f"usage: {prog} [--config_path FILE] [--key value ...]",
+                          {"inputs": tuple(defaults)})
+    usage = textwrap.dedent(command.usage).strip().replace("``", "")
+    lines = [usage, "",
+             "Keys take a value: --key value or --key=value (True/False for switches);",
+             "--config_path FILE reads values from a YAML file shaped like default_config.yaml."]
+    for group in HELP_GROUPS:
+        keys = command.groups.get(group, ())
+        if keys:
+            lines += ["", f"{group}:"]
+            lines += [describe_key(key, defaults.get(key), descriptions.get(key, ""),
+                                   key in command.required) for key in keys]
+    if command.examples:
+        lines += ["", "examples:"] + [f"  {example}" for example in command.examples]
     return "\n".join(lines)
 
 
-def load_config(argv=None, prog=None, extra_defaults=None):
+def load_config(argv=None, prog=None, extra_defaults=None, command=None):
     """Command-line front end of :func:`parse_config`.
 
-    Prints help and exits 0 on -h/--help; prints ``error: <message>`` and exits 2 on a bad
-    configuration.
+    Prints help (``command``'s keys, see :func:`format_help`) and exits 0 on -h/--help; prints
+    ``error: <message>`` and exits 2 on a bad configuration.
     """
     argv = sys.argv[1:] if argv is None else list(argv)
-    prog = prog or Path(sys.argv[0]).name
+    prog = prog or (command.prog if command is not None else Path(sys.argv[0]).name)
     if "-h" in argv or "--help" in argv:
-        print(format_help(prog, extra_defaults))
+        print(format_help(prog, extra_defaults, command))
         raise SystemExit(0)
     try:
         return parse_config(argv, extra_defaults=extra_defaults)

@@ -58,13 +58,18 @@ class Rule:
 
     Attributes:
         check: ``check(value) -> bool``; the value already has the type of its default.
-        meaning: what is expected, for the message ("a positive integer").
+        meaning: what is expected, for the message and --help ("a positive integer").
         bad: an example of a wrong value, as it would be typed on the command line.
+        metavar: how --help names the value ("N", "FILE", "True|False", "{a,b}").
+        allowed: the values a choice key accepts (the one place they are written); empty for
+            keys that are not a choice.
     """
 
     check: Callable
     meaning: str
     bad: str
+    metavar: str = "VALUE"
+    allowed: tuple = ()
 
 
 def is_finite_number(value):
@@ -75,49 +80,50 @@ def is_finite_number(value):
 
 def positive_int(bad="0"):
     """An integer > 0."""
-    return Rule(lambda v: v > 0, "a positive integer", bad)
+    return Rule(lambda v: v > 0, "a positive integer", bad, "N")
 
 
 def non_negative_int(meaning="an integer >= 0", bad="-1"):
     """An integer >= 0 (0 usually meaning "off" or "all")."""
-    return Rule(lambda v: v >= 0, meaning, bad)
+    return Rule(lambda v: v >= 0, meaning, bad, "N")
 
 
 def int_range(low, high, bad=None):
     """An integer in [low, high]."""
     return Rule(lambda v: low <= v <= high, f"an integer from {low} to {high}",
-                bad if bad is not None else str(high + 1))
+                bad if bad is not None else str(high + 1), "N")
 
 
 def positive_number(bad="0"):
     """A finite number > 0."""
-    return Rule(lambda v: is_finite_number(v) and v > 0, "a finite number > 0", bad)
+    return Rule(lambda v: is_finite_number(v) and v > 0, "a finite number > 0", bad, "X")
 
 
 def non_negative_number(bad="-1"):
     """A finite number >= 0."""
-    return Rule(lambda v: is_finite_number(v) and v >= 0, "a finite number >= 0", bad)
+    return Rule(lambda v: is_finite_number(v) and v >= 0, "a finite number >= 0", bad, "X")
 
 
 def number_range(low, high, bad=None):
     """A finite number in [low, high]."""
     return Rule(lambda v: is_finite_number(v) and low <= v <= high, f"a number from {low:g} to {high:g}",
-                bad if bad is not None else str(high + 1))
+                bad if bad is not None else str(high + 1), "X")
 
 
 def multiple_of_stride():
     """A positive multiple of the network's stride (8)."""
-    return Rule(is_valid_side, f"a positive multiple of {STRIDE}", "-8")
+    return Rule(is_valid_side, f"a positive multiple of {STRIDE}", "-8", "N")
 
 
 def boolean():
     """True or False (the type conversion already checked it)."""
-    return Rule(lambda v: isinstance(v, bool), "true or false", "maybe")
+    return Rule(lambda v: isinstance(v, bool), "True or False", "maybe", "True|False")
 
 
-def choice():
-    """One of the allowed values of the YAML's third document (checked by parse_config)."""
-    return Rule(lambda v: True, "one of its allowed values", "nonsense")
+def choice(*allowed):
+    """One of ``allowed`` (the one place a choice key's values are written)."""
+    return Rule(lambda v: v in allowed, "one of " + ", ".join(str(a) for a in allowed),
+                "nonsense", "{" + ",".join(str(a) for a in allowed) + "}", tuple(allowed))
 
 
 def _int_list(value):
@@ -133,13 +139,14 @@ def step_list():
     def check(value):
         steps = _int_list(value)
         return steps is not None and all(s >= 0 for s in steps) and steps == sorted(steps)
-    return Rule(check, "ascending integers >= 0 separated by commas, such as 100000,200000", "abc")
+    return Rule(check, "ascending integers >= 0 separated by commas, such as 100000,200000", "abc",
+                "N,N,...")
 
 
 def scale_list():
     """A non-empty YAML list of finite numbers > 0."""
     return Rule(lambda v: isinstance(v, list) and bool(v) and all(is_finite_number(s) and s > 0 for s in v),
-                "a non-empty list of numbers > 0, such as [0.5, 1]", "[0, 1]")
+                "a non-empty list of numbers > 0, such as [0.5, 1]", "[0, 1]", "[X,...]")
 
 
 def _path_ok(value, kind, extra=()):
@@ -148,48 +155,53 @@ def _path_ok(value, kind, extra=()):
     value = str(value)
     if value in NO_PATH or value in extra or not os.path.exists(value):
         return True
-    if kind == "file":
-        return os.path.isfile(value) and os.access(value, os.R_OK)
-    return os.path.isdir(value) and os.access(value, os.R_OK | os.X_OK)
+    is_file = os.path.isfile(value) and os.access(value, os.R_OK)
+    is_dir = os.path.isdir(value) and os.access(value, os.R_OK | os.X_OK)
+    return {"file": is_file, "dir": is_dir}.get(kind, is_file or is_dir)
 
 
 def input_file(extra=()):
     """A readable file (or empty / not there yet: the command needing it says so)."""
     shown = "".join(f" or {e}" for e in extra)
-    return Rule(lambda v: _path_ok(v, "file", extra), f"a readable file{shown}, not a folder", "/")
+    return Rule(lambda v: _path_ok(v, "file", extra), f"a readable file{shown}, not a folder", "/",
+                "FILE")
 
 
 def input_dir():
     """A readable folder (or empty / not there yet: the command needing it says so)."""
     return Rule(lambda v: _path_ok(v, "dir"), "a readable folder, not a file",
-                os.path.abspath(__file__))
+                os.path.abspath(__file__), "DIR")
 
 
 def output_path():
     """A non-empty path to write to (probed when the command starts)."""
-    return Rule(lambda v: bool(str(v).strip()), "a non-empty path", "")
+    return Rule(lambda v: bool(str(v).strip()), "a non-empty path", "", "PATH")
 
 
-#: Every key of default_config.yaml (and of the scripts' extra keys) -> its :class:`Rule`.
+#: Every key of default_config.yaml -> its :class:`Rule`.
 RULES = {
     # runtime
-    "device_target": choice(), "device_id": non_negative_int(), "enable_profiling": boolean(),
+    "device_target": choice("auto", "GPU", "Ascend", "CPU"), "device_id": non_negative_int(),
+    "enable_profiling": boolean(),
     "seed": int_range(0, SEED_MAX, bad="-1"),
     # training
     "imgpath_train": input_dir(), "jsonpath_train": input_file(), "maskpath_train": input_dir(),
     "save_model_path": output_path(), "load_pretrain": boolean(),
     "pretrained_model_path": input_file(), "resume": input_file(extra=("auto",)),
-    "train_type": choice(), "train_type_NP": choice(),
+    "train_type": choice("fix_loss_scale", "clip_grad"),
+    "train_type_NP": choice("fix_loss_scale", "clip_grad"),
     "vgg_with_bn": boolean(), "width_mult": positive_number(),
     "num_stages": int_range(1, NUM_STAGES_MAX), "vgg_path": input_file(),
-    "GRADIENT_CLIP_TYPE": choice(), "GRADIENT_CLIP_VALUE": positive_number(),
+    "GRADIENT_CLIP_TYPE": choice(0, 1), "GRADIENT_CLIP_VALUE": positive_number(),
     "unscale_before_clip": boolean(),
-    "optimizer": choice(), "optimizer_NP": choice(), "group_params": boolean(),
-    "group_params_NP": boolean(), "lr": positive_number(), "lr_type": choice(),
+    "optimizer": choice("Adam", "Momentum"), "optimizer_NP": choice("Adam", "Momentum"),
+    "group_params": boolean(),
+    "group_params_NP": boolean(), "lr": positive_number(), "lr_type": choice("default", "cosine"),
     "lr_gamma": positive_number(), "lr_steps": step_list(), "lr_steps_NP": step_list(),
     "warmup_epoch": non_negative_int(), "max_epoch_train": positive_int(),
     "max_epoch_train_NP": positive_int(), "loss_scale": positive_number(),
-    "amp_level": choice(), "max_train_steps": non_negative_int("an integer >= 0 (0: all epochs)"),
+    "amp_level": choice("O0", "O1", "O2", "O3"),
+    "max_train_steps": non_negative_int("an integer >= 0 (0: all epochs)"),
     "num_parallel_workers": non_negative_int("an integer >= 0 (0: automatic)"),
     "val_interval": non_negative_int("an integer >= 0 (0: never)"),
     "val_num": non_negative_int("an integer >= 0 (0: all)"),
@@ -203,9 +215,10 @@ RULES = {
     "min_scale": positive_number(), "max_scale": positive_number(),
     "max_rotate_degree": number_range(0, 180), "center_perterb_max": non_negative_number(),
     # evaluation
-    "is_distributed": int_range(0, 1), "eva_num": non_negative_int("an integer >= 0 (0: all)"),
+    "is_distributed": choice(0, 1), "eva_num": non_negative_int("an integer >= 0 (0: all)"),
     "model_path": input_file(), "imgpath_val": input_dir(), "ann": input_file(),
-    "output_img_path": output_path(), "vis": boolean(), "strict": boolean(), "backend": choice(),
+    "output_img_path": output_path(), "vis": boolean(), "strict": boolean(),
+    "backend": choice("mindspore", "onnx"),
     "min_person_score": non_negative_number(), "min_joints": int_range(0, NUM_COCO_KEYPOINTS),
     "inference_img_size": positive_int(), "inference_scales": scale_list(),
     "multi_scale": boolean(), "flip": boolean(), "gaussian_sigma": positive_number(),
@@ -215,9 +228,10 @@ RULES = {
     "n_subset_limbs_thresh": non_negative_int(), "subset_score_thresh": non_negative_number(),
     # export
     "export_batch_size": positive_int(), "ckpt_file": input_file(), "file_name": output_path(),
-    "file_format": choice(), "export_stages": choice(),
+    "file_format": choice("MINDIR", "AIR", "ONNX"), "export_stages": choice("final", "all"),
     # scripts/infer.py
-    "input": Rule(lambda v: True, "an image, a folder of images or a video", "nonsense"),
+    "input": Rule(lambda v: _path_ok(v, "file or dir"), "an image, a folder of images or a video "
+                  "(a readable file or folder)", os.devnull, "PATH"),
     "output": output_path(), "max_frames": non_negative_int("an integer >= 0 (0: all)"),
 }
 

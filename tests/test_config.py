@@ -3,7 +3,14 @@ import sys
 
 import pytest
 
-from src.config import DEFAULT_CONFIG_PATH, ConfigError, parse_config, parse_int_list, read_yaml
+from src.config import (
+    DEFAULT_CONFIG_PATH,
+    ConfigError,
+    parse_config,
+    parse_int_list,
+    read_descriptions,
+    read_yaml,
+)
 from tests.conftest import REPO_ROOT
 
 REFERENCE_KEYS = {  # reference keys that must keep their names and defaults
@@ -31,9 +38,26 @@ def test_reference_keys_and_defaults():
     for key, value in REFERENCE_KEYS.items():
         assert getattr(cfg, key) == value, f"{key}: {getattr(cfg, key)!r} != reference {value!r}"
     assert cfg.device_target == "auto"
-    values, helps, choices = read_yaml(DEFAULT_CONFIG_PATH)
+    values = read_yaml(DEFAULT_CONFIG_PATH)
     assert "enable_modelarts" not in values and "data_url" not in values
-    assert set(helps) <= set(values) and set(choices) <= set(values)
+
+
+def test_a_reference_style_file_with_help_and_choices_documents(tmp_path):
+    """The reference's YAMLs hold values, help texts and choices as three documents; only the
+    values count."""
+    path = tmp_path / "reference.yaml"
+    path.write_text("batch_size: 4\nlr: 0.01\n---\nbatch_size: 'help text'\n---\n"
+                    "device_target: ['Ascend', 'GPU']\n")
+    assert read_yaml(path) == {"batch_size": 4, "lr": 0.01}
+    cfg = parse_config(["--config_path", str(path)])
+    assert cfg.batch_size == 4 and cfg.lr == pytest.approx(0.01)
+
+
+def test_descriptions_are_the_end_of_line_comments(tmp_path):
+    path = tmp_path / "described.yaml"
+    path.write_text('# header: not a key\nname: "a # b"   # the name\nsize: 3 #no space\n'
+                    "bare: 1\n---\nname: 'second document'  # ignored\n")
+    assert read_descriptions(path) == {"name": "the name", "size": "no space", "bare": ""}
 
 
 def test_typed_overrides():

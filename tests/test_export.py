@@ -63,3 +63,19 @@ def test_export_errors(checkpoint, tmp_path, extra, message):
 def test_export_missing_checkpoint(tmp_path):
     result = _export(str(tmp_path / "none.ckpt"), tmp_path / "x", "MINDIR")
     assert result.returncode == 1 and "no such checkpoint file" in result.stderr
+
+
+def test_export_takes_model_path_too_but_not_two_different_checkpoints(tmp_path):
+    """--model_path (eval.py's and infer.py's name) names the checkpoint as --ckpt_file does;
+    both naming different files is a bad command line (exit 2, one line)."""
+    missing = str(tmp_path / "none.ckpt")
+    result = subprocess.run([sys.executable, "export.py", "--model_path", missing, "--file_name",
+                             str(tmp_path / "x"), "--device_target", "CPU"],
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1 and f"{missing}: no such checkpoint file" in result.stderr, \
+        result.stderr[-1000:]
+    both = subprocess.run([sys.executable, "export.py", "--ckpt_file", missing, "--model_path",
+                           str(tmp_path / "other.ckpt")], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert both.returncode == 2, both.stderr[-1000:]
+    assert both.stderr.count("\n") == 1 and "name different checkpoints" in both.stderr, both.stderr

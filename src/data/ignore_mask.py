@@ -29,7 +29,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 from tqdm import tqdm
 
-from src.config import default_config
+from src.config import argparse_help, default_config
 from src.data.annotation_checks import image_size
 from src.data.coco import (
     DEFAULT_MIN_AREA,
@@ -207,6 +207,14 @@ def generate_split(ann_path, image_dir, split, workers=1, vis_dir=None,
     return save_dir, on_disk, written
 
 
+EXAMPLES = """examples:
+  python src/gen_ignore_mask.py --train_ann coco/annotations/person_keypoints_train2017.json \\
+      --train_dir coco/train2017
+  python src/gen_ignore_mask.py --train_ann TRAIN.json --train_dir coco/train2017 \\
+      --val_ann VAL.json --val_dir coco/val2017 --workers 8
+  python src/gen_ignore_mask.py --val_ann VAL.json --val_dir coco/val2017 --vis True"""
+
+
 def overlay_folder(text):
     """The ``--vis`` argument: a folder for overlay PNGs, :data:`BESIDE_MASKS` for a
     boolean-like "True" (the reference's flag), or None for no overlays."""
@@ -219,24 +227,34 @@ def overlay_folder(text):
 
 
 def build_parser():
-    """Command-line options (the people rule's defaults from default_config.yaml)."""
-    defaults = default_config()
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--train_ann", default="", help="train annotations JSON")
-    parser.add_argument("--val_ann", default="", help="val annotations JSON")
-    parser.add_argument("--train_dir", default="", help="train image folder")
-    parser.add_argument("--val_dir", default="", help="val image folder")
-    parser.add_argument("--min_keypoints", type=int, default=defaults.min_keypoints,
-                        help=f"people with fewer keypoints are ignored (default {defaults.min_keypoints})")
-    parser.add_argument("--min_area", type=float, default=defaults.min_area,
-                        help=f"people with area <= this are ignored (default {defaults.min_area})")
-    parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
-                        help="parallel worker processes")
-    parser.add_argument("--vis", type=overlay_folder, default=None, metavar="DIR",
-                        help="also write annotation/mask overlay PNGs into DIR/<split>/ "
-                             f"(True: {BESIDE_MASKS}/<split>/ beside the image folders; False or "
-                             "empty: none)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    """Command-line options, grouped like the other scripts' --help (the people rule's
+    descriptions and defaults from default_config.yaml)."""
+    parser = argparse.ArgumentParser(
+        prog="src/gen_ignore_mask.py", description=__doc__.replace("``", ""),
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
+    inputs = parser.add_argument_group(
+        "inputs", "a split's annotations and images go together; give one split or both")
+    inputs.add_argument("--train_ann", default="", metavar="FILE",
+                        help="training annotations (person_keypoints_train2017.json)")
+    inputs.add_argument("--train_dir", default="", metavar="DIR", help="training image folder")
+    inputs.add_argument("--val_ann", default="", metavar="FILE",
+                        help="validation annotations (person_keypoints_val2017.json)")
+    inputs.add_argument("--val_dir", default="", metavar="DIR", help="validation image folder")
+    training = parser.add_argument_group("training", "which people are ignored (as train.py)")
+    training.add_argument("--min_keypoints", type=int, default=default_config().min_keypoints,
+                          metavar="N", help=argparse_help("min_keypoints"))
+    training.add_argument("--min_area", type=float, default=default_config().min_area,
+                          metavar="X", help=argparse_help("min_area"))
+    outputs = parser.add_argument_group("outputs", "masks go to ignore_mask_<split>/ beside "
+                                        "the image folder")
+    outputs.add_argument("--vis", type=overlay_folder, default=None, metavar="DIR",
+                         help="also write annotation/mask overlay PNGs into DIR/<split>/ "
+                              f"(True: {BESIDE_MASKS}/<split>/ beside the image folders; False "
+                              "or empty: none); default: none")
+    outputs.add_argument("--quiet", action="store_true", help="no progress bar (takes no value)")
+    device = parser.add_argument_group("device")
+    device.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), metavar="N",
+                        help="parallel worker processes; default: min(4, CPU cores)")
     return parser
 
 

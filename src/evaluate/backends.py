@@ -8,7 +8,9 @@
 Both give the same forward function to :class:`src.evaluate.inference.Predictor`, so preprocessing,
 decoding and outputs are the same code.
 """
-BACKENDS = ("mindspore", "onnx")
+from src.config_checks import RULES
+
+BACKENDS = RULES["backend"].allowed  # stated once, in the checks table
 
 
 def open_forward(cfg, path=None):

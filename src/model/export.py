@@ -80,7 +80,7 @@ def export_network(ckpt_file, file_name, file_format, *, batch_size, insize, sta
                f"{batch_size}x3x{insize}x{insize} float32)",
                hint="use a smaller --export_batch_size or --insize")
     if not ckpt_file:
-        raise ExportError("ckpt_file is empty: pass --ckpt_file PATH")
+        raise ExportError("no checkpoint to export: pass --ckpt_file PATH (or --model_path PATH)")
     folder = check_output_dir(Path(file_name).parent, "file_name")  # before the checkpoint is read
     remove_stale_temporaries(folder)      # what a killed export left there
     net, spec, report = open_network(ckpt_file, cfg)

@@ -21,7 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-LR_TYPES = ("default", "cosine")
+from src.config_checks import RULES
+
+LR_TYPES = RULES["lr_type"].allowed  # stated once, in the checks table
 VGG_FREEZE_STEPS = 2000
 WARMUP_RATIO = 1.0 / 3.0
 BASE_LR_DIVISOR = 4.0

@@ -13,7 +13,9 @@ Names are matched as substrings, so a ``network.`` prefix (reference layout) wor
 import mindspore
 import mindspore.nn as nn
 
-OPTIMIZERS = ("Adam", "Momentum")
+from src.config_checks import RULES
+
+OPTIMIZERS = RULES["optimizer"].allowed  # stated once, in the checks table
 MOMENTUM = 0.9
 #: Adam's epsilon as the reference built it (MindSpore's default).
 ADAM_EPS = 1e-8

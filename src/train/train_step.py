@@ -32,9 +32,10 @@ from mindspore import dtype as mstype
 from mindspore.communication.management import get_group_size
 from mindspore.context import ParallelMode
 
+from src.config_checks import RULES
 from src.model.loss import NetWithLoss
 
-TRAIN_TYPES = ("fix_loss_scale", "clip_grad")
+TRAIN_TYPES = RULES["train_type"].allowed  # stated once, in the checks table
 CLIP_BY_VALUE = 0
 CLIP_BY_NORM = 1
 
