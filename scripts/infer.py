@@ -28,12 +28,13 @@ def command():
         groups={"inputs": ("input", "model_path", "backend", "max_frames"),
                 "network": NETWORK_KEYS,
                 "evaluation": ("strict",) + INFERENCE_KEYS,
-                "outputs": ("output",),
+                "outputs": ("output", "min_person_score", "min_joints"),
                 "device": ("device_target", "device_id")},
         required=("input", "model_path"),
         examples=(
             "python scripts/infer.py --model_path cmu_coco.ckpt --input photo.jpg",
-            "python scripts/infer.py --model_path cmu_coco.ckpt --input photos/ --output poses/",
+            "python scripts/infer.py --model_path cmu_coco.ckpt --input photos/ --output poses/ "
+            "--min_joints 5",
             "python scripts/infer.py --model_path cmu_coco.ckpt --input clip.mp4 --max_frames 300",
             "python scripts/infer.py --backend onnx --model_path openpose.onnx --input photo.jpg "
             "--multi_scale True",

@@ -384,7 +384,7 @@ def describe_key(key, default, description, required=False):
 
 def argparse_help(key):
     """--help text of configuration key ``key`` taken as an option by an argparse script
-    (src/gen_ignore_mask.py): its description, the values it accepts and its default, from the
+    (scripts/gen_ignore_mask.py): its description, the values it accepts and its default, from the
     same places as the other scripts' --help."""
     rule = RULES.get(key)
     parts = [read_descriptions().get(key, "") or "(no description)"]

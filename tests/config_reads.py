@@ -39,6 +39,7 @@ def run_recording(script, argv):
     """Run ``script``'s ``main(argv)`` with recording configurations: ``(status, keys read)``."""
     original = config_module.Config
     config_module.Config = RecordingConfig
+    sys.path.insert(0, str(Path(script).resolve().parent))  # as `python SCRIPT` would
     RecordingConfig.reads = set()
     try:
         namespace = runpy.run_path(str(script), run_name="config_reads")

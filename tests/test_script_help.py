@@ -25,7 +25,7 @@ from tests.conftest import REPO_ROOT
 
 PYTHON = sys.executable
 CONFIG_SCRIPTS = ("train.py", "eval.py", "export.py", "scripts/infer.py")
-ARGPARSE_SCRIPTS = ("src/gen_ignore_mask.py", "scripts/convert_cmu_caffemodel.py")
+ARGPARSE_SCRIPTS = ("scripts/gen_ignore_mask.py", "scripts/convert_cmu_caffemodel.py")
 DEFAULTS = read_yaml(REPO_ROOT / "default_config.yaml")
 DESCRIPTIONS = read_descriptions()
 
@@ -116,7 +116,7 @@ def test_infer_help_shows_its_usage_text_and_what_input_takes():
 
 @pytest.mark.parametrize("script", ARGPARSE_SCRIPTS)
 def test_argparse_scripts_describe_group_and_read_every_option(script):
-    if script == "src/gen_ignore_mask.py":
+    if script == "scripts/gen_ignore_mask.py":
         from src.data import ignore_mask as module
         parser = module.build_parser()
     else:

@@ -208,11 +208,11 @@ def generate_split(ann_path, image_dir, split, workers=1, vis_dir=None,
 
 
 EXAMPLES = """examples:
-  python src/gen_ignore_mask.py --train_ann coco/annotations/person_keypoints_train2017.json \\
+  python scripts/gen_ignore_mask.py --train_ann coco/annotations/person_keypoints_train2017.json \\
       --train_dir coco/train2017
-  python src/gen_ignore_mask.py --train_ann TRAIN.json --train_dir coco/train2017 \\
+  python scripts/gen_ignore_mask.py --train_ann TRAIN.json --train_dir coco/train2017 \\
       --val_ann VAL.json --val_dir coco/val2017 --workers 8
-  python src/gen_ignore_mask.py --val_ann VAL.json --val_dir coco/val2017 --vis True"""
+  python scripts/gen_ignore_mask.py --val_ann VAL.json --val_dir coco/val2017 --vis True"""
 
 
 def overlay_folder(text):
@@ -230,7 +230,7 @@ def build_parser():
     """Command-line options, grouped like the other scripts' --help (the people rule's
     descriptions and defaults from default_config.yaml)."""
     parser = argparse.ArgumentParser(
-        prog="src/gen_ignore_mask.py", description=__doc__.replace("``", ""),
+        prog="scripts/gen_ignore_mask.py", description=__doc__.replace("``", ""),
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
     inputs = parser.add_argument_group(
         "inputs", "a split's annotations and images go together; give one split or both")
