@@ -48,3 +48,40 @@ def test_validation_logs_ap_and_keeps_best_checkpoint(ms_cpu, tmp_path, coco_sam
     assert spec == TOY and not report.missing
     # the regular checkpoints are untouched by best.ckpt (resume auto ignores it)
     assert sorted(p.name for p in (tmp_path / "ckpt_0").iterdir()) == ["0-2_1.ckpt", BEST_NAME]
+
+
+def test_eval_and_validation_give_identical_results_through_one_function(
+        ms_cpu, tmp_path, coco_sample_dir, monkeypatch):
+    """eval.py's run_evaluation and Validator.run on the same checkpoint and images both call
+    coco_eval.evaluate_images, and it returns the same detections and metrics to both."""
+    from src.evaluate import coco_eval
+    from src.model.checkpoint import network_entries, save_checkpoint_atomic
+    from src.train import validation
+
+    spec = NetworkSpec(vgg_with_bn=False, width_mult=0.125, num_stages=2)  # has detections
+    network = spec.build()
+    ckpt = tmp_path / "toy.ckpt"
+    save_checkpoint_atomic(network_entries(network), ckpt, append_dict=spec.to_record())
+    cfg = parse_config(["--model_path", str(ckpt), "--imgpath_val", str(coco_sample_dir),
+                        "--ann", str(coco_sample_dir / "person_keypoints_sample.json"),
+                        "--eva_num", "3", "--val_num", "3", "--inference_img_size", "64",
+                        "--heatmap_peak_thresh", "0.0", "--output_img_path", str(tmp_path / "out")])
+    summaries = []
+    real = coco_eval.evaluate_images
+
+    def spy(*args, **kwargs):
+        summaries.append(real(*args, **kwargs))
+        return summaries[-1]
+
+    monkeypatch.setattr(coco_eval, "evaluate_images", spy)
+    monkeypatch.setattr(validation, "evaluate_images", spy)
+    eval_metrics = coco_eval.run_evaluation(cfg, log=lambda line: None)
+    opened, opened_spec, _ = open_network(str(ckpt))
+    val_metrics = Validator(cfg, tmp_path / "ckpt_0", opened_spec).run(opened, global_step=1, epoch=1,
+                                                                log=lambda line: None)
+    assert len(summaries) == 2, "eval and validation must both run coco_eval.evaluate_images"
+    by_eval, by_validation = summaries
+    assert by_eval.num_images == by_validation.num_images == 3
+    assert by_eval.results, "no detections: the comparison would prove little"
+    assert by_eval.results == by_validation.results
+    assert eval_metrics == val_metrics == by_eval.metrics

@@ -1,10 +1,12 @@
 """COCO keypoint evaluation: result records and JSON, pycocotools' COCOeval metrics, and the
-evaluation loop of eval.py (:func:`run_evaluation`, shardable over ranks)."""
+one evaluation loop (:func:`evaluate_images`, shardable over ranks) that eval.py
+(:func:`run_evaluation`) and validation while training (:mod:`src.train.validation`) both run."""
 import contextlib
 import io
 import json
 import os
 import time
+from dataclasses import dataclass, field
 
 import numpy as np
 from tqdm import tqdm
@@ -12,7 +14,7 @@ from tqdm import tqdm
 from src.data.coco import ImageReadError, image_path, load_coco, read_image
 from src.errors import OpenPoseError
 from src.evaluate.drawing import draw_poses, drawing_names
-from src.evaluate.inference import predictor_from_config
+from src.evaluate.inference import ForwardTimer, predictor_from_config
 from src.evaluate.input_skips import InputSkips, raise_for_failed_writes
 from src.parallel.sharding import rank_shard
 from src.runtime.atomic_write import write_json
@@ -106,7 +108,8 @@ def evaluate_keypoints(ann_file, results, image_ids=None, verbose=False):
             if len(record["keypoints"]) != 3 * NUM_COCO_KEYPOINTS:
                 raise EvaluationError(f"a result has {len(record['keypoints'])} keypoint "
                                       f"values, expected {3 * NUM_COCO_KEYPOINTS}")
-        coco_dt = coco_gt.loadRes(list(results))
+        # copies: loadRes adds area, bbox and id to the records it is given
+        coco_dt = coco_gt.loadRes([dict(record) for record in results])
         evaluator = COCOeval(coco_gt, coco_dt, "keypoints")
         if image_ids is not None:
             evaluator.params.imgIds = sorted(int(i) for i in image_ids)
@@ -175,13 +178,37 @@ def eval_drawing_names(coco):
     return dict(zip(ids, drawing_names(coco.images[i].get("file_name", f"{i}.jpg") for i in ids)))
 
 
+@dataclass
+class EvaluationSummary:
+    """What one evaluation found, on rank 0 (see :func:`evaluate_images`).
+
+    ``metrics``: ``STAT_NAMES`` -> float (all 0 when no image could be read); ``results``: the
+    COCO keypoint records of every rank, merged; ``num_images``: images asked for;
+    ``evaluated``: images read and run; ``skipped`` / ``failed_writes``: messages of the
+    unreadable images and of the drawings not written; ``network_s``: seconds in the network
+    (every rank, summed); ``host_s``: seconds reading, preprocessing, decoding and drawing
+    (summed); ``wall_s``: the slowest rank's seconds.
+    """
+
+    metrics: dict
+    results: list
+    num_images: int
+    evaluated: int
+    skipped: list = field(default_factory=list)
+    failed_writes: list = field(default_factory=list)
+    network_s: float = 0.0
+    host_s: float = 0.0
+    wall_s: float = 0.0
+
+
 def evaluate_shard(predictor, coco, image_ids, image_dir, vis_dir=None, progress=True,
                    strict=False):
     """Run ``predictor`` on the images ``image_ids`` of ``coco``.
 
     Args:
-        predictor: :class:`src.evaluate.inference.Predictor` (its ``forward`` is timed here).
-        coco: :class:`src.data.coco.CocoData` of the annotations.
+        predictor: :class:`src.evaluate.inference.Predictor`; when its ``forward`` is a
+            :class:`src.evaluate.inference.ForwardTimer`, the network's seconds are reported.
+        coco: :class:`src.data.coco.CocoKeypoints` of the annotations.
         image_ids: the ids to run (this rank's shard).
         image_dir: folder of the images.
         vis_dir: when given, a skeleton drawing per image goes there, named from the image's
@@ -194,47 +221,89 @@ def evaluate_shard(predictor, coco, image_ids, image_dir, vis_dir=None, progress
         the unreadable images, "failed_writes": messages of drawings not written, "timing":
         {"network": s, "total": s}}`` (picklable, for gathering over ranks).
     """
-    timing = {"network": 0.0, "total": 0.0}
-    forward = predictor.forward
-
-    def timed_forward(batch):
-        start = time.perf_counter()
-        out = forward(batch)
-        timing["network"] += time.perf_counter() - start
-        return out
-
-    predictor.forward = timed_forward
+    timer = predictor.forward if isinstance(predictor.forward, ForwardTimer) else None
+    network_before = timer.seconds if timer else 0.0
     results = []
     names = eval_drawing_names(coco) if vis_dir is not None else {}
     skips = InputSkips(strict, log=tqdm.write)
     start_all = time.perf_counter()
-    try:
-        for image_id in tqdm(image_ids, total=len(image_ids), unit="img", disable=not progress,
-                             dynamic_ncols=True, leave=False):
-            try:
-                image = read_image(image_path(coco, image_id, image_dir))
-            except ImageReadError as exc:
-                skips.skip(exc)
-                continue
-            poses, scores = predictor(image)
-            results += poses_to_results(image_id, poses, scores)
-            if vis_dir is not None:
-                skips.draw(os.path.join(vis_dir, names[image_id]), draw_poses(image, poses))
-    finally:
-        predictor.forward = forward
-    timing["total"] = time.perf_counter() - start_all
+    for image_id in tqdm(image_ids, total=len(image_ids), unit="img", disable=not progress,
+                         dynamic_ncols=True, leave=False):
+        try:
+            image = read_image(image_path(coco, image_id, image_dir))
+        except ImageReadError as exc:
+            skips.skip(exc)
+            continue
+        poses, scores = predictor(image)
+        results += poses_to_results(image_id, poses, scores)
+        if vis_dir is not None:
+            skips.draw(os.path.join(vis_dir, names[image_id]), draw_poses(image, poses))
+    timing = {"network": (timer.seconds - network_before) if timer else 0.0,
+              "total": time.perf_counter() - start_all}
     return {"results": results, "images": len(image_ids) - len(skips.skipped),
             "skipped": skips.skipped, "failed_writes": skips.failed_writes, "timing": timing}
 
 
-def run_evaluation(cfg, rank=0, group_size=1, gather=None, log=print):
-    """Evaluate a checkpoint on a COCO person-keypoints set.
+def evaluate_images(forward, cfg, coco, image_ids, *, input_scale, width_mult=1.0, rank=0,
+                    group_size=1, gather=None, coco_gt=None, vis_dir=None, progress=False,
+                    strict=False):
+    """The one evaluation of a network on COCO images, for eval.py and validation in training.
 
-    Every rank runs the images ``ids[rank::group_size]``; ``gather`` collects the per-rank
-    result lists on rank 0, which writes ``eval_result.json`` (COCO keypoint results) and
-    ``eval_metrics.json`` into ``cfg.output_img_path`` and prints the metrics table. With
-    ``cfg.vis`` every image's skeleton drawing is written there (``<stem>_<ext>.png``).
-    The inputs are checked by the caller first (:func:`check_eval_inputs`, as eval.py does).
+    Every rank runs its shard ``image_ids[rank::group_size]`` through a Predictor built from
+    ``cfg`` (:func:`src.evaluate.inference.predictor_from_config`) on ``forward``, timed by a
+    :class:`src.evaluate.inference.ForwardTimer`; ``gather`` brings the shards to rank 0, which
+    merges the results and runs the one COCOeval.
+
+    Args:
+        forward: the opened model as a numpy forward function (a checkpoint's network, the
+            network in training, or an ONNX session).
+        cfg: configuration with ``inference_img_size``, ``multi_scale`` / ``inference_scales``,
+            ``flip`` and the decoder keys.
+        coco: :class:`src.data.coco.CocoKeypoints` of the annotations; ``image_ids`` its ids to
+            evaluate (:func:`evaluation_image_ids`).
+        input_scale, width_mult: the network's input normalisation and width (its record;
+            the width sizes the memory check of :func:`src.evaluate.inference.predictor_from_config`).
+        rank, group_size: this process's shard.
+        gather: callable(obj) -> list of every rank's obj (on rank 0; None or a list elsewhere);
+            default: a single process.
+        coco_gt: pycocotools' COCO of ``coco`` when the caller keeps one (built here if None).
+        vis_dir, progress, strict: as :func:`evaluate_shard`.
+
+    Returns:
+        an :class:`EvaluationSummary` on rank 0, None on the other ranks.
+    """
+    gather = gather or (lambda obj: [obj])
+    predictor = predictor_from_config(ForwardTimer(forward), cfg, input_scale=input_scale,
+                                      width_mult=width_mult)
+    shard = rank_shard(image_ids, rank, group_size)
+    part = evaluate_shard(predictor, coco, shard, cfg.imgpath_val, vis_dir=vis_dir,
+                          progress=progress, strict=strict)
+    gathered = gather(part)
+    if rank != 0 or gathered is None:
+        return None
+    evaluated = sum(p["images"] for p in gathered)
+    results = merge_results(p["results"] for p in gathered)
+    metrics = zero_metrics()
+    if evaluated:
+        metrics = evaluate_keypoints(coco_gt if coco_gt is not None else ground_truth(coco),
+                                     results, image_ids=image_ids)
+    return EvaluationSummary(
+        metrics=metrics, results=results, num_images=len(image_ids), evaluated=evaluated,
+        skipped=[m for p in gathered for m in p["skipped"]],
+        failed_writes=[m for p in gathered for m in p["failed_writes"]],
+        network_s=sum(p["timing"]["network"] for p in gathered),
+        host_s=sum(p["timing"]["total"] - p["timing"]["network"] for p in gathered),
+        wall_s=max(p["timing"]["total"] for p in gathered))
+
+
+def run_evaluation(cfg, rank=0, group_size=1, gather=None, log=print):
+    """Evaluate a checkpoint on a COCO person-keypoints set (eval.py).
+
+    Opens the model once and runs :func:`evaluate_images`; rank 0 writes ``eval_result.json``
+    (COCO keypoint results) and ``eval_metrics.json`` into ``cfg.output_img_path`` and prints
+    the metrics table. With ``cfg.vis`` every image's skeleton drawing is written there
+    (``<stem>_<ext>.png``). The inputs are checked by the caller first (:func:`check_eval_inputs`,
+    as eval.py does).
 
     Args:
         cfg: Config with model_path, ann, imgpath_val, output_img_path, eva_num, vis,
@@ -256,13 +325,11 @@ def run_evaluation(cfg, rank=0, group_size=1, gather=None, log=print):
     """
     from src.evaluate.backends import open_forward
 
-    gather = gather or (lambda obj: [obj])
     coco = load_coco(cfg.ann)
     image_ids = evaluation_image_ids(coco, cfg.eva_num)
     if not image_ids:
         raise EvaluationError(f"{cfg.ann}: no image to evaluate (no image with a person "
                               "annotation; check --ann and --eva_num)")
-    shard = rank_shard(image_ids, rank, group_size)
     out_dir = str(cfg.output_img_path)
     os.makedirs(out_dir, exist_ok=True)
 
@@ -270,48 +337,47 @@ def run_evaluation(cfg, rank=0, group_size=1, gather=None, log=print):
     if rank == 0:
         for line in lines:
             log(line)
-    predictor = predictor_from_config(forward, cfg, input_scale=spec.input_scale,
-                                      width_mult=spec.width_mult)
-    if rank == 0:
+        scales = list(cfg.inference_scales) if cfg.multi_scale else [1.0]
         log(f"evaluating {len(image_ids)} images on {group_size} process(es): input short side "
-            f"{predictor.img_size}, scales {list(predictor.scales)}, flip {predictor.flip}")
-    vis_dir = out_dir if cfg.vis else None
-    shard_out = evaluate_shard(predictor, coco, shard, cfg.imgpath_val, vis_dir=vis_dir,
-                               progress=rank == 0, strict=cfg.strict)
-    gathered = gather(shard_out)
-    if gathered is None:
+            f"{int(cfg.inference_img_size)}, scales {[float(s) for s in scales]}, "
+            f"flip {bool(cfg.flip)}")
+    summary = evaluate_images(forward, cfg, coco, image_ids, input_scale=spec.input_scale,
+                              width_mult=spec.width_mult, rank=rank, group_size=group_size, gather=gather,
+                              vis_dir=out_dir if cfg.vis else None, progress=rank == 0,
+                              strict=cfg.strict)
+    if summary is None:
         return None
-
-    evaluated = sum(part["images"] for part in gathered)
-    skipped = sum(len(part["skipped"]) for part in gathered)
-    if evaluated == 0:
+    if summary.evaluated == 0:
         raise EvaluationError(f"{cfg.imgpath_val}: none of the {len(image_ids)} images could be "
                               "read; nothing evaluated")
-    all_results = merge_results(part["results"] for part in gathered)
-    write_json(all_results, os.path.join(out_dir, RESULTS_FILE))
-    metrics = evaluate_keypoints(ground_truth(coco), all_results, image_ids=image_ids)
-    wall = max(part["timing"]["total"] for part in gathered)
-    summary = {
-        "metrics": metrics, "num_images": len(image_ids), "num_detections": len(all_results),
-        "num_skipped": skipped,
+    _write_and_report(summary, cfg, group_size, out_dir, log)
+    raise_for_failed_writes(summary.failed_writes)
+    return summary.metrics
+
+
+def _write_and_report(summary, cfg, group_size, out_dir, log):
+    """eval.py's outputs of a summary: the two JSON files and the closing lines."""
+    write_json(summary.results, os.path.join(out_dir, RESULTS_FILE))
+    scales = list(cfg.inference_scales) if cfg.multi_scale else [1.0]
+    record = {
+        "metrics": summary.metrics, "num_images": summary.num_images,
+        "num_detections": len(summary.results), "num_skipped": len(summary.skipped),
         "model_path": str(cfg.model_path), "ann": str(cfg.ann),
-        "inference_img_size": predictor.img_size, "scales": list(predictor.scales),
-        "flip": predictor.flip, "group_size": group_size,
-        "images_per_second": len(image_ids) / wall if wall > 0 else 0.0,
-        "network_ms_per_image": 1000 * sum(p["timing"]["network"] for p in gathered) / evaluated,
+        "inference_img_size": int(cfg.inference_img_size), "scales": [float(s) for s in scales],
+        "flip": bool(cfg.flip), "group_size": group_size,
+        "images_per_second": summary.num_images / summary.wall_s if summary.wall_s > 0 else 0.0,
+        "network_ms_per_image": 1000 * summary.network_s / summary.evaluated,
         # Reading, preprocessing, map resizing, decoding and drawing.
-        "host_ms_per_image": 1000 * sum(p["timing"]["total"] - p["timing"]["network"]
-                                        for p in gathered) / evaluated,
+        "host_ms_per_image": 1000 * summary.host_s / summary.evaluated,
     }
-    write_json(summary, os.path.join(out_dir, METRICS_FILE))
-    log(f"{len(all_results)} detections on {evaluated} images"
-        + (f" ({skipped} of {len(image_ids)} skipped: unreadable; they count as missed)"
+    write_json(record, os.path.join(out_dir, METRICS_FILE))
+    skipped = len(summary.skipped)
+    log(f"{len(summary.results)} detections on {summary.evaluated} images"
+        + (f" ({skipped} of {summary.num_images} skipped: unreadable; they count as missed)"
            if skipped else "") + " "
-        f"({summary['images_per_second']:.2f} images/s; network "
-        f"{summary['network_ms_per_image']:.1f} ms, decoding and I/O "
-        f"{summary['host_ms_per_image']:.1f} ms per image)")
-    log(format_metrics(metrics))
+        f"({record['images_per_second']:.2f} images/s; network "
+        f"{record['network_ms_per_image']:.1f} ms, decoding and I/O "
+        f"{record['host_ms_per_image']:.1f} ms per image)")
+    log(format_metrics(summary.metrics))
     log(f"results: {os.path.join(out_dir, RESULTS_FILE)}; metrics: "
         f"{os.path.join(out_dir, METRICS_FILE)}")
-    raise_for_failed_writes([m for part in gathered for m in part["failed_writes"]])
-    return metrics

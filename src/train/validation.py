@@ -1,9 +1,9 @@
 """Validation while training: COCO keypoint AP of the network being trained, every few epochs.
 
 Every ``val_interval`` epochs (and after the last one) the network is run, in inference mode,
-on the first ``val_num`` images of the validation set (``imgpath_val``, ``ann``) with eval.py's
-code (:func:`src.evaluate.coco_eval.evaluate_shard`, :func:`src.evaluate.coco_eval.evaluate_keypoints`). In a
-distributed run every rank takes its shard of those images and rank 0 runs the one COCOeval.
+on the first ``val_num`` images of the validation set (``imgpath_val``, ``ann``) by eval.py's
+function (:func:`src.evaluate.coco_eval.evaluate_images`). In a distributed run every rank
+takes its shard of those images and rank 0 runs the one COCOeval.
 The result goes to the log and to the metrics file; when AP is the best so far, rank 0 writes
 ``<ckpt dir>/best.ckpt`` (atomically): the network weights, their record and
 ``openpose_val.best_ap`` / ``openpose_val.best_step``, so a resumed run keeps comparing against it.
@@ -14,17 +14,9 @@ from pathlib import Path
 
 from src.codec import TRAINED_INPUT_SCALE
 from src.data.coco import load_coco
-from src.evaluate.coco_eval import (
-    STAT_NAMES,
-    evaluate_keypoints,
-    evaluate_shard,
-    evaluation_image_ids,
-    ground_truth,
-    merge_results,
-)
-from src.evaluate.inference import mindspore_forward, predictor_from_config
+from src.evaluate.coco_eval import STAT_NAMES, evaluate_images, evaluation_image_ids, ground_truth
+from src.evaluate.inference import mindspore_forward
 from src.model.checkpoint import VALIDATION_PREFIX, network_entries, read_checkpoint, save_checkpoint_atomic
-from src.parallel.sharding import rank_shard
 
 BEST_NAME = "best.ckpt"
 BEST_AP_KEY = VALIDATION_PREFIX + "best_ap"
@@ -74,13 +66,12 @@ class Validator:
         """
         started = time.perf_counter()
         scale = self.spec.input_scale if self.spec is not None else TRAINED_INPUT_SCALE
-        predictor = predictor_from_config(mindspore_forward(network), self.cfg, input_scale=scale)
-        shard = rank_shard(self.image_ids, self.rank, self.group_size)
-        part = evaluate_shard(predictor, self.coco, shard, self.cfg.imgpath_val, progress=False)
-        parts = self.all_gather(part["results"])
-        metrics = None
-        if self.rank == 0:
-            metrics = evaluate_keypoints(self.coco_gt, merge_results(parts), image_ids=self.image_ids)
+        width_mult = self.spec.width_mult if self.spec is not None else 1.0
+        summary = evaluate_images(mindspore_forward(network), self.cfg, self.coco, self.image_ids,
+                                  input_scale=scale, width_mult=width_mult, rank=self.rank,
+                                  group_size=self.group_size, gather=self.all_gather,
+                                  coco_gt=self.coco_gt)
+        metrics = summary.metrics if summary is not None else None
         metrics = self.all_gather(metrics)[0] if self.group_size > 1 else metrics
         improved = math.isfinite(metrics["AP"]) and metrics["AP"] > self.best_ap
         line = (f"validation in epoch {epoch} (global step {global_step}, "
