@@ -307,6 +307,55 @@ def cmu_spec():
                        input_scale=CMU_INPUT_SCALE)
 
 
+def cmu_checkpoint_arrays(params):
+    """The checkpoint entries of converted CMU weights, in the network's parameter order.
+
+    Args:
+        params: ``{our parameter name: float32 array}`` (:func:`convert_layers`).
+
+    Returns:
+        ``(entries, spec)``: ``{"network.<parameter>": array}`` (train.py's layout) and the
+        :class:`src.model.network_spec.NetworkSpec` to record (:func:`cmu_spec`).
+    """
+    from src.model.checkpoint import TRAINING_PREFIX
+    params = dict(params)
+    spec = cmu_spec()
+    entries = {}
+    for param in spec.build().get_parameters():
+        value = params.pop(param.name, None)
+        if value is None or tuple(value.shape) != tuple(param.shape):
+            raise AssertionError(f"converter does not fill '{param.name}' {tuple(param.shape)}")
+        entries[TRAINING_PREFIX + param.name] = value
+    if params:
+        raise AssertionError(f"converter made parameters the network lacks: {sorted(params)[:3]}")
+    return entries, spec
+
+
+def cmu_checkpoint_entries(params):
+    """What reading a converted checkpoint gives (:func:`src.model.checkpoint.read_checkpoint`),
+    without writing it: ``{name: array}`` of the weights and the network record."""
+    entries, spec = cmu_checkpoint_arrays(params)
+    entries.update({name: np.array(value) for name, value in spec.to_record().items()})
+    return entries
+
+
+def write_cmu_checkpoint(params, out):
+    """Write converted CMU weights and CMU's network record to ``out`` (atomically).
+
+    Returns:
+        ``(parameters, values)``: the number of tensors and of weights written.
+    """
+    import mindspore
+
+    from src.model.checkpoint import save_checkpoint_atomic
+    arrays, spec = cmu_checkpoint_arrays(params)
+    entries = [{"name": name, "data": mindspore.Tensor(value)} for name, value in arrays.items()]
+    # counted before saving: MindSpore 2.0's save_checkpoint extends the list it is given
+    count, values = len(entries), int(sum(value.size for value in arrays.values()))
+    save_checkpoint_atomic(entries, out, append_dict=spec.to_record())
+    return count, values
+
+
 def convert_caffemodel(caffemodel, out, layers=None):
     """Convert CMU's ``pose_iter_440000.caffemodel`` (or any caffemodel of that network) into a
     checkpoint at ``out`` (written atomically).
@@ -321,23 +370,12 @@ def convert_caffemodel(caffemodel, out, layers=None):
     Raises:
         CaffeImportError: a bad file (one line).
     """
-    import mindspore
-
-    from src.model.checkpoint import TRAINING_PREFIX, save_checkpoint_atomic
     layers = read_caffemodel(caffemodel) if layers is None else layers
-    params = convert_layers(layers, str(caffemodel))
-    spec = cmu_spec()
-    network = spec.build()
-    entries = []
-    for param in network.get_parameters():
-        value = params.pop(param.name, None)
-        if value is None or tuple(value.shape) != tuple(param.shape):
-            raise AssertionError(f"converter does not fill '{param.name}' {tuple(param.shape)}")
-        entries.append({"name": TRAINING_PREFIX + param.name, "data": mindspore.Tensor(value)})
-    if params:
-        raise AssertionError(f"converter made parameters the network lacks: {sorted(params)[:3]}")
-    # counted before saving: MindSpore 2.0's save_checkpoint extends the list it is given
-    count, values = len(entries), int(sum(e["data"].size for e in entries))
-    save_checkpoint_atomic(entries, out, append_dict=spec.to_record())
+    count, values = write_cmu_checkpoint(convert_layers(layers, str(caffemodel)), out)
     return {"parameters": count, "values": values, "layers": len(layers), "out": str(out),
-            "identity_order": heatmap_channel_map().is_identity and paf_channel_map().is_identity}
+            "identity_order": channel_order_is_identity()}
+
+
+def channel_order_is_identity():
+    """True when CMU's heatmap and PAF channel orders are this repository's (nothing moved)."""
+    return heatmap_channel_map().is_identity and paf_channel_map().is_identity

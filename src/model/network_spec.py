@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 
 from src.codec import TRAINED_INPUT_SCALE
-from src.model.checkpoint import SPEC_PREFIX, CheckpointError, assign_weights, read_checkpoint, to_network_names
+from src.model.checkpoint import SPEC_PREFIX, CheckpointError, assign_weights, to_network_names
 from src.model.network import NUM_STAGES, OpenPoseNet
 from src.runtime.memory import FLOAT32_BYTES, MemoryNeedError, check_fits
 from src.runtime.messages import name_list, shorten
@@ -278,7 +278,9 @@ def open_network(path, cfg=None):
     """Build the network a checkpoint holds and load it strictly.
 
     Args:
-        path: checkpoint file (ours, the reference's, or converted from CMU's model).
+        path: checkpoint file (ours, the reference's, or converted from CMU's model), or CMU's
+            ``.caffemodel`` / pytorch-openpose's ``body_pose_model.pth`` itself, converted in
+            memory (:func:`src.model.weight_import.read_model_entries`, found from the content).
         cfg: configuration whose explicit network keys must agree with the checkpoint, or None.
 
     Returns:
@@ -286,9 +288,11 @@ def open_network(path, cfg=None):
         :class:`src.model.checkpoint.LoadReport`.
 
     Raises:
-        CheckpointError: unreadable file, contradicting flags, or a parameter that does not fit.
+        CheckpointError: unreadable file, contradicting flags, or a parameter that does not fit;
+        src.errors.OpenPoseError subclasses for a foreign file that is bad or unsafe.
     """
-    entries = read_checkpoint(path)
+    from src.model.weight_import import read_model_entries
+    entries = read_model_entries(path)
     spec = checkpoint_spec(entries, path, cfg)
     network = spec.build()
     report = load_strict(network, entries, path)
