@@ -38,7 +38,7 @@ def test_coco_sample_masks_match_pycocotools(coco_sample_dir, tmp_path, capsys):
             assert set(np.unique(written_mask)) <= {0, 255}
             assert np.array_equal(written_mask == 255, direct)
     assert expected_files == {"000000040083.png", "000000196141.png"}
-    assert {p.name for p in Path(save_dir).iterdir()} == expected_files
+    assert {p.name for p in Path(save_dir).iterdir()} == expected_files | {"ignore_mask_rule.json"}
     assert (on_disk, written) == (2, 2)
     # Resumable: a second run writes nothing new.
     assert generate_split(str(ann), str(image_dir), "val", progress=False)[1:] == (2, 0)

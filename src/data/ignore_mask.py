@@ -7,7 +7,14 @@ The command (``scripts/gen_ignore_mask.py``; the reference kept it in src/)::
 
 For each split given, ``ignore_mask_<split>/`` is created beside the image folder and holds one
 ``{image_id:012d}.png`` (uint8, 255 = ignore, 0 = use) per image that has something to ignore.
-Masks already present are kept (the run is resumable); ``--workers`` processes run in parallel;
+Masks already present are kept when complete (the run is resumable); a damaged one (cut,
+zero bytes, another size) is rewritten. Every file is written atomically
+(:mod:`src.runtime.atomic_write`): a full disk, an error, Ctrl-C or SIGTERM (exit 130 / 143)
+never leaves a partial file under a mask's name, and temporaries a killed run left are removed
+at the next start. The people rule is recorded beside the masks (:mod:`src.data.mask_files`);
+a rerun with another rule stops and says how to redo them. Segmentations are checked before
+any mask is written (:func:`src.data.segmentation.check_segmentation`). ``--workers`` processes
+run in parallel;
 ``--vis DIR`` also writes an overlay PNG per image (annotations | ignored region) into
 ``DIR/<split>/`` (``--vis True``: ``ignore_mask_vis/<split>/`` beside the image folders;
 ``--vis False``, ``--vis ""`` or no ``--vis``: none).
@@ -20,13 +27,13 @@ here every training person is subtracted, which is what that code meant.
 """
 import argparse
 import os
+import signal
 import sys
 from functools import partial
 from multiprocessing import Pool
 
 import cv2
 import numpy as np
-from pycocotools import mask as mask_utils
 from tqdm import tqdm
 
 from src.config import argparse_help, default_config
@@ -41,7 +48,11 @@ from src.data.coco import (
     mask_path,
     read_image,
 )
-from src.runtime.atomic_write import write_image
+from src.data.mask_files import check_rule, mask_is_complete
+from src.data.segmentation import ann_to_mask, check_segmentation
+from src.errors import OpenPoseError
+from src.runtime.atomic_write import remove_stale_temporaries, write_image
+from src.runtime.output_checks import check_output_dir
 
 #: ``--vis`` values that mean "no overlays" (compared lower-case), as the reference's boolean.
 NO_OVERLAYS = ("", "false", "no", "off", "none", "0")
@@ -50,27 +61,6 @@ NO_OVERLAYS = ("", "false", "no", "off", "none", "0")
 OVERLAYS_WITHOUT_FOLDER = ("true", "yes", "on", "1")
 #: The folder name used for ``--vis True``.
 BESIDE_MASKS = "ignore_mask_vis"
-
-
-def ann_to_mask(ann, height, width):
-    """Rasterise one annotation's segmentation (polygons, RLE or uncompressed RLE).
-
-    Returns:
-        (height, width) bool.
-    """
-    segm = ann.get("segmentation")
-    if not segm:
-        return np.zeros((height, width), dtype=bool)
-    if isinstance(segm, list):
-        polygons = [p for p in segm if len(p) >= 6]
-        if not polygons:
-            return np.zeros((height, width), dtype=bool)
-        rle = mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))
-    elif isinstance(segm.get("counts"), list):
-        rle = mask_utils.frPyObjects(segm, height, width)
-    else:
-        rle = segm
-    return mask_utils.decode(rle).astype(bool)
 
 
 def compute_ignore_mask(annotations, height, width, min_keypoints=DEFAULT_MIN_KEYPOINTS,
@@ -128,22 +118,48 @@ def overlay(image, annotations, ignore, min_keypoints=DEFAULT_MIN_KEYPOINTS,
     return np.hstack([left, right.astype(np.uint8)])
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main process like Ctrl-C so that every write in progress is
+    cleaned up the same way (exit 143 instead of 130)."""
+
+
+def _raise_terminated(_signum, _frame):
+    raise Terminated()
+
+
+def _worker_signals():
+    """Pool workers: Ctrl-C reaches the whole process group and is the main process's to
+    handle (no traceback per worker); SIGTERM (sent by the pool when it stops them) ends them
+    at once, and the main process removes what they were writing."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def process_image(task, save_dir, image_dir, vis_dir, min_keypoints, min_area):
-    """Compute and write the mask (and overlay) of one image.
+    """Compute and write the mask (and overlay) of one image; a complete mask already on disk
+    is kept (:func:`src.data.mask_files.mask_is_complete`), anything else under its name is
+    rewritten.
 
     Args:
         task: (image_id, height, width, file_name, annotations).
 
     Returns:
-        1 if a mask file was written, else 0.
+        ``(written, repaired)``: 1/0 each; ``repaired`` when a damaged file was replaced.
     """
     image_id, height, width, file_name, annotations = task
-    ignore = compute_ignore_mask(annotations, height, width, min_keypoints, min_area)
-    written = 0
     out_path = mask_path(save_dir, image_id)
-    if ignore.any() and not os.path.exists(out_path):
+    present = os.path.lexists(out_path)
+    complete = present and mask_is_complete(out_path, height, width)
+    if complete and not vis_dir:
+        return 0, 0
+    ignore = compute_ignore_mask(annotations, height, width, min_keypoints, min_area)
+    written = repaired = 0
+    if ignore.any() and not complete:
         write_image(out_path, ignore.astype(np.uint8) * 255)
-        written = 1
+        written, repaired = 1, int(present)
+    elif present and not complete:
+        os.remove(out_path)                # a damaged file where this rule puts no mask
+        repaired = 1
     if vis_dir:
         image = read_image(os.path.join(image_dir, file_name))
         if image.shape[:2] != (height, width):
@@ -152,7 +168,7 @@ def process_image(task, save_dir, image_dir, vis_dir, min_keypoints, min_area):
                                  f"annotation's {width}x{height}")
         picture = overlay(image, annotations, ignore, min_keypoints, min_area)
         write_image(os.path.join(vis_dir, f"{int(image_id):012d}.png"), picture)
-    return written
+    return written, repaired
 
 
 def mask_dir_for(image_dir, split):
@@ -161,49 +177,81 @@ def mask_dir_for(image_dir, split):
     return os.path.join(parent, f"ignore_mask_{split}")
 
 
+def _split_tasks(coco, ann_path):
+    """One task per image with people, its segmentations checked first (one line naming the
+    file and the annotation, before any mask is written)."""
+    tasks = []
+    for image_id in coco.image_ids_with_people():
+        record = coco.images[image_id]
+        height, width = image_size(record, ann_path)
+        annotations = coco.person_annotations(image_id)
+        for ann in annotations:
+            try:
+                check_segmentation(ann, height, width)
+            except AnnotationError as exc:
+                raise AnnotationError(f"{ann_path}: {exc}") from None
+        tasks.append((image_id, height, width, record.get("file_name", f"{image_id:012d}.jpg"),
+                      annotations))
+    return tasks
+
+
+def _remove_leftovers(folders, log):
+    """Remove the temporaries of killed runs (or of workers just stopped) from ``folders``."""
+    for folder in folders:
+        removed = remove_stale_temporaries(folder) if folder else []
+        if removed:
+            log(f"removed {len(removed)} temporary file(s) of an interrupted run from {folder}")
+
+
 def generate_split(ann_path, image_dir, split, workers=1, vis_dir=None,
                    min_keypoints=DEFAULT_MIN_KEYPOINTS, min_area=DEFAULT_MIN_AREA,
-                   progress=True):
+                   progress=True, log=print):
     """Write the ignore masks of one split.
 
     Returns:
         (save_dir, number of images with a mask now on disk, number newly written).
+
+    Raises:
+        AnnotationError (also :class:`src.data.mask_files.MaskRuleError`), ImageReadError,
+        src.runtime.atomic_write.WriteError (a full disk, a read-only folder): one line each;
+        KeyboardInterrupt / :class:`Terminated`: after the workers are stopped and their
+        temporaries removed.
     """
     coco = load_coco(ann_path)
     if not os.path.isdir(image_dir):
         raise ImageReadError(f"{image_dir}: image folder not found")
-    save_dir = mask_dir_for(image_dir, split)
-    os.makedirs(save_dir, exist_ok=True)
+    save_dir = check_output_dir(mask_dir_for(image_dir, split), f"{split}_dir")
     if vis_dir == BESIDE_MASKS:
         vis_dir = os.path.join(os.path.dirname(save_dir), BESIDE_MASKS)
-    split_vis = os.path.join(vis_dir, split) if vis_dir else None
-    if split_vis:
-        os.makedirs(split_vis, exist_ok=True)
-    tasks = []
-    for image_id in coco.image_ids_with_people():
-        if not split_vis and os.path.exists(mask_path(save_dir, image_id)):
-            continue  # resumable: already written
-        record = coco.images[image_id]
-        tasks.append((image_id, *image_size(record, ann_path),
-                      record.get("file_name", f"{image_id:012d}.jpg"),
-                      coco.person_annotations(image_id)))
+    split_vis = check_output_dir(os.path.join(vis_dir, split), "vis") if vis_dir else None
+    _remove_leftovers((save_dir, split_vis), log)
+    tasks = _split_tasks(coco, ann_path)
+    check_rule(save_dir, min_keypoints, min_area, log=log)
     work = partial(process_image, save_dir=save_dir, image_dir=image_dir, vis_dir=split_vis,
                    min_keypoints=min_keypoints, min_area=min_area)
     bar = tqdm(total=len(tasks), desc=f"ignore masks ({split})", disable=not progress,
                unit="img")
-    written = 0
-    if workers > 1 and len(tasks) > 1:
-        with Pool(workers) as pool:
-            for result in pool.imap_unordered(work, tasks, chunksize=8):
-                written += result
+    written = repaired = 0
+    try:
+        if workers > 1 and len(tasks) > 1:
+            with Pool(workers, initializer=_worker_signals) as pool:
+                for new, fixed in pool.imap_unordered(work, tasks, chunksize=8):
+                    written, repaired = written + new, repaired + fixed
+                    bar.update()
+        else:
+            for task in tasks:
+                new, fixed = work(task)
+                written, repaired = written + new, repaired + fixed
                 bar.update()
-    else:
-        for task in tasks:
-            written += work(task)
-            bar.update()
-    bar.close()
+    except BaseException:
+        _remove_leftovers((save_dir, split_vis), lambda line: None)   # stopped workers' files
+        raise
+    finally:
+        bar.close()
+    if repaired:
+        log(f"{split}: replaced {repaired} damaged mask file(s) (cut, empty or of another size)")
     on_disk = sum(1 for name in os.listdir(save_dir) if name.endswith(".png")
-                  and ".tmp" not in name)
+                  and not name.startswith("."))
     return save_dir, on_disk, written
 
 
@@ -273,15 +321,24 @@ def main(argv=None):
     if not splits:
         print("error: give --train_ann/--train_dir and/or --val_ann/--val_dir", file=sys.stderr)
         return 2
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         for split, ann, image_dir in splits:
+            print(f"{split}: writing ignore masks of {ann}", flush=True)
             save_dir, on_disk, written = generate_split(
                 ann, image_dir, split, workers=max(1, args.workers), vis_dir=args.vis,
                 min_keypoints=args.min_keypoints, min_area=args.min_area,
-                progress=not args.quiet)
-            print(f"{split}: {written} masks written, {on_disk} in {save_dir}")
-    except (AnnotationError, ImageReadError) as exc:
+                progress=not args.quiet, log=lambda line: print(line, flush=True))
+            print(f"{split}: {written} masks written, {on_disk} in {save_dir}", flush=True)
+    except OpenPoseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt as exc:
+        name, code = ("SIGTERM", 143) if isinstance(exc, Terminated) else ("SIGINT", 130)
+        print(f"gen_ignore_mask: stopped by {name}; the masks written so far are complete and no "
+              "partial file is left: run the same command again to finish", file=sys.stderr)
+        return code
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
 
