@@ -5,8 +5,9 @@
         [--multi_scale True] [--flip True] [--key value ...]
 
 The checkpoint may be ours, a reference training checkpoint or one converted from CMU's model
-(scripts/convert_cmu_caffemodel.py); the network built is the one it records (or whose
-parameter shapes it has), and loading is strict. The images evaluated are those with person
+(scripts/convert_weights.py); CMU's .caffemodel or pytorch-openpose's body_pose_model.pth is
+also taken as it is (converted in memory; README "Pretrained weights"). The network built is
+the one it records (or whose parameter shapes it has), and loading is strict. The images evaluated are those with person
 annotations (sorted ids; the first ``eva_num`` when it is > 0). Results
 (``eval_result.json``, COCO keypoint format) and metrics (``eval_metrics.json``) go to
 ``output_img_path``; ``--vis True`` also writes a skeleton drawing per image (``<stem>_<ext>.png``,

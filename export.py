@@ -5,7 +5,8 @@
 
 --model_path is accepted for the checkpoint too (the name eval.py and scripts/infer.py use);
 --ckpt_file is the reference's. Giving both with different files is an error (exit 2).
-The network exported is the one the checkpoint records (or whose parameter shapes it has);
+CMU's .caffemodel or pytorch-openpose's body_pose_model.pth is taken as it is too (converted in
+memory). The network exported is the one the checkpoint records (or whose parameter shapes it has);
 loading is strict. A bad request (format, sizes) exits 2, a checkpoint that does not fit (a
 contradicting --num_stages / --width_mult / --vgg_with_bn, a missing or extra parameter) exits 1, and
 so does an output folder that cannot be written (checked first) or an export whose file is missing,

@@ -9,7 +9,8 @@ Writes a drawing per image (``<stem>_<ext>.png``: ``a.jpg`` -> ``a_jpg.png``; ``
 for a video) and ``people.json`` (per image or frame, each person's 17 COCO keypoints as x, y,
 confidence, and score; docs/outputs.md) into ``--output``, which must not be the input's folder
 (nothing written replaces an input). ``--min_person_score S`` / ``--min_joints N`` leave out people scoring below S or
-with fewer than N keypoints found (default: keep all). The network is the one
+with fewer than N keypoints found (default: keep all). --model_path may also be CMU's
+.caffemodel or pytorch-openpose's body_pose_model.pth (converted in memory). The network is the one
 the checkpoint records (or whose shapes it has); a contradicting --num_stages / --width_mult /
 --vgg_with_bn, or a parameter that does not fit, stops with one line (exit 1). ``--backend onnx``
 runs an ONNX file written by export.py (``--model_path FILE.onnx``) with onnxruntime.

@@ -94,6 +94,17 @@ def test_pth_model_path_equals_opencv_dnn(cmu_model, body_pth, ms_cpu):
         assert error < 1e-4
 
 
+def test_load_pretrain_takes_the_pth(body_pth, ms_cpu):
+    """--load_pretrain with --pretrained_model_path body_pose_model.pth: all 184 parameters."""
+    from src.model.checkpoint import load_weights
+    from src.model.network import OpenPoseNet
+    report = load_weights(OpenPoseNet(), body_pth)
+    assert len(report.loaded) == 184 and not report.missing and not report.unexpected
+    with pytest.raises(WeightImportError, match="pass it as --vgg_path"):
+        load_weights(OpenPoseNet(), write_state_dict(
+            os.path.join(os.path.dirname(body_pth), "vgg.pth"), torchvision_vgg_state(False, 3)))
+
+
 def test_infer_py_takes_the_pth(body_pth, coco_sample_dir, tmp_path):
     stdout = _run("scripts/infer.py", "--model_path", body_pth, "--input",
                   str(coco_sample_dir / "000000000785.jpg"), "--output", str(tmp_path),
@@ -267,6 +278,12 @@ def test_vgg_checkpoint_features_equal_torchvision(tmp_path, ms_cpu, batch_norm)
     report = load_vgg_weights(network, out)
     assert len(report.loaded) == (60 if batch_norm else 20) and not report.missing, report.summary()
     network.set_train(False)
+    direct = NetworkSpec(vgg_with_bn=batch_norm).build()   # --vgg_path given the .pth itself
+    assert len(load_vgg_weights(direct, source).loaded) == len(report.loaded)
+    expected = {p.name: p.asnumpy() for p in network.get_parameters()}
+    for param in direct.get_parameters():
+        if param.name in report.loaded:
+            np.testing.assert_array_equal(param.asnumpy(), expected[param.name], err_msg=param.name)
 
     size = 128
     image = np.random.default_rng(11).integers(0, 256, (size, size, 3), dtype=np.uint8)  # BGR

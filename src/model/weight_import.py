@@ -348,13 +348,17 @@ def write_converted(converted, out):
     return str(out)
 
 
-def read_model_entries(path):
+def read_model_entries(path, backbone_ok=False):
     """The entries of an OpenPose model file of any accepted kind, as
     :func:`src.model.checkpoint.read_checkpoint` gives them: a MindSpore checkpoint as it is,
     CMU's caffemodel or pytorch-openpose's ``.pth`` converted in memory (with CMU's record).
 
+    Args:
+        backbone_ok: also accept torchvision's VGG19 (converted, for ``--vgg_path``).
+
     Raises:
-        WeightImportError: a torchvision VGG (a backbone, not a pose model) or another file;
+        WeightImportError: a torchvision VGG (a backbone, not a pose model) without
+            ``backbone_ok``, or another file;
         src.model.checkpoint.CheckpointError: an unreadable MindSpore checkpoint.
     """
     from src.model.checkpoint import read_checkpoint
@@ -363,7 +367,7 @@ def read_model_entries(path):
     kind, _ = identify(path)
     if kind in ("torch", "caffemodel"):
         converted = convert_file(path)
-        if converted.kind != "openpose":
+        if converted.kind != "openpose" and not backbone_ok:
             raise WeightImportError(f"{path}: torchvision's {converted.kind}, an ImageNet backbone, "
                                     "not a pose model: convert it with scripts/convert_weights.py "
                                     "and pass it as --vgg_path for training")
