@@ -5,6 +5,7 @@ cluster (:func:`distributed_setup`; see :mod:`src.parallel.runtime`), resolves t
 (:mod:`src.train.settings`), builds the data (:mod:`src.train.data`) and the validator
 (:mod:`src.train.validation`), and trains.
 """
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -23,6 +24,7 @@ from src.train.data import CocoTrainData
 from src.train.errors import TrainError
 from src.train.loop import run_training
 from src.train.network_setup import adopt_resume_network
+from src.train.run_lock import run_lock
 from src.train.settings import settings_from_config
 from src.train.validation import Validator
 
@@ -126,13 +128,16 @@ def train_from_config(cfg, log=print, parallel_setup=single_process):
     check_train_inputs(cfg)
     target = setup_context(cfg.device_target, mode="graph", device_id=device_id_for(cfg), seed=cfg.seed)
     rank, group_size = parallel_setup(target)
-    np.random.seed(int(cfg.seed) % (2 ** 32))
-    settings = adopt_resume_network(settings_from_config(cfg, rank, group_size, target), cfg, log)
-    sched = os.environ.get("MS_SCHED_PORT", "") if group_size > 1 else ""
-    log(f"device {target}, rank {rank} of {group_size}, insize {cfg.insize}, "
-        f"network width {settings.width_mult:g} x {settings.num_stages} stages"
-        + (f", scheduler {os.environ.get('MS_SCHED_HOST', '?')}:{sched}" if sched else ""))
-    data = build_data(cfg, rank, group_size, log)
-    all_gather = all_gather_objects if group_size > 1 else None
-    validator = build_validator(cfg, settings, all_gather, log)
-    return run_training(settings, data, log=log, all_gather=all_gather, validator=validator)
+    # one run per save_model_path; rank 0 writes the checkpoints, so it holds the lock
+    lock = run_lock(cfg.save_model_path, log) if rank == CHECKPOINT_RANK else contextlib.nullcontext()
+    with lock:
+        np.random.seed(int(cfg.seed) % (2 ** 32))
+        settings = adopt_resume_network(settings_from_config(cfg, rank, group_size, target), cfg, log)
+        sched = os.environ.get("MS_SCHED_PORT", "") if group_size > 1 else ""
+        log(f"device {target}, rank {rank} of {group_size}, insize {cfg.insize}, "
+            f"network width {settings.width_mult:g} x {settings.num_stages} stages"
+            + (f", scheduler {os.environ.get('MS_SCHED_HOST', '?')}:{sched}" if sched else ""))
+        data = build_data(cfg, rank, group_size, log)
+        all_gather = all_gather_objects if group_size > 1 else None
+        validator = build_validator(cfg, settings, all_gather, log)
+        return run_training(settings, data, log=log, all_gather=all_gather, validator=validator)
