@@ -65,7 +65,8 @@ def main(argv=None):
     try:
         if cfg.vis:
             check_not_input(cfg.output_img_path, "output_img_path",
-                            [(cfg.imgpath_val, "the --imgpath_val image folder")], "drawings")
+                            [(cfg.imgpath_val, "the --imgpath_val image folder")],
+                            "drawings written there could replace input files")
         check_output_dir(cfg.output_img_path, "output_img_path")
         target = setup_context(cfg.device_target, mode="graph", device_id=device_id_for(cfg))
         dist = init_distributed(target) if cfg.is_distributed else None

@@ -33,7 +33,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     from src.errors import OpenPoseError
     from src.model.caffe_import import convert_caffemodel, read_caffemodel
+    from src.runtime.output_checks import check_not_input
     try:
+        check_not_input(args.out, "out", [(args.caffemodel, "the --caffemodel file")],
+                        "writing the checkpoint would replace it (the source is kept)")
         layers = read_caffemodel(args.caffemodel)  # bad files fail before MindSpore loads
         summary = convert_caffemodel(args.caffemodel, args.out, layers)
     except (OpenPoseError, OSError) as exc:

@@ -18,7 +18,6 @@ tensors and dictionaries is refused. Any error (unknown, unsafe or damaged file,
 SOURCE, a failed write) prints one line and exits 1; the previous --out file, if any, is kept.
 """
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -33,13 +32,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     from src.errors import OpenPoseError
     from src.model.weight_import import convert_file, write_converted
+    from src.runtime.output_checks import check_not_input
     try:
         source, out = Path(args.source), Path(args.out)
-        if out.exists() and source.exists() and os.path.samefile(out, source) or \
-                out.resolve() == source.resolve():
-            print(f"convert_weights.py: error: {out}: --out is the source file itself; "
-                  "choose another name (the source is kept)", file=sys.stderr)
-            return 1
+        check_not_input(out, "out", [(source, "the source file")],
+                        "writing the checkpoint would replace it (the source is kept)")
         converted = convert_file(source)           # bad files fail before anything is written
         write_converted(converted, out)
     except (OpenPoseError, OSError) as exc:

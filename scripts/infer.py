@@ -64,7 +64,8 @@ def main(argv=None):
         kind, path = classify_input(cfg.input)
         check_not_input(cfg.output, "output",
                         [(path, "the --input folder") if kind == "folder" else
-                         (path.parent, "the folder of --input")], "drawings and people.json")
+                         (path.parent, "the folder of --input")],
+                        "drawings and people.json written there could replace input files")
         check_output_dir(cfg.output, "output")
         setup_context(cfg.device_target, mode="graph", device_id=device_id_for(cfg))
         forward, spec, lines = open_forward(cfg)

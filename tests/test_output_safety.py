@@ -65,7 +65,7 @@ def test_check_not_input_sees_through_links(tmp_path):
     with pytest.raises(OutputError, match=r"link: --output is the --input folder: drawings written "
                                           r"there could replace input files; choose another --output"):
         check_not_input(tmp_path / "link", "output", [(tmp_path / "imgs", "the --input folder")],
-                        "drawings")
+                        "drawings written there could replace input files")
     check_not_input(tmp_path / "other", "output", [(tmp_path / "imgs", "the --input folder")], "x")
 
 
@@ -109,3 +109,21 @@ def test_eval_refuses_the_image_folder_for_drawings(tmp_path):
         (f"eval.py: error: {images}: --output_img_path is the --imgpath_val image folder: drawings "
          "written there could replace input files; choose another --output_img_path")
     assert _hashes(images) == before
+
+
+@pytest.mark.parametrize("through_link", [False, True])
+def test_converter_refuses_out_equal_to_its_source(tmp_path, through_link):
+    source = tmp_path / "pose_iter_440000.caffemodel"
+    source.write_bytes(b"CMU's weights stand-in")
+    out = source
+    if through_link:
+        out = tmp_path / "link.caffemodel"
+        out.symlink_to(source)
+    proc = subprocess.run([sys.executable, "scripts/convert_cmu_caffemodel.py", "--caffemodel",
+                           str(source), "--out", str(out)],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    assert _error_lines(proc.stderr, "convert_cmu_caffemodel.py") == (
+        f"convert_cmu_caffemodel.py: error: {out}: --out is the --caffemodel file: writing the "
+        "checkpoint would replace it (the source is kept); choose another --out")
+    assert source.read_bytes() == b"CMU's weights stand-in"

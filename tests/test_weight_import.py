@@ -169,7 +169,8 @@ def test_unknown_files_name_what_they_are(tmp_path, ms_cpu):
 def test_out_equal_to_source_is_refused(body_pth):
     before = os.path.getsize(body_pth)
     proc = _run("scripts/convert_weights.py", body_pth, "--out", body_pth, ok=False)
-    assert proc.returncode == 1 and "--out is the source file itself" in proc.stderr
+    assert proc.returncode == 1 and f"{body_pth}: --out is the source file: writing the checkpoint " \
+        "would replace it (the source is kept); choose another --out" in proc.stderr
     assert os.path.getsize(body_pth) == before
 
 

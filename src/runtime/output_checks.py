@@ -60,7 +60,7 @@ def _same_path(first, second):
         return os.path.realpath(first) == os.path.realpath(second)
 
 
-def check_not_input(output, key, inputs, what):
+def check_not_input(output, key, inputs, consequence):
     """Refuse an output folder or file that is one of a command's inputs (the same file or
     folder, through links and ``..`` too), so that nothing written can replace an input.
 
@@ -69,12 +69,12 @@ def check_not_input(output, key, inputs, what):
         key: the option that named ``output``, for the message.
         inputs: ``[(path, label), ...]``: what the command reads, with how to name it
             (``"the --input folder"``).
-        what: what would be written there (``"drawings"``), for the message.
+        consequence: what writing there would do (``"drawings written there could replace
+            input files"``), for the message.
 
     Raises:
         OutputError: one line naming the path, both options and what to do.
     """
     for path, label in inputs:
         if path and output and _same_path(output, path):
-            raise OutputError(f"{output}: --{key} is {label}: {what} written there could replace "
-                              f"input files; choose another --{key}")
+            raise OutputError(f"{output}: --{key} is {label}: {consequence}; choose another --{key}")
