@@ -197,7 +197,7 @@ def plot_history(history, out_path, title=None):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from src.runtime.output_checks import atomic_path
+    from src.runtime.atomic_write import atomic_write
 
     stages = history.num_stages
     panels = 1 + bool(stages) + bool(history.val_steps)
@@ -240,9 +240,11 @@ def plot_history(history, out_path, title=None):
     fig.suptitle(title or "training")
     fig.tight_layout()
     out_path = Path(out_path)
-    with atomic_path(out_path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=100)
-    plt.close(fig)
+    try:
+        with atomic_write(out_path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=100, format="png")
+    finally:
+        plt.close(fig)
     return str(out_path)
 
 
@@ -274,9 +276,10 @@ def main(argv=None):
     except LogError as exc:
         print(f"plot_loss.py: error: {exc}", file=sys.stderr)
         return 1
-    except OSError as exc:
-        print(f"plot_loss.py: error: {output}: cannot write ({exc.strerror or exc})",
-              file=sys.stderr)
+    except OSError as exc:   # WriteError (an OSError) already names the file and the reason
+        message = str(exc) if str(exc).startswith(str(output)) else \
+            f"{output}: cannot write ({exc.strerror or exc})"
+        print(f"plot_loss.py: error: {message}", file=sys.stderr)
         return 1
     validations = (f", {len(history.val_steps)} validation(s), last AP {history.val_ap[-1]:.4f}"
                    if history.val_steps else ", no validation")
