@@ -36,7 +36,15 @@ from _repo_path import REPO_ROOT as REPO
 
 from src.config import default_config
 from src.data.augment import AugmentParams
-from src.data.coco import AnnotationError, ImageReadError, load_coco, mask_path, read_ignore_mask, read_image
+from src.data.coco import (
+    IMREAD_STORED,
+    AnnotationError,
+    ImageReadError,
+    load_coco,
+    mask_path,
+    read_ignore_mask,
+    read_image,
+)
 from src.data.ignore_mask import compute_ignore_mask
 from src.data.loop_targets import loop_heatmaps, loop_loss_mask, loop_pafs
 from src.data.pipeline import TRAIN_COLUMNS, TrainSource, build_train_records
@@ -156,7 +164,7 @@ class ReferenceLoopSample:
 
     def __call__(self, index):
         record = self.records[index % len(self.records)]
-        img = cv2.imread(record.image_path)
+        img = cv2.imread(record.image_path, IMREAD_STORED)
         mask = read_ignore_mask(record.mask_path or None, img.shape).astype(np.float32)
         poses = record.poses.astype(np.int32)
         img, mask, poses = self._random_resize(img, mask, poses)

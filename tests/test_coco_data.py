@@ -100,3 +100,37 @@ def test_people_rule_defaults_equal_the_config():
     cfg = default_config()
     assert (cfg.min_keypoints, cfg.min_area) == (DEFAULT_MIN_KEYPOINTS, DEFAULT_MIN_AREA), \
         "src/data/coco.py's people rule differs from default_config.yaml's min_keypoints/min_area"
+
+
+# ----------------------------------------------------------------------------------------------
+# images read as stored, sizes checked against the annotation (issue 21, point 8)
+
+def test_exif_oriented_image_is_read_as_stored(coco_sample_dir, tmp_path):
+    from PIL import Image
+
+    from tests.exif_files import ORIENTATION_TAG, with_exif_orientation
+    original = coco_sample_dir / "000000000785.jpg"
+    tagged = tmp_path / "000000000785.jpg"
+    tagged.write_bytes(with_exif_orientation(original.read_bytes()))
+    assert Image.open(tagged).getexif().get(ORIENTATION_TAG) == 6
+    assert cv2.imread(str(tagged)).shape == (640, 425, 3), "OpenCV's default turns it (the fixture works)"
+    image = read_image(tagged, expected_size=(425, 640))        # annotated 640 x 425
+    np.testing.assert_array_equal(image, cv2.imread(str(original)))
+
+
+def test_image_of_another_size_than_annotated_names_both_sizes(coco_sample_dir, tmp_path):
+    from src.data.coco import ImageSizeError, annotated_size
+    coco = load_coco(coco_sample_dir / "person_keypoints_sample.json")
+    assert annotated_size(coco, 785) == (425, 640)
+    turned = tmp_path / "785.png"
+    cv2.imwrite(str(turned), cv2.rotate(cv2.imread(str(coco_sample_dir / "000000000785.jpg")),
+                                        cv2.ROTATE_90_CLOCKWISE))
+    with pytest.raises(ImageSizeError) as info:
+        read_image(turned, annotated_size(coco, 785))
+    assert str(info.value) == (f"{turned}: image is 425x640 pixels but its annotation says 640x425 "
+                               "(width x height): another file, or rotated or resized after it was "
+                               "annotated")
+    assert isinstance(info.value, ImageReadError) and info.value.skip_reason == "not of the annotated size"
+    assert read_image(turned).shape == (640, 425, 3), "no size given: not checked"
+    del coco.images[785]["width"]
+    assert annotated_size(coco, 785) is None

@@ -119,3 +119,54 @@ def test_no_people_gives_no_records():
     from src.evaluate.coco_eval import poses_to_results
     assert poses_to_results(7, np.zeros((0, 18, 3)), np.zeros(0)) == []
     assert poses_to_results(7, np.empty((0, 18, 3)), []) == []
+
+
+# ----------------------------------------------------------------------------------------------
+# images read as stored; a size that contradicts the annotation is skipped and counted (issue 21, 8)
+
+class _ShapeRecorder:
+    """A predictor that finds nobody and records the shapes of the images it was given."""
+
+    def __init__(self):
+        self.shapes = []
+        self.forward = lambda batch: None
+
+    def __call__(self, image):
+        self.shapes.append(image.shape)
+        return np.zeros((0, NUM_JOINTS, 3)), np.zeros(0)
+
+
+def test_eval_reads_exif_images_as_stored_and_skips_other_sizes(coco_sample_dir, tmp_path):
+    import shutil
+
+    import cv2
+
+    from src.data.coco import ImageReadError, ImageSizeError
+    from src.evaluate.coco_eval import evaluate_shard
+    from src.evaluate.input_skips import InputSkips
+    from tests.exif_files import with_exif_orientation
+    images = tmp_path / "images"
+    shutil.copytree(coco_sample_dir, images)
+    (images / "000000000785.jpg").chmod(0o644)
+    (images / "000000000785.jpg").write_bytes(
+        with_exif_orientation((coco_sample_dir / "000000000785.jpg").read_bytes()))
+    turned = cv2.rotate(cv2.imread(str(coco_sample_dir / "000000040083.jpg")), cv2.ROTATE_90_CLOCKWISE)
+    (images / "000000040083.jpg").chmod(0o644)
+    cv2.imwrite(str(images / "000000040083.jpg"), turned)
+    coco = load_coco(coco_sample_dir / "person_keypoints_sample.json")
+    lines, predictor = [], _ShapeRecorder()
+    ids = coco.image_ids_with_people()
+    out = evaluate_shard(predictor, coco, ids, str(images), progress=False)
+    assert ids[0] == 785 and predictor.shapes[0] == (425, 640, 3), "785 read as stored, as annotated"
+    assert out["images"] == len(ids) - 1 and out["skip_reasons"] == {"not of the annotated size": 1}
+    assert len(out["skipped"]) == 1 and out["skipped"][0].startswith(
+        f"{images / '000000040083.jpg'}: image is 333x500 pixels but its annotation says 500x333")
+    skips = InputSkips(log=lines.append)
+    skips.skip(ImageReadError("a.jpg: cannot decode image"))
+    assert skips.summary() == ", 1 skipped (unreadable)"
+    skips.skip(ImageSizeError("b.jpg: image is 1x2 pixels but ..."))
+    skips.skip(ImageSizeError("c.jpg: image is 1x2 pixels but ..."))
+    assert skips.summary() == ", 3 skipped (2 not of the annotated size, 1 unreadable)"
+    assert lines == ["warning: skipped: a.jpg: cannot decode image",
+                     "warning: skipped: b.jpg: image is 1x2 pixels but ...",
+                     "warning: skipped: c.jpg: image is 1x2 pixels but ..."]

@@ -162,3 +162,29 @@ def test_unreadable_image_gives_a_one_line_error(toy_coco, tmp_path):
             pass
     message = str(err.value)
     assert "\n" not in message and first.name in message and "cannot decode" in message
+
+
+def test_image_of_another_size_than_annotated_is_an_error_naming_it(toy_coco, tmp_path):
+    """Training never learns from keypoints that do not fit their image (issue 21, point 8)."""
+    import shutil
+
+    import cv2
+
+    from src.config import default_config
+    from src.train.data import CocoTrainData
+    from src.train.errors import TrainError
+    root = tmp_path / "toy"
+    shutil.copytree(Path(toy_coco["imgpath_train"]).parent, root)
+    first = sorted((root / "train2017").iterdir())[0]
+    image = cv2.imread(str(first))
+    cv2.imwrite(str(first), cv2.resize(image, (image.shape[1], image.shape[0] // 2)))
+    data = CocoTrainData.from_config(default_config(
+        jsonpath_train=str(root / "annotations" / "person_keypoints_train2017.json"),
+        imgpath_train=str(root / "train2017"), maskpath_train=str(root / "ignore_mask_train"),
+        batch_size=1, insize=64, num_parallel_workers=1, seed=0))
+    with pytest.raises(TrainError) as err:
+        for _ in data.batches(0):
+            pass
+    message = str(err.value)
+    assert "\n" not in message and f"{first}: image is 128x64 pixels but its annotation says 128x128" \
+        in message, message

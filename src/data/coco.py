@@ -26,6 +26,20 @@ class ImageReadError(OpenPoseError, IOError):
     """An image or mask file could not be read."""
 
 
+class ImageSizeError(ImageReadError):
+    """An image whose pixel size contradicts the ``width`` / ``height`` of its annotation record
+    (another file under that name, or one rotated or resized after it was annotated)."""
+
+    #: how eval.py counts it when it skips such an image
+    skip_reason = "not of the annotated size"
+
+
+#: How images are decoded: colour BGR, *as stored*. COCO's keypoints, boxes, ``width`` and
+#: ``height`` are in the stored pixel orientation; OpenCV's default would apply an EXIF
+#: Orientation tag and hand back a rotated image that no annotation fits.
+IMREAD_STORED = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
+
+
 @dataclass
 class CocoKeypoints:
     """An indexed COCO person-keypoints annotation file.
@@ -150,18 +164,38 @@ def mask_path(mask_dir, image_id):
     return os.path.join(mask_dir, f"{int(image_id):012d}.png")
 
 
-def read_image(path):
-    """Read a colour image as BGR uint8 (H, W, 3).
+def read_image(path, expected_size=None):
+    """Read a colour image as stored (:data:`IMREAD_STORED`: EXIF orientation ignored) as BGR
+    uint8 (H, W, 3).
+
+    Args:
+        path: the image file.
+        expected_size: ``(height, width)`` its annotation record gives, or None (not checked).
 
     Raises:
-        ImageReadError: naming the file when it is missing or cannot be decoded.
+        ImageReadError: naming the file when it is missing or cannot be decoded;
+        ImageSizeError: its size is not ``expected_size``.
     """
     path = os.fspath(path)
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    image = cv2.imread(path, IMREAD_STORED)
     if image is None:
         reason = "file not found" if not os.path.exists(path) else "cannot decode image"
         raise ImageReadError(f"{path}: {reason}")
+    if expected_size is not None and tuple(image.shape[:2]) != tuple(expected_size):
+        height, width = image.shape[:2]
+        raise ImageSizeError(f"{path}: image is {width}x{height} pixels but its annotation says "
+                             f"{expected_size[1]}x{expected_size[0]} (width x height): another "
+                             "file, or rotated or resized after it was annotated")
     return image
+
+
+def annotated_size(coco, image_id):
+    """``(height, width)`` of an image from its annotation record, None when it gives none
+    (both are optional in COCO files; they are positive integers when present)."""
+    record = coco.images.get(image_id, {})
+    if "height" in record and "width" in record:
+        return int(record["height"]), int(record["width"])
+    return None
 
 
 def read_ignore_mask(path, shape):

@@ -24,6 +24,7 @@ from src.data.augment import augment
 from src.data.coco import (
     DEFAULT_MIN_AREA,
     DEFAULT_MIN_KEYPOINTS,
+    annotated_size,
     annotations_to_poses,
     image_path,
     load_coco,
@@ -65,12 +66,15 @@ class SampleRecord:
         image_path: image file.
         mask_path: ignore-mask PNG (may not exist: nothing ignored).
         poses: (P, 18, 3) float32 joints of the training people, image pixels.
+        size: ``(height, width)`` the annotation gives (None: not given); an image of another
+            size is an error naming the file.
     """
 
     image_id: int
     image_path: str
     mask_path: str
     poses: np.ndarray
+    size: tuple = None
 
 
 def build_train_records(json_path, img_path, mask_dir, min_keypoints=DEFAULT_MIN_KEYPOINTS,
@@ -83,7 +87,7 @@ def build_train_records(json_path, img_path, mask_dir, min_keypoints=DEFAULT_MIN
         records.append(SampleRecord(
             image_id=image_id, image_path=image_path(coco, image_id, img_path),
             mask_path=mask_path(mask_dir, image_id) if mask_dir else "",
-            poses=annotations_to_poses(people, coco.path)))
+            poses=annotations_to_poses(people, coco.path), size=annotated_size(coco, image_id)))
     return records
 
 
@@ -131,7 +135,7 @@ class TrainSource:
         if self.cache_images and i in self._cache:
             image, mask = self._cache[i]
         else:
-            image = read_image(record.image_path)
+            image = read_image(record.image_path, record.size)
             mask = read_ignore_mask(record.mask_path or None, image.shape)
             if self.cache_images:
                 self._cache[i] = (image, mask)

@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from src.data.coco import ImageReadError, image_path, load_coco, read_image
+from src.data.coco import ImageReadError, annotated_size, image_path, load_coco, read_image
 from src.errors import OpenPoseError
 from src.evaluate.drawing import draw_poses, drawing_names
 from src.evaluate.inference import ForwardTimer, predictor_from_config
-from src.evaluate.input_skips import InputSkips, raise_for_failed_writes
+from src.evaluate.input_skips import InputSkips, describe_reasons, merge_reasons, raise_for_failed_writes
 from src.parallel.sharding import rank_shard
 from src.runtime.atomic_write import write_json
 from src.skeleton import NUM_COCO_KEYPOINTS, ours_to_coco
@@ -185,7 +185,8 @@ class EvaluationSummary:
     ``metrics``: ``STAT_NAMES`` -> float (all 0 when no image could be read); ``results``: the
     COCO keypoint records of every rank, merged; ``num_images``: images asked for;
     ``evaluated``: images read and run; ``skipped`` / ``failed_writes``: messages of the
-    unreadable images and of the drawings not written; ``network_s``: seconds in the network
+    skipped images (unreadable or not of the annotated size; ``skip_reasons`` counts them by
+    reason) and of the drawings not written; ``network_s``: seconds in the network
     (every rank, summed); ``host_s``: seconds reading, preprocessing, decoding and drawing
     (summed); ``wall_s``: the slowest rank's seconds.
     """
@@ -195,6 +196,7 @@ class EvaluationSummary:
     num_images: int
     evaluated: int
     skipped: list = field(default_factory=list)
+    skip_reasons: dict = field(default_factory=dict)
     failed_writes: list = field(default_factory=list)
     network_s: float = 0.0
     host_s: float = 0.0
@@ -218,7 +220,8 @@ def evaluate_shard(predictor, coco, image_ids, image_dir, vis_dir=None, progress
 
     Returns:
         ``{"results": COCO keypoint records, "images": count evaluated, "skipped": messages of
-        the unreadable images, "failed_writes": messages of drawings not written, "timing":
+        the skipped images (unreadable, or not of the size their annotation gives),
+        "skip_reasons": {reason: count}, "failed_writes": messages of drawings not written, "timing":
         {"network": s, "total": s}}`` (picklable, for gathering over ranks).
     """
     timer = predictor.forward if isinstance(predictor.forward, ForwardTimer) else None
@@ -230,7 +233,8 @@ def evaluate_shard(predictor, coco, image_ids, image_dir, vis_dir=None, progress
     for image_id in tqdm(image_ids, total=len(image_ids), unit="img", disable=not progress,
                          dynamic_ncols=True, leave=False):
         try:
-            image = read_image(image_path(coco, image_id, image_dir))
+            image = read_image(image_path(coco, image_id, image_dir),
+                               annotated_size(coco, image_id))
         except ImageReadError as exc:
             skips.skip(exc)
             continue
@@ -241,7 +245,8 @@ def evaluate_shard(predictor, coco, image_ids, image_dir, vis_dir=None, progress
     timing = {"network": (timer.seconds - network_before) if timer else 0.0,
               "total": time.perf_counter() - start_all}
     return {"results": results, "images": len(image_ids) - len(skips.skipped),
-            "skipped": skips.skipped, "failed_writes": skips.failed_writes, "timing": timing}
+            "skipped": skips.skipped, "skip_reasons": skips.reasons,
+            "failed_writes": skips.failed_writes, "timing": timing}
 
 
 def evaluate_images(forward, cfg, coco, image_ids, *, input_scale, width_mult=1.0, rank=0,
@@ -290,6 +295,7 @@ def evaluate_images(forward, cfg, coco, image_ids, *, input_scale, width_mult=1.
     return EvaluationSummary(
         metrics=metrics, results=results, num_images=len(image_ids), evaluated=evaluated,
         skipped=[m for p in gathered for m in p["skipped"]],
+        skip_reasons=merge_reasons(p["skip_reasons"] for p in gathered),
         failed_writes=[m for p in gathered for m in p["failed_writes"]],
         network_s=sum(p["timing"]["network"] for p in gathered),
         host_s=sum(p["timing"]["total"] - p["timing"]["network"] for p in gathered),
@@ -362,6 +368,7 @@ def _write_and_report(summary, cfg, group_size, out_dir, log):
     record = {
         "metrics": summary.metrics, "num_images": summary.num_images,
         "num_detections": len(summary.results), "num_skipped": len(summary.skipped),
+        "skipped_by_reason": summary.skip_reasons,
         "model_path": str(cfg.model_path), "ann": str(cfg.ann),
         "inference_img_size": int(cfg.inference_img_size), "scales": [float(s) for s in scales],
         "flip": bool(cfg.flip), "group_size": group_size,
@@ -373,8 +380,9 @@ def _write_and_report(summary, cfg, group_size, out_dir, log):
     write_json(record, os.path.join(out_dir, METRICS_FILE))
     skipped = len(summary.skipped)
     log(f"{len(summary.results)} detections on {summary.evaluated} images"
-        + (f" ({skipped} of {summary.num_images} skipped: unreadable; they count as missed)"
-           if skipped else "") + " "
+        + (f" ({skipped} of {summary.num_images} skipped: "
+           f"{describe_reasons(summary.skip_reasons)}; they count as missed)" if skipped else "")
+        + " "
         f"({record['images_per_second']:.2f} images/s; network "
         f"{record['network_ms_per_image']:.1f} ms, decoding and I/O "
         f"{record['host_ms_per_image']:.1f} ms per image)")

@@ -8,6 +8,9 @@ results and then fails (:meth:`InputSkips.raise_for_failed_writes`).
 from src.runtime.atomic_write import WriteError, write_image
 from src.runtime.output_checks import OutputError
 
+#: The reason an input is skipped unless its error class names another (``skip_reason``).
+UNREADABLE = "unreadable"
+
 
 class InputSkips:
     """Counts skipped inputs and failed drawing writes of one run.
@@ -21,13 +24,17 @@ class InputSkips:
         self.strict = bool(strict)
         self.log = log
         self.skipped = []
+        self.reasons = {}
         self.failed_writes = []
 
     def skip(self, exc):
-        """Record the unreadable input of ``exc`` (its message names the file); strict: raise it."""
+        """Record the input of ``exc`` (its message names the file) as skipped, counted under
+        its class's ``skip_reason`` (default ``unreadable``); strict: raise it."""
         if self.strict:
             raise exc
         self.skipped.append(str(exc))
+        reason = getattr(exc, "skip_reason", UNREADABLE)
+        self.reasons[reason] = self.reasons.get(reason, 0) + 1
         self.log(f"warning: skipped: {exc}")
 
     def draw(self, path, image):
@@ -40,11 +47,29 @@ class InputSkips:
 
     def summary(self):
         """``", 2 skipped (unreadable)"`` style suffix for a summary line ("" when none)."""
-        return f", {len(self.skipped)} skipped (unreadable)" if self.skipped else ""
+        return f", {len(self.skipped)} skipped ({describe_reasons(self.reasons)})" \
+            if self.skipped else ""
 
     def raise_for_failed_writes(self):
         """Raise :class:`OutputError` when any drawing could not be written (after the results)."""
         raise_for_failed_writes(self.failed_writes)
+
+
+def describe_reasons(reasons):
+    """``"1 unreadable, 2 not of the annotated size"`` from ``{reason: count}`` (sorted); a
+    single reason alone is just its name (``"unreadable"``)."""
+    if len(reasons) == 1:
+        return next(iter(reasons))
+    return ", ".join(f"{count} {reason}" for reason, count in sorted(reasons.items()))
+
+
+def merge_reasons(parts):
+    """One ``{reason: count}`` from several (e.g. every rank's)."""
+    total = {}
+    for part in parts:
+        for reason, count in part.items():
+            total[reason] = total.get(reason, 0) + count
+    return total
 
 
 def raise_for_failed_writes(failed_writes):

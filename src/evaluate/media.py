@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from src.data.coco import IMREAD_STORED
 from src.errors import OpenPoseError
 from src.evaluate.drawing import draw_poses, drawing_names
 from src.evaluate.input_skips import InputSkips
@@ -147,7 +148,7 @@ def infer_images(predictor, files, out_dir, log=print, skips=None, people_filter
     records = []
     names = dict(zip(files, drawing_names(files)))
     for file in tqdm(files, unit="img", dynamic_ncols=True):
-        image = cv2.imread(str(file))
+        image = cv2.imread(str(file), IMREAD_STORED)    # as stored: EXIF orientation ignored
         if image is None:
             skips.skip(MediaError(f"{file}: cannot read this image"))
             continue
