@@ -7,7 +7,7 @@ import pytest
 
 from src.data.coco import annotations_to_poses, load_coco
 from src.data.targets import generate_heatmaps, generate_pafs
-from src.data.toy_coco import make_split
+from src.data.toy_coco import ToyOptions, make_split
 from src.evaluate.coco_eval import STAT_NAMES, EvaluationError, evaluate_keypoints, format_metrics, poses_to_results
 from src.evaluate.decoder import DecodeParams, decode_poses
 from src.evaluate.inference import compute_input_size
@@ -170,3 +170,79 @@ def test_eval_reads_exif_images_as_stored_and_skips_other_sizes(coco_sample_dir,
     assert lines == ["warning: skipped: a.jpg: cannot decode image",
                      "warning: skipped: b.jpg: image is 1x2 pixels but ...",
                      "warning: skipped: c.jpg: image is 1x2 pixels but ..."]
+
+
+# ----------------------------------------------------------------------------------------------
+# ground truth checked up front; a full disk; never new results beside old metrics (issue 21, 10)
+
+@pytest.mark.parametrize("field", ["iscrowd", "area", "bbox", "num_keypoints", "keypoints", "categories"])
+def test_ground_truth_lacking_what_cocoeval_needs_is_refused_before_any_work(tmp_path, field):
+    from src.config import default_config
+    from src.data.coco import AnnotationError
+    from src.evaluate.coco_eval import run_evaluation
+    ann = tmp_path / "gt" / "annotations" / "person_keypoints_val2017.json"
+    make_split(tmp_path / "gt", "val", num_images=2, seed=1, options=ToyOptions(size=64))
+    data = json.loads(ann.read_text())
+    if field == "categories":
+        del data["categories"]
+    else:
+        del data["annotations"][-1][field]
+    ann.write_text(json.dumps(data))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "eval_metrics.json").write_text("old")
+    cfg = default_config(ann=str(ann), imgpath_val=str(tmp_path / "gt" / "val2017"),
+                         model_path=str(tmp_path / "never_read.ckpt"), output_img_path=str(out))
+    with pytest.raises(AnnotationError) as info:
+        run_evaluation(cfg)          # before the (missing) checkpoint is even opened
+    message = str(info.value)
+    assert message.startswith(f"{ann}: ") and f"'{field}'" in message and "\n" not in message
+    assert sorted(p.name for p in out.iterdir()) == ["eval_metrics.json"], "nothing written"
+
+
+def test_keypoints_written_as_text_are_refused_at_load(tmp_path):
+    from src.data.coco import AnnotationError
+    ann = tmp_path / "gt" / "annotations" / "person_keypoints_val2017.json"
+    make_split(tmp_path / "gt", "val", num_images=1, seed=1, options=ToyOptions(size=64))
+    data = json.loads(ann.read_text())
+    data["annotations"][0]["keypoints"] = [str(v) for v in data["annotations"][0]["keypoints"]]
+    ann.write_text(json.dumps(data))
+    with pytest.raises(AnnotationError, match="'keypoints' holds a value that is not a finite number"):
+        load_coco(ann)
+
+
+def test_pycocotools_failures_are_one_line_evaluation_errors(tmp_path):
+    ann = tmp_path / "gt" / "annotations" / "person_keypoints_val2017.json"
+    make_split(tmp_path / "gt", "val", num_images=1, seed=1, options=ToyOptions(size=64))
+    data = json.loads(ann.read_text())
+    del data["annotations"][0]["area"]
+    from src.data.coco import index_coco
+    from src.evaluate.coco_eval import ground_truth
+    results = [{"image_id": data["images"][0]["id"], "category_id": 1, "keypoints": [5, 5, 2] * 17,
+                "score": 0.5}]
+    with pytest.raises(EvaluationError, match=r"^pycocotools cannot evaluate these results against "
+                                              r"the ground truth \(KeyError: 'area'\)$"):
+        evaluate_keypoints(ground_truth(index_coco(data)), results)
+
+
+def test_results_never_beside_old_metrics_and_a_full_disk_is_one_line(tmp_path):
+    from src.evaluate.coco_eval import METRICS_FILE, RESULTS_FILE, write_evaluation
+    from src.runtime.atomic_write import WriteError
+    from tests.mounts import fill, tiny_disk
+    with tiny_disk(tmp_path / "disk", size="64k") as disk:
+        (disk / RESULTS_FILE).write_text("[]")
+        (disk / METRICS_FILE).write_text('{"metrics": "old"}')
+        filler = fill(disk)
+        results = [{"image_id": 1, "category_id": 1, "keypoints": [1, 2, 2] * 17, "score": 0.5}] * 100
+        with pytest.raises(WriteError) as info:
+            write_evaluation(str(disk), results, {"metrics": "new"})
+        message = str(info.value)
+        assert message.startswith(f"{disk / RESULTS_FILE}: no space left on device while writing (")
+        assert "\n" not in message
+        names = sorted(p.name for p in disk.iterdir())
+        assert names == [RESULTS_FILE, "filler"], f"old metrics removed, no temporaries: {names}"
+        assert (disk / RESULTS_FILE).read_text() == "[]", "the old results are intact"
+        filler.unlink()
+        write_evaluation(str(disk), results, {"metrics": "new"})
+        assert json.loads((disk / METRICS_FILE).read_text()) == {"metrics": "new"}
+        assert len(json.loads((disk / RESULTS_FILE).read_text())) == 100

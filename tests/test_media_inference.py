@@ -247,3 +247,22 @@ def test_confidences_on_the_coco_sample(coco_sample_dir, tmp_path):
         assert (conf[found] > 0.3).all() and (conf[found] <= amplitudes.max() + 1e-6).all()
         # people with fewer annotated joints than found ones would mean invented joints
         assert found.sum() <= (gt[:, :, 2] > 0).sum()
+
+
+def test_people_json_on_a_full_disk_is_one_line(tmp_path):
+    """No space for people.json (or the drawings): one WriteError line, no partial file (issue
+    21, point 10)."""
+    from src.runtime.atomic_write import WriteError
+    from tests.mounts import fill, tiny_disk
+    image = _image(tmp_path / "one.jpg")
+    with tiny_disk(tmp_path / "disk", size="64k") as disk:
+        out = disk / "out"
+        out.mkdir()
+        fill(disk)
+        lines = []
+        with pytest.raises(WriteError) as info:
+            run_media_inference(FixedPredictor(), image, out, log=lines.append)
+        assert str(info.value).startswith(f"{out / 'people.json'}: no space left on device while "
+                                          "writing (")
+        assert "\n" not in str(info.value)
+        assert list(out.iterdir()) == [], "no drawing, no JSON, no temporary left"

@@ -93,8 +93,9 @@ def check_keypoints_finite(annotations, json_path):
     if not with_keypoints:
         return
     try:
-        values = np.asarray([a["keypoints"] for a in with_keypoints], dtype=np.float64)
-        if np.isfinite(values).all():
+        # no dtype: numbers written as text ("12") must not pass by numpy's conversion
+        values = np.asarray([a["keypoints"] for a in with_keypoints])
+        if values.dtype.kind in "iuf" and np.isfinite(values).all():
             return
     except (TypeError, ValueError):
         pass
@@ -103,6 +104,38 @@ def check_keypoints_finite(annotations, json_path):
         if bad:
             _fail(json_path, f"annotation id {ann.get('id')}",
                   f"'keypoints' holds a value that is not a finite number ({_describe(bad[0])})")
+
+
+#: Fields pycocotools' keypoint COCOeval reads from every ground-truth annotation of the images
+#: it evaluates (KeyError there otherwise, after the results were written).
+EVALUATION_FIELDS = ("iscrowd", "area", "bbox", "num_keypoints", "keypoints")
+
+
+def check_evaluation_fields(data, image_ids, json_path="<memory>"):
+    """Check, before any evaluation work, what pycocotools' COCOeval needs from a ground truth
+    that :func:`validate_coco` accepted (which checks these fields' values only when present):
+    a ``categories`` list of objects with integer ids, and every annotation of the images
+    ``image_ids`` having :data:`EVALUATION_FIELDS`.
+
+    Raises:
+        src.data.coco.AnnotationError: one line naming the file, the record and the field.
+    """
+    categories = data.get("categories")
+    if not isinstance(categories, list) or not categories:
+        _fail(json_path, "'categories'", "must be a non-empty list (COCOeval needs it; copy it "
+                                         "from person_keypoints_val2017.json)")
+    for index, category in enumerate(categories):
+        if not isinstance(category, dict) or not _is_int(category.get("id")):
+            _fail(json_path, f"categories[{index}]", "must be an object with an integer 'id'")
+    wanted = set(image_ids)
+    for ann in data["annotations"]:
+        if ann.get("image_id") not in wanted:
+            continue
+        missing = [key for key in EVALUATION_FIELDS if ann.get(key) is None]
+        if missing:
+            _fail(json_path, f"annotation id {ann.get('id')}",
+                  f"has no '{missing[0]}' (COCO keypoint evaluation needs "
+                  f"{', '.join(EVALUATION_FIELDS)})")
 
 
 def validate_coco(data, json_path="<memory>"):

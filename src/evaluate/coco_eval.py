@@ -11,13 +11,15 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
+from src.data.annotation_checks import check_evaluation_fields
 from src.data.coco import ImageReadError, annotated_size, image_path, load_coco, read_image
 from src.errors import OpenPoseError
 from src.evaluate.drawing import draw_poses, drawing_names
 from src.evaluate.inference import ForwardTimer, predictor_from_config
 from src.evaluate.input_skips import InputSkips, describe_reasons, merge_reasons, raise_for_failed_writes
 from src.parallel.sharding import rank_shard
-from src.runtime.atomic_write import write_json
+from src.runtime.atomic_write import WriteError, describe_write_error, write_json
+from src.runtime.messages import first_line
 from src.skeleton import NUM_COCO_KEYPOINTS, ours_to_coco
 
 #: COCOeval keypoint summary, in ``stats`` order.
@@ -108,14 +110,19 @@ def evaluate_keypoints(ann_file, results, image_ids=None, verbose=False):
             if len(record["keypoints"]) != 3 * NUM_COCO_KEYPOINTS:
                 raise EvaluationError(f"a result has {len(record['keypoints'])} keypoint "
                                       f"values, expected {3 * NUM_COCO_KEYPOINTS}")
-        # copies: loadRes adds area, bbox and id to the records it is given
-        coco_dt = coco_gt.loadRes([dict(record) for record in results])
-        evaluator = COCOeval(coco_gt, coco_dt, "keypoints")
-        if image_ids is not None:
-            evaluator.params.imgIds = sorted(int(i) for i in image_ids)
-        evaluator.evaluate()
-        evaluator.accumulate()
-        evaluator.summarize()
+        try:
+            # copies: loadRes adds area, bbox and id to the records it is given
+            coco_dt = coco_gt.loadRes([dict(record) for record in results])
+            evaluator = COCOeval(coco_gt, coco_dt, "keypoints")
+            if image_ids is not None:
+                evaluator.params.imgIds = sorted(int(i) for i in image_ids)
+            evaluator.evaluate()
+            evaluator.accumulate()
+            evaluator.summarize()
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            # check_evaluation_fields refuses the known causes up front; this names the rest
+            raise EvaluationError(f"pycocotools cannot evaluate these results against the ground "
+                                  f"truth ({type(exc).__name__}: {first_line(exc, 100)})") from None
     # COCOeval reports -1 where a metric is undefined (e.g. no ground truth of that size).
     return {name: float(value) for name, value in zip(STAT_NAMES, evaluator.stats)}
 
@@ -336,6 +343,7 @@ def run_evaluation(cfg, rank=0, group_size=1, gather=None, log=print):
     if not image_ids:
         raise EvaluationError(f"{cfg.ann}: no image to evaluate (no image with a person "
                               "annotation; check --ann and --eva_num)")
+    check_evaluation_fields(coco.dataset, image_ids, coco.path)   # COCOeval fails late otherwise
     out_dir = str(cfg.output_img_path)
     os.makedirs(out_dir, exist_ok=True)
 
@@ -361,9 +369,30 @@ def run_evaluation(cfg, rank=0, group_size=1, gather=None, log=print):
     return summary.metrics
 
 
+def write_evaluation(out_dir, results, summary):
+    """Write ``eval_result.json`` and ``eval_metrics.json`` into ``out_dir`` so that the folder
+    never holds results beside the metrics of another run: an old metrics file is removed
+    first, then the results and the metrics are written (each atomically). The metrics were
+    computed before (:func:`evaluate_images`), so pycocotools cannot fail after this.
+
+    Raises:
+        src.runtime.atomic_write.WriteError: one line (a full disk names the free space); the
+        folder then holds the old results (or the new ones) and no metrics.
+    """
+    metrics_path = os.path.join(out_dir, METRICS_FILE)
+    try:
+        os.remove(metrics_path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise WriteError(describe_write_error(metrics_path, exc)) from None
+    write_json(results, os.path.join(out_dir, RESULTS_FILE))
+    write_json(summary, metrics_path)
+
+
 def _write_and_report(summary, cfg, group_size, out_dir, log):
-    """eval.py's outputs of a summary: the two JSON files and the closing lines."""
-    write_json(summary.results, os.path.join(out_dir, RESULTS_FILE))
+    """eval.py's outputs of a summary: the two JSON files (:func:`write_evaluation`) and the
+    closing lines."""
     scales = list(cfg.inference_scales) if cfg.multi_scale else [1.0]
     record = {
         "metrics": summary.metrics, "num_images": summary.num_images,
@@ -377,7 +406,7 @@ def _write_and_report(summary, cfg, group_size, out_dir, log):
         # Reading, preprocessing, map resizing, decoding and drawing.
         "host_ms_per_image": 1000 * summary.host_s / summary.evaluated,
     }
-    write_json(record, os.path.join(out_dir, METRICS_FILE))
+    write_evaluation(out_dir, summary.results, record)
     skipped = len(summary.skipped)
     log(f"{len(summary.results)} detections on {summary.evaluated} images"
         + (f" ({skipped} of {summary.num_images} skipped: "
