@@ -32,6 +32,21 @@ def test_write_replaces_whole_file_and_leaves_no_temporary(tmp_path):
     assert _names(target.parent) == ["a.json"], "no temporary left beside the file"
 
 
+def test_the_file_gets_ordinary_permissions(tmp_path):
+    """A writer that leaves its file read-only to its owner (MindSpore's exporter and checkpoint
+    writer: 0400) still gives a file with the permissions of any new file (0666 less the umask)."""
+    old = os.umask(0o027)
+    try:
+        with atomic_write(tmp_path / "model.mindir") as tmp:
+            tmp.write_bytes(b"graph")
+            os.chmod(tmp, 0o400)
+    finally:
+        os.umask(old)
+    assert oct((tmp_path / "model.mindir").stat().st_mode & 0o777) == oct(0o640)
+    write_bytes(tmp_path / "plain.bin", b"x")
+    assert (tmp_path / "plain.bin").stat().st_mode & 0o777 == 0o666 & ~old
+
+
 def test_temporary_name_is_short_ascii_and_recognised(tmp_path):
     tmp = temporary_path(tmp_path / ("é " * 100 + ".onnx"))
     assert tmp.parent == tmp_path and tmp.name.isascii() and " " not in tmp.name

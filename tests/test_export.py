@@ -40,8 +40,12 @@ def test_export_onnx_matches_mindspore(checkpoint, tmp_path, ms_cpu):
 
 def test_export_mindir_loads_and_runs(checkpoint, tmp_path, ms_cpu):
     import mindspore as ms
+
+    from src.runtime.atomic_write import current_umask
     result = _export(checkpoint, tmp_path / "openpose", "MINDIR")
     assert result.returncode == 0, result.stderr[-2000:]
+    mode = (tmp_path / "openpose.mindir").stat().st_mode & 0o777
+    assert mode == 0o666 & ~current_umask(), f"exported with mode {oct(mode)} (MindSpore's 0o400?)"
     graph = ms.load(str(tmp_path / "openpose.mindir"))
     x = np.zeros((1, 3, 64, 64), np.float32)
     pafs, heatmaps = ms.nn.GraphCell(graph)(ms.Tensor(x))

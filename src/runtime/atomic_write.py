@@ -8,9 +8,11 @@ written through :func:`atomic_write`:
    final name's suffix so that encoders pick the format). It is short so that a legal final name
    of 250 characters still works, and ASCII so that writers with name rules (MindSpore's
    exporter) accept it whatever the final name holds;
-2. the temporary is flushed to disk (``fsync``) and renamed onto the final name
-   (``os.replace``: atomic on one file system). A rename replaces a symlink placed at the final
-   name instead of writing through it to its target;
+2. the temporary is flushed to disk (``fsync``), given the permissions of any new file of the
+   user's (0666 less the umask: MindSpore's exporter and checkpoint writer leave theirs
+   read-only to their owner, ``-r--------``) and renamed onto the final name (``os.replace``:
+   atomic on one file system). A rename replaces a symlink placed at the final name instead of
+   writing through it to its target;
 3. on *any* failure, ``KeyboardInterrupt`` and ``SystemExit`` included, the temporary (and the
    companions a writer may leave beside it, such as MindSpore's own ``.tmp``) is removed and the
    final name keeps what it had;
@@ -109,6 +111,19 @@ def remove_files(*paths):
             os.remove(path)
 
 
+def current_umask():
+    """This process's umask, read without changing it where Linux says it (/proc), else by
+    setting and restoring it."""
+    with suppress(OSError, ValueError):
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _fsync_file(path):
     with open(path, "rb") as stream:
         os.fsync(stream.fileno())
@@ -150,6 +165,7 @@ def atomic_write(path, suffix=None, companions=()):
         if not tmp.is_file():
             raise WriteError(f"{path}: cannot write (the writer created no file)")
         _fsync_file(tmp)
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
         _fsync_folder(path.parent)
     except OSError as exc:
