@@ -155,3 +155,17 @@ def test_alias_bomb_config_on_the_command_line_is_one_quick_line(tmp_path):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and len(result.stderr) < 300, result.stderr[:1000]
     assert result.stderr.startswith(f"eval.py: error: {path}: its aliases"), result.stderr[:1000]
+
+
+def test_the_scripts_default_outputs_are_git_ignored():
+    """What train.py, eval.py, export.py and scripts/infer.py write when given no output flag
+    stays out of `git status`."""
+    values = read_yaml(DEFAULT_CONFIG_PATH)
+    if subprocess.run(["git", "rev-parse"], cwd=REPO_ROOT, capture_output=True).returncode:
+        pytest.skip("not a git checkout")
+    paths = [f"{values['save_model_path']}/ckpt_0/0-1_1.ckpt", f"{values['output_img_path']}/x.png",
+             f"{values['output']}/people.json", "runs/quickstart/train.log"]
+    paths += [values["file_name"] + suffix for suffix in (".mindir", ".air", ".onnx")]
+    for path in paths:
+        ignored = subprocess.run(["git", "check-ignore", "-q", "--no-index", path], cwd=REPO_ROOT)
+        assert ignored.returncode == 0, f"{path} (a default output) is not in .gitignore"
