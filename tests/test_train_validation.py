@@ -38,6 +38,8 @@ def test_validation_logs_ap_and_keeps_best_checkpoint(ms_cpu, tmp_path, coco_sam
     assert result.global_step == 2
     val_lines = [line for line in lines if line.startswith("validation in epoch")]
     assert len(val_lines) == 2 and " AP " in val_lines[0], lines
+    assert val_lines[0].endswith(f"; first validation, saved {tmp_path / 'ckpt_0' / BEST_NAME}")
+    assert "best so far" not in val_lines[0]
     records = read_metrics(tmp_path / "metrics.jsonl")
     assert [r["step"] for r in records["val"]] == [1, 2]
     assert [r["step"] for r in records["train"]] == [1, 2]

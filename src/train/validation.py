@@ -78,10 +78,11 @@ class Validator:
                 f"{len(self.image_ids)} images, {time.perf_counter() - started:.1f} s): "
                 + " ".join(f"{name} {metrics[name]:.4f}" for name in STAT_NAMES[:3] + ("AR",)))
         if improved:
+            first = self.best_ap == -math.inf      # nothing to be better than yet (AP may be 0)
             self.best_ap = metrics["AP"]
             if self.rank == 0:
                 self._save_best(network, global_step)
-                line += f"; best so far, saved {self.best_path}"
+                line += f"; {'first validation' if first else 'best so far'}, saved {self.best_path}"
         log(line)
         return metrics
 
