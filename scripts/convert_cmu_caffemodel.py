@@ -20,8 +20,8 @@ EXAMPLES = """examples:
   python eval.py --model_path checkpoints/cmu_coco.ckpt --imgpath_val coco/val2017 --ann ANN.json"""
 
 
-def main(argv=None):
-    """Command-line entry point; returns the exit status."""
+def build_parser():
+    """Command-line options, grouped like the other scripts' --help."""
     parser = argparse.ArgumentParser(
         prog="scripts/convert_cmu_caffemodel.py", description=__doc__.replace("``", ""),
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
@@ -30,7 +30,12 @@ def main(argv=None):
         help="(required) CMU's COCO body model, pose_iter_440000.caffemodel (binary Caffe format)")
     parser.add_argument_group("outputs").add_argument(
         "--out", required=True, metavar="FILE", help="(required) checkpoint to write (.ckpt)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None):
+    """Command-line entry point; returns the exit status."""
+    args = build_parser().parse_args(argv)
     from src.errors import OpenPoseError
     from src.model.caffe_import import convert_caffemodel, read_caffemodel
     from src.runtime.output_checks import check_not_input

@@ -23,13 +23,29 @@ from pathlib import Path
 
 import _repo_path  # noqa: F401  (puts the repository root on sys.path)
 
+EXAMPLES = """examples:
+  python scripts/convert_weights.py pose_iter_440000.caffemodel --out checkpoints/cmu_coco.ckpt
+  python scripts/convert_weights.py body_pose_model.pth --out checkpoints/cmu_coco.ckpt
+  python scripts/convert_weights.py vgg19-dcbb9e9d.pth --out checkpoints/vgg19.ckpt
+  python train.py --vgg_path checkpoints/vgg19.ckpt --imgpath_train ... (then train)"""
+
+
+def build_parser():
+    """Command-line options, grouped like the other scripts' --help."""
+    parser = argparse.ArgumentParser(
+        prog="scripts/convert_weights.py", description=__doc__.replace("``", ""),
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
+    parser.add_argument_group("inputs").add_argument(
+        "source", metavar="SOURCE",
+        help="(required) a .caffemodel or .pth file (its kind is found from its content)")
+    parser.add_argument_group("outputs").add_argument(
+        "--out", required=True, metavar="FILE", help="(required) checkpoint to write (.ckpt)")
+    return parser
+
 
 def main(argv=None):
     """Command-line entry point; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="convert_weights.py", description=__doc__.split("\n")[0])
-    parser.add_argument("source", help="a .caffemodel or .pth (found from its content)")
-    parser.add_argument("--out", required=True, help="checkpoint to write (.ckpt)")
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     from src.errors import OpenPoseError
     from src.model.weight_import import convert_file, write_converted
     from src.runtime.output_checks import check_not_input

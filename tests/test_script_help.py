@@ -25,7 +25,8 @@ from tests.conftest import REPO_ROOT
 
 PYTHON = sys.executable
 CONFIG_SCRIPTS = ("train.py", "eval.py", "export.py", "scripts/infer.py")
-ARGPARSE_SCRIPTS = ("scripts/gen_ignore_mask.py", "scripts/convert_cmu_caffemodel.py")
+ARGPARSE_SCRIPTS = ("scripts/gen_ignore_mask.py", "scripts/convert_cmu_caffemodel.py",
+                    "scripts/convert_weights.py")
 DEFAULTS = read_yaml(REPO_ROOT / "default_config.yaml")
 DESCRIPTIONS = read_descriptions()
 
@@ -118,28 +119,28 @@ def test_infer_help_shows_its_usage_text_and_what_input_takes():
 def test_argparse_scripts_describe_group_and_read_every_option(script):
     if script == "scripts/gen_ignore_mask.py":
         from src.data import ignore_mask as module
-        parser = module.build_parser()
+        build_parser, main = module.build_parser, module.main
     else:
-        module = runpy.run_path(str(REPO_ROOT / script), run_name="script_help")
-        parser = None
+        namespace = runpy.run_path(str(REPO_ROOT / script), run_name="script_help")
+        build_parser, main = namespace["build_parser"], namespace["main"]
+    parser = build_parser()
     text = run_help(script)
     assert "\nexamples:\n" in text
-    main = module["main"] if isinstance(module, dict) else module.main
     tree = ast.parse(inspect.getsource(main))
     read = {node.attr for node in ast.walk(tree)
             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
             and node.value.id == "args"}
-    if parser is None:  # the converter builds its parser in main
-        options = set(re.findall(r"add_argument\(\s*\"--(\w+)\"", inspect.getsource(main)))
-    else:
-        options = {action.dest for action in parser._actions if action.dest != "help"}
-        for group in parser._action_groups:
-            if group.title not in ("positional arguments", "options", "optional arguments"):
-                assert group.title in HELP_GROUPS, group.title
-        assert all(action.help for action in parser._actions), "an option without a description"
+    options = {action.dest for action in parser._actions if action.dest != "help"}
+    for group in parser._action_groups:
+        if group._group_actions and group.title not in ("options", "optional arguments"):
+            assert group.title in HELP_GROUPS, group.title
+    assert all(action.help for action in parser._actions), "an option without a description"
     assert options and options <= read, f"{script}: options main does not read: {options - read}"
-    for option in options:
-        assert f"--{option} " in text
+    for action in parser._actions[1:]:      # after -h
+        if action.required:
+            assert action.help.startswith("(required)"), action.help
+        shown = action.option_strings[0] if action.option_strings else action.metavar
+        assert f"  {shown} " in text, shown
 
 
 @pytest.fixture(scope="module")
