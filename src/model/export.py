@@ -97,10 +97,13 @@ def export_network(ckpt_file, file_name, file_format, *, batch_size, insize, sta
 
 def export_path(file_name, file_format):
     """The final file name: ``file_name`` with the format's suffix unless it already ends with
-    it in any case (``x.ONNX`` stays ``x.ONNX``)."""
+    it in any case (``x.ONNX`` stays ``x.ONNX``). ``mindspore.load`` opens only names ending in
+    lower-case ``.mindir``, so ``x.MINDIR`` becomes ``x.mindir``."""
     output = str(file_name)
     suffix = SUFFIXES[file_format.upper()]
-    return output if output.lower().endswith(suffix) else output + suffix
+    if not output.lower().endswith(suffix):
+        return output + suffix
+    return output[:-len(suffix)] + suffix if file_format.upper() == "MINDIR" else output
 
 
 def _write_export(model, inputs, tmp, output, file_format, spec):
