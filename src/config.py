@@ -426,7 +426,8 @@ def load_config(argv=None, prog=None, extra_defaults=None, command=None):
     """Command-line front end of :func:`parse_config`.
 
     Prints help (``command``'s keys, see :func:`format_help`) and exits 0 on -h/--help; prints
-    ``error: <message>`` and exits 2 on a bad configuration.
+    ``error: <message>`` and exits 2 on a bad configuration. A flag of another script's (a key
+    ``command`` does not read) is accepted, with one ``note:`` line saying it is not used.
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     prog = prog or (command.prog if command is not None else Path(sys.argv[0]).name)
@@ -434,7 +435,14 @@ def load_config(argv=None, prog=None, extra_defaults=None, command=None):
         print(format_help(prog, extra_defaults, command))
         raise SystemExit(0)
     try:
-        return parse_config(argv, extra_defaults=extra_defaults)
+        cfg = parse_config(argv, extra_defaults=extra_defaults)
     except ConfigError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    if command is not None:
+        unused = [f"--{key}" for key, _ in _split_argv(argv)
+                  if key != "config_path" and key not in command.keys]
+        if unused:
+            print(f"{prog}: note: {', '.join(unused)} not used by {prog} (see --help)",
+                  file=sys.stderr, flush=True)
+    return cfg

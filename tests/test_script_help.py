@@ -106,6 +106,17 @@ def test_eval_help_is_evaluation_only():
     assert "--model_path FILE           (required)" in text
 
 
+def test_a_flag_the_script_does_not_read_is_accepted_with_a_note(capsys):
+    from src.config import load_config
+    command = command_of("eval.py")
+    cfg = load_config(["--lr", "0.5", "--eva_num", "3", "--imgpath_train=x"], command=command)
+    assert cfg.eva_num == 3
+    assert capsys.readouterr().err == ("eval.py: note: --lr, --imgpath_train not used by eval.py "
+                                       "(see --help)\n")
+    load_config(["--eva_num", "3"], command=command)
+    assert capsys.readouterr().err == ""
+
+
 def test_infer_help_shows_its_usage_text_and_what_input_takes():
     import scripts.infer as infer_script
     text = run_help("scripts/infer.py")
