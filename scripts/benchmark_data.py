@@ -49,6 +49,7 @@ from src.data.ignore_mask import compute_ignore_mask
 from src.data.loop_targets import loop_heatmaps, loop_loss_mask, loop_pafs
 from src.data.pipeline import TRAIN_COLUMNS, TrainSource, build_train_records
 from src.data.targets import generate_heatmaps, generate_pafs
+from src.runtime.atomic_write import write_image, write_text
 from src.skeleton import FLIP_JOINT_PAIRS
 
 
@@ -286,7 +287,7 @@ def write_masks(ann_path, folder):
         ignore = compute_ignore_mask(coco.person_annotations(image_id), int(record["height"]),
                                      int(record["width"]))
         if ignore.any():
-            cv2.imwrite(mask_path(folder, image_id), ignore.astype(np.uint8) * 255)
+            write_image(mask_path(folder, image_id), ignore.astype(np.uint8) * 255)
             written += 1
     return written
 
@@ -363,7 +364,7 @@ def main(argv=None):
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:
-        Path(args.out).write_text(text + "\n", encoding="utf-8")
+        write_text(args.out, text + "\n")
     return 0
 
 

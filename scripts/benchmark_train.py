@@ -34,6 +34,7 @@ import numpy as np
 from _repo_path import REPO_ROOT as REPO
 
 from src.config_checks import RULES
+from src.runtime.atomic_write import write_text
 
 TRAIN_TYPES = RULES["train_type"].allowed  # stated once, in the checks table
 
@@ -158,7 +159,7 @@ def main(argv=None):
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:
-        Path(args.out).write_text(text + "\n")
+        write_text(args.out, text + "\n")
     return 0
 
 

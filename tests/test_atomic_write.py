@@ -133,3 +133,19 @@ def test_stale_temporaries_of_dead_processes_of_this_host_only(tmp_path):
     removed = remove_stale_temporaries(tmp_path)
     assert removed == [(stale, 5)]
     assert _names(tmp_path) == sorted(p.name for p in (live, foreign, user))
+
+
+@pytest.mark.parametrize("mode", ["a", "r+"])
+def test_files_grown_in_place_never_follow_a_link(tmp_path, mode):
+    from src.runtime.atomic_write import open_in_place
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (tmp_path / "metrics.jsonl").symlink_to(victim)
+    with pytest.raises(WriteError, match=r"metrics\.jsonl: is a symbolic link; not written through it"):
+        open_in_place(tmp_path / "metrics.jsonl", mode)
+    assert victim.read_text() == "precious"
+    with open_in_place(tmp_path / "log.jsonl", mode) as stream:
+        stream.write("one\n")
+    with open_in_place(tmp_path / "log.jsonl", "a") as stream:
+        stream.write("two\n")
+    assert (tmp_path / "log.jsonl").read_text() == "one\ntwo\n"

@@ -227,6 +227,26 @@ def write_image(path, image, params=()):
     return write_bytes(path, encode_image(path, image, params))
 
 
+def open_in_place(path, mode="a"):
+    """Open ``path`` for appending (``"a"``) or for reading and writing without truncating
+    (``"r+"``), created when missing, never through a symbolic link: for the few files that
+    grow or are locked in place (a metrics log, a lock file) instead of being replaced.
+
+    Raises:
+        WriteError: ``path`` is a symbolic link (one line), or cannot be opened.
+    """
+    flags = os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    flags |= os.O_WRONLY | os.O_APPEND if mode == "a" else os.O_RDWR
+    try:
+        descriptor = os.open(path, flags, 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP or os.path.islink(path):
+            raise WriteError(f"{path}: is a symbolic link; not written through it (remove the "
+                             "link)") from None
+        raise WriteError(describe_write_error(path, exc)) from None
+    return os.fdopen(descriptor, mode, encoding="utf-8")
+
+
 def process_is_running(pid):
     """True when a process with ``pid`` exists on this machine (also when it is not ours)."""
     try:

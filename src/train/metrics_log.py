@@ -12,6 +12,8 @@ import json
 import math
 from pathlib import Path
 
+from src.runtime.atomic_write import open_in_place
+
 METRICS_NAME = "metrics.jsonl"
 
 
@@ -40,7 +42,7 @@ class MetricsLog:
             return
         record = {"kind": kind}
         record.update({key: _plain(value) for key, value in fields.items()})
-        with open(self.path, "a", encoding="utf-8") as stream:
+        with open_in_place(self.path, "a") as stream:      # never through a link placed there
             stream.write(json.dumps(record) + "\n")
 
 

@@ -21,7 +21,7 @@ import socket
 import time
 from pathlib import Path
 
-from src.runtime.atomic_write import process_is_running
+from src.runtime.atomic_write import open_in_place, process_is_running
 from src.train.errors import TrainError
 
 LOCK_NAME = "train.lock"
@@ -78,7 +78,7 @@ def run_lock(folder, log=print):
     """
     path = Path(folder) / LOCK_NAME
     while True:
-        stream = open(path, "a+", encoding="utf-8")   # a+: never truncates someone else's record
+        stream = open_in_place(path, "r+")     # never truncates someone else's record
         try:
             fcntl.flock(stream.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
