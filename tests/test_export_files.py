@@ -41,12 +41,15 @@ def _temporaries(folder):
     ("x.MINDIR", "MINDIR", "x.mindir"),      # mindspore.load opens only a lower-case .mindir
     ("y.ONNX", "ONNX", "y.ONNX"), ("my model.mindir", "MINDIR", "my model.mindir"),
     ("modèle é.onnx", "ONNX", "modèle é.onnx"), ("n" * 250 + ".onnx", "ONNX", "n" * 250 + ".onnx"),
-    ("plain", "MINDIR", "plain.mindir")])
+    ("plain", "MINDIR", "plain.mindir"), ("dossier é 2/m", "MINDIR", "dossier é 2/m.mindir"),
+    ("dossier é 2/m.onnx", "ONNX", "dossier é 2/m.onnx")])
 def test_any_legal_name_is_exported_under_that_name(small_ckpt, tmp_path, name, fmt, expected):
     from src.model.export import verify_export
+    (tmp_path / name).parent.mkdir(exist_ok=True)
     written = _export(small_ckpt, tmp_path / name, fmt)
     assert written == str(tmp_path / expected)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [expected], "nothing else written"
+    assert sorted(p.name for p in (tmp_path / expected).parent.iterdir()) == [Path(expected).name], \
+        "nothing else written"
     verify_export(written, fmt)
 
 

@@ -7,6 +7,8 @@ the file system's limit. The temporary is checked (:func:`verify_export`) and on
 onto the final name; a failure, a Ctrl-C or a full disk removes it, and a SIGKILL leaves it for
 :func:`src.runtime.atomic_write.remove_stale_temporaries` at the next export into that folder.
 """
+import contextlib
+import os
 from pathlib import Path
 
 import mindspore
@@ -89,10 +91,23 @@ def export_network(ckpt_file, file_name, file_format, *, batch_size, insize, sta
     model.set_train(False)
     inputs = mindspore.Tensor(np.zeros((batch_size, 3, insize, insize), np.float32))
     output = export_path(file_name, file_format)
-    with atomic_write(output, suffix=SUFFIXES[file_format]) as tmp:
-        _write_export(model, inputs, tmp, output, file_format, spec)
-        verify_export(tmp, file_format, shown=output)
+    with atomic_write(output, suffix=SUFFIXES[file_format]) as tmp, _inside(tmp.parent):
+        # MindSpore refuses paths with characters outside [0-9a-zA-Z@_-.:/\] (a space, an
+        # accent, in the folder too): it is given the bare ASCII temporary name, from its folder
+        _write_export(model, inputs, tmp.name, output, file_format, spec)
+        verify_export(tmp.name, file_format, shown=output)
     return output, report, spec
+
+
+@contextlib.contextmanager
+def _inside(folder):
+    """Run the block with ``folder`` as the working directory."""
+    previous = os.getcwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
 
 
 def export_path(file_name, file_format):
@@ -107,7 +122,8 @@ def export_path(file_name, file_format):
 
 
 def _write_export(model, inputs, tmp, output, file_format, spec):
-    """Run MindSpore's exporter into ``tmp`` (a plain name ending in the format's suffix; ONNX:
+    """Run MindSpore's exporter into ``tmp`` (a bare file name in the working directory, ending in
+    the format's suffix; ONNX:
     then :func:`src.model.onnx_model.finalize_onnx` when a file was written); write errors
     become :class:`OutputError` naming ``output`` (one line)."""
     tmp = str(tmp)
