@@ -368,7 +368,8 @@ def describe_key(key, default, description, required=False):
     rule = RULES.get(key)
     metavar = rule.metavar if rule is not None else "VALUE"
     parts = [("(required) " if required else "") + (description or "(no description)")]
-    if rule is not None and not rule.allowed and rule.metavar not in ("FILE", "DIR", "PATH", "True|False"):
+    if rule is not None and not rule.allowed and \
+            rule.metavar.split("|")[0] not in ("FILE", "DIR", "PATH", "True"):
         parts.append(rule.meaning)
     if not required:
         parts.append(f"default: {_shown(default)}" if default not in ("", None) else "default: none")

@@ -164,7 +164,7 @@ def input_file(extra=()):
     """A readable file (or empty / not there yet: the command needing it says so)."""
     shown = "".join(f" or {e}" for e in extra)
     return Rule(lambda v: _path_ok(v, "file", extra), f"a readable file{shown}, not a folder", "/",
-                "FILE")
+                "|".join(("FILE",) + tuple(extra)))
 
 
 def input_dir():
