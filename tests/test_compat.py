@@ -220,7 +220,9 @@ class Loud:
     def __init__(self):
         pass
 
-print(silence_deprecation_notice(Quiet), silence_deprecation_notice(int))
+import mindspore.common._decorator as decorator
+print(silence_deprecation_notice(Quiet), silence_deprecation_notice(int),
+      isinstance(getattr(decorator, "DEPRECATE_SET", None), set))
 Quiet(); Loud()
 """
 
@@ -235,8 +237,10 @@ def test_only_the_notice_asked_for_is_silenced(tmp_path):
     probe = subprocess.run([sys.executable, "-c", SILENCE_PROBE], cwd=REPO_ROOT, capture_output=True,
                            text=True, timeout=120)
     assert probe.returncode == 0, probe.stderr[-2000:]
-    assert probe.stdout.split() == ["True", "False"]
-    assert "'Loud' is deprecated" in probe.stderr and "'Quiet'" not in probe.stderr, probe.stderr
+    silenced, not_an_op, release_records_notices = probe.stdout.split()
+    assert not_an_op == "False" and silenced == release_records_notices, probe.stdout
+    if release_records_notices == "True":     # 2.8 does (measured); a release without the record: no-op
+        assert "'Loud' is deprecated" in probe.stderr and "'Quiet'" not in probe.stderr, probe.stderr
     adam = subprocess.run([sys.executable, "-c", (
         "import mindspore.nn as nn, numpy as np\n"
         "from types import SimpleNamespace\n"
