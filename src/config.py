@@ -257,14 +257,13 @@ def _split_argv(argv):
         yield key, value
 
 
-def parse_config(argv=None, config_path=None, extra_defaults=None, overrides=None):
+def parse_config(argv=None, config_path=None, overrides=None):
     """Build a :class:`Config` from the defaults, a config file and command-line flags.
 
     Args:
         argv: command-line arguments (without the program name); ``--config_path FILE`` among
             them selects the base YAML. None means no arguments.
         config_path: base YAML when argv names none (default: the repo's default_config.yaml).
-        extra_defaults: dict of script-specific keys and defaults accepted besides the YAML's.
         overrides: dict of values applied after the file (typed like the flags).
 
     Raises:
@@ -276,8 +275,7 @@ def parse_config(argv=None, config_path=None, extra_defaults=None, overrides=Non
     for key, value in pairs:
         if key == "config_path":
             config_path = value
-    defaults = read_yaml(DEFAULT_CONFIG_PATH)
-    defaults.update(extra_defaults or {})
+    defaults = read_yaml(DEFAULT_CONFIG_PATH)    # every key of every script (one source)
     values = dict(defaults)
     sources = {}            # key -> where the user set it (its keys are the explicit ones)
     if config_path is not None and Path(config_path).resolve() != DEFAULT_CONFIG_PATH:
@@ -395,15 +393,14 @@ def argparse_help(key):
     return "; ".join(parts).replace("%", "%%")
 
 
-def format_help(prog, extra_defaults=None, command=None):
+def format_help(prog, command=None):
     """Return the --help text of ``command`` (a :class:`Command`): its usage text, then the keys
     it reads by group, each with its description (default_config.yaml's comment), the values it
     accepts (:data:`src.config_checks.RULES`) and its default, then examples.
 
-    Without a command every key of default_config.yaml is listed (``extra_defaults`` added).
+    Without a command every key of default_config.yaml is listed.
     """
     defaults = read_yaml(DEFAULT_CONFIG_PATH)
-    defaults.update(extra_defaults or {})
     descriptions = read_descriptions()
     if command is None:
         command = Command(prog, f"usage: {prog} [--config_path FILE] [--key value ...]",
@@ -423,7 +420,7 @@ def format_help(prog, extra_defaults=None, command=None):
     return "\n".join(lines)
 
 
-def load_config(argv=None, prog=None, extra_defaults=None, command=None):
+def load_config(argv=None, prog=None, command=None):
     """Command-line front end of :func:`parse_config`.
 
     Prints help (``command``'s keys, see :func:`format_help`) and exits 0 on -h/--help; prints
@@ -433,10 +430,10 @@ def load_config(argv=None, prog=None, extra_defaults=None, command=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     prog = prog or (command.prog if command is not None else Path(sys.argv[0]).name)
     if "-h" in argv or "--help" in argv:
-        print(format_help(prog, extra_defaults, command))
+        print(format_help(prog, command))
         raise SystemExit(0)
     try:
-        cfg = parse_config(argv, extra_defaults=extra_defaults)
+        cfg = parse_config(argv)
     except ConfigError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
