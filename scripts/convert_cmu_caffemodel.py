@@ -23,7 +23,7 @@ EXAMPLES = """examples:
 def build_parser():
     """Command-line options, grouped like the other scripts' --help."""
     parser = argparse.ArgumentParser(
-        prog="scripts/convert_cmu_caffemodel.py", description=__doc__.replace("``", ""),
+        prog="convert_cmu_caffemodel.py", description=__doc__.replace("``", ""),
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
     parser.add_argument_group("inputs").add_argument(
         "--caffemodel", required=True, metavar="FILE",

@@ -33,7 +33,7 @@ EXAMPLES = """examples:
 def build_parser():
     """Command-line options, grouped like the other scripts' --help."""
     parser = argparse.ArgumentParser(
-        prog="scripts/convert_weights.py", description=__doc__.replace("``", ""),
+        prog="convert_weights.py", description=__doc__.replace("``", ""),
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
     parser.add_argument_group("inputs").add_argument(
         "source", metavar="SOURCE",

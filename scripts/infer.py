@@ -25,7 +25,7 @@ def command():
     """The keys scripts/infer.py reads, its required keys and examples (its --help)."""
     from src.config import INFERENCE_KEYS, NETWORK_KEYS, Command
     return Command(
-        "scripts/infer.py", __doc__,
+        "infer.py", __doc__,
         groups={"inputs": ("input", "model_path", "backend", "max_frames"),
                 "network": NETWORK_KEYS,
                 "evaluation": ("strict",) + INFERENCE_KEYS,

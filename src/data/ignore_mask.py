@@ -278,7 +278,7 @@ def build_parser():
     """Command-line options, grouped like the other scripts' --help (the people rule's
     descriptions and defaults from default_config.yaml)."""
     parser = argparse.ArgumentParser(
-        prog="scripts/gen_ignore_mask.py", description=__doc__.replace("``", ""),
+        prog="gen_ignore_mask.py", description=__doc__.replace("``", ""),
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
     inputs = parser.add_argument_group(
         "inputs", "a split's annotations and images go together; give one split or both")
