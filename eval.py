@@ -24,7 +24,14 @@ its shard of the images, rank 0 gathers the results and runs one COCOeval.
 import os
 import sys
 
-from src.config import INFERENCE_KEYS, NETWORK_KEYS, Command, load_config
+from src.config import (
+    CHECKPOINT_NETWORK_DEFAULTS,
+    CHECKPOINT_NETWORK_NOTE,
+    INFERENCE_KEYS,
+    NETWORK_KEYS,
+    Command,
+    load_config,
+)
 
 
 def command():
@@ -37,6 +44,7 @@ def command():
                 "outputs": ("output_img_path", "vis"),
                 "device": ("device_target", "device_id", "is_distributed")},
         required=("model_path", "imgpath_val", "ann"),
+        notes={"network": CHECKPOINT_NETWORK_NOTE}, shown_defaults=CHECKPOINT_NETWORK_DEFAULTS,
         examples=(
             "python eval.py --model_path checkpoint/ckpt_0/best.ckpt --imgpath_val coco/val2017 \\\n"
             "      --ann coco/annotations/person_keypoints_val2017.json",

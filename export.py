@@ -15,7 +15,7 @@ empty or does not load afterwards (nothing is reported as exported then).
 import os
 import sys
 
-from src.config import NETWORK_KEYS, Command, load_config
+from src.config import CHECKPOINT_NETWORK_DEFAULTS, CHECKPOINT_NETWORK_NOTE, NETWORK_KEYS, Command, load_config
 
 
 def command():
@@ -26,6 +26,7 @@ def command():
                 "network": NETWORK_KEYS + ("insize",),
                 "outputs": ("file_name", "file_format", "export_stages", "export_batch_size"),
                 "device": ("device_target", "device_id")},
+        notes={"network": CHECKPOINT_NETWORK_NOTE}, shown_defaults=CHECKPOINT_NETWORK_DEFAULTS,
         examples=(
             "python export.py --ckpt_file checkpoint/ckpt_0/best.ckpt --file_name openpose",
             "python export.py --model_path cmu_coco.ckpt --file_format ONNX --file_name cmu_coco",

@@ -23,7 +23,7 @@ import _repo_path  # noqa: F401  (puts the repository root on sys.path)
 
 def command():
     """The keys scripts/infer.py reads, its required keys and examples (its --help)."""
-    from src.config import INFERENCE_KEYS, NETWORK_KEYS, Command
+    from src.config import CHECKPOINT_NETWORK_DEFAULTS, CHECKPOINT_NETWORK_NOTE, INFERENCE_KEYS, NETWORK_KEYS, Command
     return Command(
         "infer.py", __doc__,
         groups={"inputs": ("input", "model_path", "backend", "max_frames"),
@@ -32,6 +32,7 @@ def command():
                 "outputs": ("output", "min_person_score", "min_joints"),
                 "device": ("device_target", "device_id")},
         required=("input", "model_path"),
+        notes={"network": CHECKPOINT_NETWORK_NOTE}, shown_defaults=CHECKPOINT_NETWORK_DEFAULTS,
         examples=(
             "python scripts/infer.py --model_path cmu_coco.ckpt --input photo.jpg",
             "python scripts/infer.py --model_path cmu_coco.ckpt --input photos/ --output poses/ "

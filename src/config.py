@@ -13,7 +13,7 @@ from :data:`src.config_checks.RULES`.
 import re
 import sys
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -21,8 +21,9 @@ import yaml
 from src.config_checks import RULES, ConfigError, check_values, parse_int_list
 from src.runtime.messages import shorten
 
-__all__ = ["DEFAULT_CONFIG_PATH", "HELP_GROUPS", "INFERENCE_KEYS", "NETWORK_KEYS", "Command", "Config",
-           "ConfigError", "argparse_help", "coerce_value", "default_config", "describe_key", "format_help",
+__all__ = ["CHECKPOINT_NETWORK_DEFAULTS", "CHECKPOINT_NETWORK_NOTE", "DEFAULT_CONFIG_PATH",
+           "HELP_GROUPS", "INFERENCE_KEYS", "NETWORK_KEYS", "Command", "Config", "ConfigError",
+           "argparse_help", "coerce_value", "default_config", "describe_key", "format_help",
            "load_config", "parse_config", "parse_int_list", "read_descriptions", "read_yaml"]
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[1] / "default_config.yaml"
@@ -324,6 +325,11 @@ INFERENCE_KEYS = ("inference_img_size", "multi_scale", "inference_scales", "flip
                   "n_subset_limbs_thresh", "subset_score_thresh")
 #: Keys that may contradict the network a checkpoint records (src/model/network_spec.py).
 NETWORK_KEYS = ("vgg_with_bn", "width_mult", "num_stages")
+#: The --help note of NETWORK_KEYS for the scripts that load a checkpoint.
+CHECKPOINT_NETWORK_NOTE = ("the network built is the one the checkpoint records; given here, a "
+                           "value only checks it (a contradicting one stops)")
+#: What --help shows as the default of NETWORK_KEYS for those scripts.
+CHECKPOINT_NETWORK_DEFAULTS = {key: "the checkpoint's" for key in NETWORK_KEYS}
 _HELP_WIDTH = 100
 _KEY_COLUMN = 30
 
@@ -340,6 +346,9 @@ class Command:
             runs each script with a recording configuration to check it).
         required: keys the script cannot run without (marked in --help).
         examples: command lines shown at the end of --help.
+        notes: ``{group: one line}`` shown under a group's title.
+        shown_defaults: ``{key: text}`` shown as the default instead of default_config.yaml's
+            value, where the script takes the value from elsewhere (a checkpoint's record).
     """
 
     prog: str
@@ -347,6 +356,8 @@ class Command:
     groups: dict
     required: tuple = ()
     examples: tuple = ()
+    notes: dict = field(default_factory=dict)
+    shown_defaults: dict = field(default_factory=dict)
 
     @property
     def keys(self):
@@ -413,8 +424,12 @@ def format_help(prog, command=None):
         keys = command.groups.get(group, ())
         if keys:
             lines += ["", f"{group}:"]
-            lines += [describe_key(key, defaults.get(key), descriptions.get(key, ""),
-                                   key in command.required) for key in keys]
+            if group in command.notes:
+                lines += textwrap.wrap(command.notes[group], _HELP_WIDTH, initial_indent="  ",
+                                       subsequent_indent="  ")
+            lines += [describe_key(key, command.shown_defaults.get(key, defaults.get(key)),
+                                   descriptions.get(key, ""), key in command.required)
+                      for key in keys]
     if command.examples:
         lines += ["", "examples:"] + [f"  {example}" for example in command.examples]
     return "\n".join(lines)
