@@ -57,7 +57,7 @@ def test_infer_py_on_an_image(cmu_model, coco_sample_dir, tmp_path):
     stdout = _run("scripts/infer.py", "--model_path", cmu_model.ckpt, "--input",
                   str(coco_sample_dir / "000000000785.jpg"), "--output", str(tmp_path), *SMALL)
     assert "input BGR / 256 - 0.5" in stdout
-    assert (tmp_path / "people.json").is_file() and (tmp_path / "000000000785.png").is_file()
+    assert (tmp_path / "people.json").is_file() and (tmp_path / "000000000785_jpg.png").is_file()
 
 
 @pytest.mark.usefixtures("onnx_any_size")
