@@ -145,18 +145,18 @@ def test_not_an_openpose_checkpoint(ms_cpu, tmp_path):
 
 
 def test_resume_builds_the_network_the_checkpoint_holds(ms_cpu, tmp_path):
-    from src.train.network_setup import adopt_resume_network
+    from src.train.network_setup import plan_start
     from src.train.settings import default_settings
     _adam_checkpoint(TOY, tmp_path)  # writes tmp_path/run/ckpt_0/0-2_1.ckpt
     settings = default_settings(save_model_path=str(tmp_path / "run"), resume="auto")
     lines = []
-    adopted = adopt_resume_network(settings, parse_config([]), log=lines.append)
+    adopted = plan_start(settings, parse_config([]), log=lines.append).settings
     assert (adopted.vgg_with_bn, adopted.width_mult, adopted.num_stages) == (True, 0.25, 1)
     assert "building that network" in lines[0]
     with pytest.raises(CheckpointError, match="--num_stages 6 contradicts"):
-        adopt_resume_network(settings, parse_config(["--num_stages", "6"]))
+        plan_start(settings, parse_config(["--num_stages", "6"]))
     fresh = default_settings(save_model_path=str(tmp_path / "empty"), resume="auto")
-    assert adopt_resume_network(fresh, parse_config([])) == fresh, "nothing to resume: unchanged"
+    assert plan_start(fresh, parse_config([])).settings == fresh, "nothing to resume: unchanged"
 
 
 # ----------------------------------------------------------------------------------------------

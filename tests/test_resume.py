@@ -88,6 +88,30 @@ def test_killed_and_resumed_run_matches_uninterrupted(ms_cpu, tmp_path, train_ty
     assert max(np.abs(expected[n] - start[n]).max() for n in start) > 1e-3
 
 
+def test_resumed_run_reads_its_checkpoint_once(ms_cpu, tmp_path, monkeypatch):
+    """The resume checkpoint is found and read once (plan_start) and handed down: restoring
+    the weights and the optimizer state reads nothing again."""
+    from src.train import checkpoint_manager
+    from src.train.network_setup import plan_start
+    run_training(settings(tmp_path, max_train_steps=2), toy_data(), tiny_pose_net(seed=1), log=_quiet)
+    reads = []
+
+    def counting_reader(path):
+        reads.append(str(path))
+        return read_checkpoint(path)
+
+    def no_second_read(path):
+        raise AssertionError(f"{path} read a second time")
+
+    resumed_settings = settings(tmp_path, max_train_steps=3, resume="auto")
+    net = tiny_pose_net(seed=2)
+    start = plan_start(resumed_settings, network=net, log=_quiet, reader=counting_reader)
+    monkeypatch.setattr(checkpoint_manager, "read_checkpoint", no_second_read)
+    result = run_training(resumed_settings, toy_data(), net, log=_quiet, start=start)
+    assert reads == [str(tmp_path / "ckpt_0" / "0-1_2.ckpt")], reads
+    assert result.resumed_from == reads[0] and result.global_step == 3
+
+
 def test_checkpoints_pruned_and_loadable(ms_cpu, tmp_path):
     net = tiny_pose_net(seed=2)
     result = run_training(settings(tmp_path, max_train_steps=7), toy_data(), net, log=_quiet)

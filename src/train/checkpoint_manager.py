@@ -158,7 +158,7 @@ class CheckpointManager:
         return path
 
 
-def restore_training_state(path, network, optimizer, steps_per_epoch):
+def restore_training_state(path, network, optimizer, steps_per_epoch, entries=None):
     """Load weights, optimizer state and loop position from a training checkpoint.
 
     Args:
@@ -167,6 +167,8 @@ def restore_training_state(path, network, optimizer, steps_per_epoch):
         optimizer: the optimizer (moments and ``global_step`` are overwritten).
         steps_per_epoch: batches per epoch of this run (the position is recomputed from the
             global step, so a different value only shifts epoch boundaries).
+        entries: the file's contents when the caller has read them already
+            (:class:`src.train.network_setup.RunStart`); None: read here.
 
     Returns:
         :class:`TrainingPosition`.
@@ -176,7 +178,8 @@ def restore_training_state(path, network, optimizer, steps_per_epoch):
         (a weights-only file: use ``load_pretrain`` for those), or parameters of another
         network shape (e.g. more stages).
     """
-    entries = read_checkpoint(path)
+    if entries is None:
+        entries = read_checkpoint(path)
     if "step_num" not in entries:
         raise TrainError(f"{path}: not a training checkpoint of this project (no step_num); "
                          "use --load_pretrain True --pretrained_model_path for weights only")

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 
 from src.config_checks import NO_PATH
-from src.model.network_spec import NetworkSpec
 from src.parallel.collectives import all_gather_objects
 from src.parallel.launch import device_id_for
 from src.parallel.runtime import enable_data_parallel, init_distributed, setup_rank_logging
@@ -23,7 +22,7 @@ from src.train.checkpoint_manager import CHECKPOINT_RANK
 from src.train.data import CocoTrainData
 from src.train.errors import TrainError
 from src.train.loop import run_training
-from src.train.network_setup import adopt_resume_network
+from src.train.network_setup import plan_start
 from src.train.run_lock import run_lock
 from src.train.settings import settings_from_config
 from src.train.validation import Validator
@@ -90,12 +89,14 @@ def build_data(cfg, rank, group_size, log):
     return data
 
 
-def build_validator(cfg, settings, all_gather, log):
-    """The :class:`src.train.validation.Validator` of ``cfg`` (None with ``val_interval`` 0)."""
+def build_validator(cfg, start, all_gather, log):
+    """The :class:`src.train.validation.Validator` of ``cfg`` (None with ``val_interval`` 0) for
+    the run of ``start`` (:class:`src.train.network_setup.RunStart`)."""
     if int(cfg.val_interval) <= 0:
         return None
+    settings = start.settings
     validator = Validator(cfg, Path(settings.save_model_path) / f"ckpt_{CHECKPOINT_RANK}",
-                          NetworkSpec.from_config(settings), settings.rank, settings.group_size, all_gather,
+                          start.spec, settings.rank, settings.group_size, all_gather,
                           interval=int(cfg.val_interval))
     line = (f"validation every {cfg.val_interval} epoch(s) on {len(validator.image_ids)} images "
             f"of {cfg.ann}")
@@ -132,12 +133,14 @@ def train_from_config(cfg, log=print, parallel_setup=single_process):
     lock = run_lock(cfg.save_model_path, log) if rank == CHECKPOINT_RANK else contextlib.nullcontext()
     with lock:
         np.random.seed(int(cfg.seed) % (2 ** 32))
-        settings = adopt_resume_network(settings_from_config(cfg, rank, group_size, target), cfg, log)
+        start = plan_start(settings_from_config(cfg, rank, group_size, target), cfg, log=log)
+        settings = start.settings
         sched = os.environ.get("MS_SCHED_PORT", "") if group_size > 1 else ""
         log(f"device {target}, rank {rank} of {group_size}, insize {cfg.insize}, "
             f"network width {settings.width_mult:g} x {settings.num_stages} stages"
             + (f", scheduler {os.environ.get('MS_SCHED_HOST', '?')}:{sched}" if sched else ""))
         data = build_data(cfg, rank, group_size, log)
         all_gather = all_gather_objects if group_size > 1 else None
-        validator = build_validator(cfg, settings, all_gather, log)
-        return run_training(settings, data, log=log, all_gather=all_gather, validator=validator)
+        validator = build_validator(cfg, start, all_gather, log)
+        return run_training(settings, data, log=log, all_gather=all_gather, validator=validator,
+                            start=start)

@@ -37,7 +37,7 @@ from src.train.interrupts import StopRequests, interrupted_error
 from src.train.loss_report import LossMeter, format_report
 from src.train.lr_schedule import build_lr_schedules
 from src.train.metrics_log import METRICS_NAME, MetricsLog
-from src.train.network_setup import prepare_network, record_spec
+from src.train.network_setup import plan_start, prepare_network
 from src.train.optimizer import adam_epsilon, build_optimizer
 from src.train.train_step import build_train_step
 
@@ -123,7 +123,7 @@ def remove_stale_checkpoint_temporaries(directory, log):
 
 
 def run_training(settings, data, network=None, log=print, all_gather=None, step_callback=None,
-                 validator=None):
+                 validator=None, start=None):
     """Train ``network`` on ``data`` as ``settings`` say.
 
     Args:
@@ -142,6 +142,9 @@ def run_training(settings, data, network=None, log=print, all_gather=None, step_
             (``loss`` the step's unscaled float loss), or None.
         validator: a :class:`src.train.validation.Validator` run after every
             ``val_interval`` epochs and at the end, or None.
+        start: the run's :class:`src.train.network_setup.RunStart` when the caller has planned
+            it (train.py: its settings replace ``settings``); None: planned here from
+            ``settings`` and ``network``.
 
     Returns:
         :class:`TrainResult` (its ``network`` is the trained network).
@@ -151,9 +154,12 @@ def run_training(settings, data, network=None, log=print, all_gather=None, step_
         to resume, or a NaN/Inf loss; src.train.interrupts.TrainInterrupted: SIGINT / SIGTERM
         (single-process runs) ended the run after the current step and a checkpoint.
     """
+    if start is None:
+        start = plan_start(settings, network=network, log=log)
+    settings = start.settings
     # distributed ranks would stop at different steps and wait on each other: launcher's job
     with StopRequests(enabled=settings.group_size == 1) as stop:
-        run = TrainingRun(settings, data, log, stop, all_gather, step_callback, validator)
+        run = TrainingRun(start, data, log, stop, all_gather, step_callback, validator)
         run.plan()
         run.build_network(network)
         run.build_step()
@@ -167,11 +173,15 @@ class TrainingRun:
     """One call of :func:`run_training`: its state, and its phases as methods, called in order.
 
     Args:
-        settings, data, log, all_gather, step_callback, validator: as :func:`run_training`.
+        start: the run's :class:`src.train.network_setup.RunStart` (settings, network record,
+            resume checkpoint and its entries).
+        data, log, all_gather, step_callback, validator: as :func:`run_training`.
         stop: the run's :class:`src.train.interrupts.StopRequests`.
     """
 
-    def __init__(self, settings, data, log, stop, all_gather=None, step_callback=None, validator=None):
+    def __init__(self, start, data, log, stop, all_gather=None, step_callback=None, validator=None):
+        settings = start.settings
+        self.start = start
         self.settings, self.data, self.log, self.stop = settings, data, log, stop
         self.all_gather, self.step_callback, self.validator = all_gather, step_callback, validator
         self.steps_per_epoch = self.total_steps = self.stop_step = 0
@@ -207,7 +217,8 @@ class TrainingRun:
         # one checkpoint folder for the job: rank 0 writes it, every rank resumes from it
         self.manager = CheckpointManager(settings.save_model_path, CHECKPOINT_RANK,
                                          settings.keep_checkpoint_max)
-        self.resume_path = self.manager.resolve_resume(settings.resume)
+        self.manager.spec = self.start.spec
+        self.resume_path = self.start.resume_path
         if self.writes_checkpoints:
             remove_stale_checkpoint_temporaries(self.manager.directory, self.log)
         if settings.resume == "auto" and self.resume_path is None:
@@ -217,9 +228,9 @@ class TrainingRun:
             check_ranks_agree(self.all_gather(name), "the checkpoint to resume from")
 
     def build_network(self, network):
-        """The network to train (``network`` or the settings' own) and what checkpoints record."""
-        self.manager.spec = record_spec(self.settings, network)
-        self.network = prepare_network(self.settings, network, self.log, self.resume_path is not None)
+        """The network to train (``network`` or the one of the run's record)."""
+        self.network = prepare_network(self.settings, self.start.spec, network, self.log,
+                                       self.resume_path is not None)
 
     def build_step(self):
         """Learning-rate schedules, optimizer and the train-step cell."""
@@ -242,7 +253,7 @@ class TrainingRun:
         if self.resume_path is None:
             return
         position = restore_training_state(self.resume_path, self.network, self.optimizer,
-                                          self.steps_per_epoch)
+                                          self.steps_per_epoch, entries=self.start.resume_entries)
         self.global_step = position.global_step
         self.log(f"resumed from {self.resume_path} at global step {self.global_step} "
                  f"(epoch {position.epoch + 1}, {position.step_in_epoch} batches into it)")

@@ -2,10 +2,11 @@
 
 The network is built by :meth:`src.model.network_spec.NetworkSpec.build` (the builder of every
 path: training, evaluation, export, inference) from the settings' shape; a resumed run takes the
-shape its checkpoint holds (:func:`adopt_resume_network`). A fresh run then loads the VGG19
+shape its checkpoint holds. :func:`plan_start` finds and reads that checkpoint and derives the
+network record, once per run, for everything after it. A fresh run then loads the VGG19
 backbone and, with ``load_pretrain``, pretrained weights; mixed precision is applied last.
 """
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import mindspore
 
@@ -15,39 +16,58 @@ from src.train.checkpoint_manager import CHECKPOINT_RANK, CheckpointManager
 from src.train.errors import TrainError
 
 
-def record_spec(settings, network):
-    """What the checkpoints record: the settings' network, or the shape of a given OpenPoseNet
-    (None for any other network, e.g. a test's tiny one)."""
-    return NetworkSpec.from_config(settings) if network is None else NetworkSpec.of_network(network)
+@dataclass(frozen=True)
+class RunStart:
+    """How a training run starts, found once (:func:`plan_start`) and handed down.
+
+    ``settings``: the run's :class:`src.train.settings.TrainSettings`, with the network the
+    resume checkpoint holds when the configuration left it open; ``spec``: the
+    :class:`src.model.network_spec.NetworkSpec` the run trains and its checkpoints record (None
+    for a network given by a caller that is no OpenPoseNet); ``resume_path``: the checkpoint to
+    resume from, or None; ``resume_entries``: its contents (read once), or None.
+    """
+
+    settings: object
+    spec: object
+    resume_path: object = None
+    resume_entries: dict = None
 
 
-def adopt_resume_network(settings, cfg, log=print):
-    """Settings whose network is the one the resume checkpoint holds (its record, else its shapes).
-
-    A network key set explicitly in ``cfg`` that contradicts the checkpoint is an error.
+def plan_start(settings, cfg=None, network=None, log=print, reader=read_checkpoint):
+    """Find the resume checkpoint, read it once, and derive the network record once.
 
     Args:
         settings: :class:`src.train.settings.TrainSettings`.
-        cfg: the :class:`src.config.Config` the settings came from (which keys are explicit).
+        cfg: the :class:`src.config.Config` the settings came from, or None. Given (train.py),
+            a resumed run builds the network its checkpoint holds (its record, else its
+            shapes), and a network key set explicitly in ``cfg`` that contradicts it is an error.
+        network: the network a caller trains instead of the settings' OpenPoseNet, or None.
         log: function taking one line.
+        reader: reads a checkpoint file into its entries (tests count the reads).
+
+    Returns:
+        :class:`RunStart`.
 
     Raises:
         CheckpointError / TrainError: unreadable checkpoint, contradicting flag, missing path.
     """
     manager = CheckpointManager(settings.save_model_path, CHECKPOINT_RANK, settings.keep_checkpoint_max)
     path = manager.resolve_resume(settings.resume)
-    if path is None:
-        return settings
-    spec = checkpoint_spec(read_checkpoint(path), str(path), cfg)
-    if spec != NetworkSpec.from_config(settings):
-        log(f"resume: {path} holds {spec.describe()}; building that network")
-    return replace(settings, vgg_with_bn=spec.vgg_with_bn, width_mult=spec.width_mult,
-                   num_stages=spec.num_stages)
+    entries = reader(path) if path is not None else None
+    if entries is not None and cfg is not None and network is None:
+        spec = checkpoint_spec(entries, str(path), cfg)
+        if spec != NetworkSpec.from_config(settings):
+            log(f"resume: {path} holds {spec.describe()}; building that network")
+            settings = replace(settings, vgg_with_bn=spec.vgg_with_bn, width_mult=spec.width_mult,
+                               num_stages=spec.num_stages)
+    spec = NetworkSpec.from_config(settings) if network is None else NetworkSpec.of_network(network)
+    return RunStart(settings=settings, spec=spec, resume_path=path, resume_entries=entries)
 
 
-def prepare_network(settings, network, log, resuming):
-    """The network to train: ``network``, or the settings' OpenPoseNet; with its first weights
-    (VGG / pretrained, unless ``resuming``: the checkpoint brings them) and mixed precision.
+def prepare_network(settings, spec, network, log, resuming):
+    """The network to train: ``network``, or the OpenPoseNet of ``spec`` (:attr:`RunStart.spec`);
+    with its first weights (VGG / pretrained, unless ``resuming``: the checkpoint brings them)
+    and mixed precision.
 
     Raises:
         TrainError: an impossible shape, or mixed precision on the CPU;
@@ -55,7 +75,7 @@ def prepare_network(settings, network, log, resuming):
     """
     if network is None:
         try:
-            network = NetworkSpec.from_config(settings).build()
+            network = spec.build()
         except ValueError as exc:
             raise TrainError(str(exc)) from None
     if resuming:

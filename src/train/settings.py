@@ -14,13 +14,19 @@ from src.config_checks import NO_PATH, parse_int_list
 
 @dataclass
 class TrainSettings:
-    """Everything the loop needs, resolved from the configuration (see default_config.yaml).
+    """The values one training run uses, resolved once from the configuration.
 
-    The fields are the configuration keys of the same name, except: ``max_epoch``
-    (``max_epoch_train``), ``clip_type`` / ``clip_value`` (``GRADIENT_CLIP_TYPE`` /
-    ``GRADIENT_CLIP_VALUE``), ``lr_steps`` (a tuple of step numbers), ``vgg_path`` ('' for
-    none) and ``device_target`` (the resolved device, never "auto"). With ``group_size > 1`` the
-    multi-card values apply (see :func:`settings_from_config`).
+    Not a second vocabulary: every field is named as its configuration key (default_config.yaml
+    describes it) except ``max_epoch``, which is not a key but the choice between two
+    (``max_epoch_train``, or ``max_epoch_train_NP`` when several devices train), and
+    ``clip_type`` / ``clip_value``, the ``GRADIENT_CLIP_TYPE`` / ``GRADIENT_CLIP_VALUE`` keys under
+    the names of :func:`src.train.train_step.build_train_step`'s parameters (kept: the training
+    parity test passes them by these names). What the class
+    adds is the resolution: with ``group_size > 1`` the fields ``lr_steps``, ``optimizer``,
+    ``group_params`` and ``train_type`` hold the ``*_NP`` keys' values and ``loss_scale`` is
+    halved (the reference's multi-card rules, :func:`settings_from_config`); ``lr_steps`` is a
+    tuple of step numbers, ``vgg_path`` '' for none and ``device_target`` the resolved device
+    (never "auto"). The rest (rank, group size, the progress bar) are not configuration keys.
     """
 
     save_model_path: str
