@@ -24,18 +24,21 @@ its shard of the images, rank 0 gathers the results and runs one COCOeval.
 import os
 import sys
 
-from src.config import (
-    CHECKPOINT_NETWORK_DEFAULTS,
-    CHECKPOINT_NETWORK_NOTE,
-    INFERENCE_KEYS,
-    NETWORK_KEYS,
-    Command,
-    load_config,
-)
+#: eval.py's line when Ctrl-C stops it (src/runtime/stop_signals.py); exit status 130.
+STOPPED_LINE = ("stopped by SIGINT before the evaluation finished; eval_result.json and "
+                "eval_metrics.json are written only by a finished run (drawings already written "
+                "are complete)")
 
 
 def command():
     """The keys eval.py reads, its required keys and examples (its --help)."""
+    from src.config import (
+        CHECKPOINT_NETWORK_DEFAULTS,
+        CHECKPOINT_NETWORK_NOTE,
+        INFERENCE_KEYS,
+        NETWORK_KEYS,
+        Command,
+    )
     return Command(
         "eval.py", __doc__,
         groups={"inputs": ("model_path", "backend", "imgpath_val", "ann"),
@@ -61,6 +64,7 @@ def main(argv=None):
     # The decoder's matrix products are small: one BLAS thread avoids idle threads spinning
     # on the cores the network needs (takes effect when numpy is not imported yet).
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    from src.config import load_config
     cfg = load_config(argv, command=command())
     # Imported here: after OPENBLAS_NUM_THREADS is set, and not at all for --help or a bad flag.
     from src.errors import OpenPoseError
@@ -70,6 +74,7 @@ def main(argv=None):
     from src.parallel.runtime import init_distributed, rank_prefix
     from src.runtime.context import setup_context
     from src.runtime.output_checks import check_not_input, check_output_dir
+    from src.runtime.stop_signals import Interrupted
     try:
         if cfg.vis:
             check_not_input(cfg.output_img_path, "output_img_path",
@@ -86,6 +91,9 @@ def main(argv=None):
             run_evaluation(cfg, rank=dist.rank, group_size=dist.group_size,
                            gather=lambda obj: gather_objects(obj, dist),
                            log=lambda line: print(prefix + line, flush=True))
+    except Interrupted as exc:
+        print(f"eval.py: {exc}", file=sys.stderr, flush=True)
+        return exc.exit_code
     except OpenPoseError as exc:
         print(f"eval.py: error: {exc}", file=sys.stderr, flush=True)
         return 1
@@ -93,4 +101,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    from src.runtime.stop_signals import start_sigint_watcher
+    start_sigint_watcher("eval.py", STOPPED_LINE)  # first: before numpy or MindSpore start threads
     sys.exit(main())

@@ -80,6 +80,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from src.train.stop_signals import start_sigint_watcher
+    from src.runtime.stop_signals import start_sigint_watcher
     start_sigint_watcher("train.py")  # first: before numpy or MindSpore start threads
     sys.exit(main())

@@ -20,6 +20,10 @@ import sys
 
 import _repo_path  # noqa: F401  (puts the repository root on sys.path)
 
+#: infer.py's line when Ctrl-C stops it (src/runtime/stop_signals.py); exit status 130.
+STOPPED_LINE = ("stopped by SIGINT before inference finished; people.json and the annotated "
+                "video are written only by a finished run (drawings already written are complete)")
+
 
 def command():
     """The keys scripts/infer.py reads, its required keys and examples (its --help)."""
@@ -56,6 +60,7 @@ def main(argv=None):
     from src.parallel.launch import device_id_for
     from src.runtime.context import setup_context
     from src.runtime.output_checks import check_not_input, check_output_dir
+    from src.runtime.stop_signals import Interrupted
     try:
         if not cfg.input:
             raise MediaError("--input is empty: pass an image, a folder of images or a video")
@@ -76,6 +81,9 @@ def main(argv=None):
         run_media_inference(predictor, cfg.input, cfg.output, max_frames=cfg.max_frames,
                             strict=cfg.strict, min_person_score=cfg.min_person_score,
                             min_joints=cfg.min_joints)
+    except Interrupted as exc:
+        print(f"infer.py: {exc}", file=sys.stderr, flush=True)
+        return exc.exit_code
     except OpenPoseError as exc:
         print(f"infer.py: error: {exc}", file=sys.stderr)
         return 1
@@ -83,4 +91,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    from src.runtime.stop_signals import start_sigint_watcher
+    start_sigint_watcher("infer.py", STOPPED_LINE)  # first: before numpy or MindSpore start threads
     sys.exit(main())

@@ -475,9 +475,20 @@ def _assert_same(got, want):
 
 def test_sigint_checkpoints_then_resume_auto_is_exact(toy, tmp_path, uninterrupted):
     save = tmp_path / "save"
+    # During start-up: the signal is sent at the "device CPU" line, but the process goes on while
+    # this test reads that line, so under load it may arrive after the training loop began (seen
+    # once in CI). Both outcomes are documented ones: at once with the start-up line and no
+    # checkpoint, or after the step in progress with its checkpoint. Either way exit 130.
     code, _out, err = _run_until(_train_cli(toy, save), "device CPU", signal.SIGINT)
-    assert code == 130 and err.splitlines()[-1].startswith(
-        "train.py: stopped by SIGINT outside the training steps"), err[-2000:]
+    last = err.splitlines()[-1] if err.strip() else ""
+    assert code == 130, err[-2000:]
+    if last.startswith("train.py: stopped by SIGINT outside the training steps"):
+        assert not list(save.rglob("*.ckpt")), "no checkpoint before the first step"
+    else:
+        assert last.startswith("train.py: stopped by SIGINT after global step ") and \
+            last.endswith("continue with the same command and --resume auto"), err[-2000:]
+        assert list(save.rglob("*.ckpt")), "the step's checkpoint was written"
+        save = tmp_path / "save_again"          # the run below starts from scratch
     code, out, err = _run_until(_train_cli(toy, save, "--ckpt_interval", "100"), "(global 4)",
                                 signal.SIGINT)
     assert code == 130, err[-2000:]
@@ -489,6 +500,83 @@ def test_sigint_checkpoints_then_resume_auto_is_exact(toy, tmp_path, uninterrupt
                              capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0 and f"at global step {step}" in resumed.stdout, resumed.stderr[-2000:]
     _assert_same(_params(save), uninterrupted)
+
+
+def _stderr_until(proc, marker, limit=300):
+    """Read ``proc``'s stderr (bytes, unbuffered: progress bars have no newline) until the
+    regular expression ``marker`` matches it; everything read so far (AssertionError when the
+    process ends first)."""
+    import re
+    import select
+    import time
+    seen, deadline = b"", time.monotonic() + limit
+    while not re.search(marker.encode(), seen):
+        assert time.monotonic() < deadline, seen.decode(errors="replace")[-2000:]
+        ready, _, _ = select.select([proc.stderr], [], [], 1.0)
+        if ready:
+            chunk = os.read(proc.stderr.fileno(), 65536)
+            assert chunk, f"ended before {marker!r}: " + seen.decode(errors="replace")[-2000:]
+            seen += chunk
+    return seen.decode(errors="replace")
+
+
+def _sigint_in_loop(args, marker):
+    """Start a script, send SIGINT once its progress bar matches ``marker`` (it is then inside
+    its image / frame loop, whatever the load), and return (exit status, stderr)."""
+    proc = subprocess.Popen(args, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        seen = _stderr_until(proc, marker)
+        proc.send_signal(signal.SIGINT)
+        rest = proc.communicate(timeout=300)[1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode, seen + rest.decode(errors="replace")
+
+
+def _stopped_line(err, prog):
+    lines = [line for line in err.replace("\r", "\n").splitlines() if line.startswith(f"{prog}: ")]
+    assert len(lines) == 1 and "Traceback" not in err, err[-2000:]
+    return lines[0]
+
+
+def test_sigint_during_video_inference_leaves_no_partial_file(small_ckpt, tmp_path):
+    """Ctrl-C on scripts/infer.py: exit 130, one line, no unplayable partial video, no
+    people.json, no temporary (issue 21: it was status 143, no message and a 44-byte mp4)."""
+    import cv2
+    video = tmp_path / "long.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 25, (64, 48))
+    for i in range(2000):                       # far more frames than run before the signal
+        writer.write(np.full((48, 64, 3), i % 250, np.uint8))
+    writer.release()
+    out = tmp_path / "out"
+    code, err = _sigint_in_loop([PYTHON, "scripts/infer.py", "--model_path", str(small_ckpt),
+                                 "--input", str(video), "--output", str(out), "--device_target",
+                                 "CPU", "--inference_img_size", "64"], r"\| +[1-9][0-9]*/2000")
+    assert code == 130, err[-2000:]
+    assert _stopped_line(err, "infer.py") == (
+        "infer.py: stopped by SIGINT before inference finished; people.json and the annotated "
+        "video are written only by a finished run (drawings already written are complete)")
+    assert list(out.iterdir()) == [], "no partial video, no people.json, no temporary"
+
+
+def test_sigint_during_evaluation_writes_no_results(small_ckpt, tmp_path):
+    """Ctrl-C on eval.py: exit 130, one line, no results or metrics (it was status 143 and no
+    message). 30 images at 256 px: the loop is still running when the signal arrives."""
+    toy = tmp_path / "toy"
+    subprocess.run([PYTHON, "scripts/make_toy_coco.py", "--out", str(toy), "--num_train", "0",
+                    "--num_val", "30", "--size", "64", "--seed", "5", "--quiet"], check=True,
+                   cwd=REPO_ROOT, timeout=120)
+    out = tmp_path / "out"
+    code, err = _sigint_in_loop([PYTHON, "eval.py", "--model_path", str(small_ckpt),
+                                 "--imgpath_val", str(toy / "val2017"), "--ann",
+                                 str(toy / "annotations" / "person_keypoints_val2017.json"),
+                                 "--output_img_path", str(out), "--device_target", "CPU",
+                                 "--inference_img_size", "256"], r"\| +[1-9][0-9]*/30")
+    assert code == 130, err[-2000:]
+    assert _stopped_line(err, "eval.py").startswith("eval.py: stopped by SIGINT before the "
+                                                    "evaluation finished; eval_result.json")
+    assert list(out.iterdir()) == [], "no results, no metrics, no temporary"
 
 
 def test_sigkill_at_several_moments_then_resume_auto_is_exact(toy, tmp_path, uninterrupted):

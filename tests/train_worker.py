@@ -41,7 +41,7 @@ def dump_after_training(directory):
 
 def main():
     """``DIR`` then train.py's flags; returns train.py's exit status."""
-    from src.train.stop_signals import start_sigint_watcher
+    from src.runtime.stop_signals import start_sigint_watcher
     start_sigint_watcher("train.py")   # as train.py does, before numpy or MindSpore start threads
     import train
     dump_after_training(sys.argv[1])

@@ -20,6 +20,7 @@ from src.evaluate.input_skips import InputSkips, describe_reasons, merge_reasons
 from src.parallel.sharding import rank_shard
 from src.runtime.atomic_write import WriteError, describe_write_error, write_json
 from src.runtime.messages import first_line
+from src.runtime.stop_signals import until_interrupted
 from src.skeleton import NUM_COCO_KEYPOINTS, ours_to_coco
 
 #: COCOeval keypoint summary, in ``stats`` order.
@@ -237,8 +238,8 @@ def evaluate_shard(predictor, coco, image_ids, image_dir, vis_dir=None, progress
     names = eval_drawing_names(coco) if vis_dir is not None else {}
     skips = InputSkips(strict, log=tqdm.write)
     start_all = time.perf_counter()
-    for image_id in tqdm(image_ids, total=len(image_ids), unit="img", disable=not progress,
-                         dynamic_ncols=True, leave=False):
+    for image_id in until_interrupted(tqdm(image_ids, total=len(image_ids), unit="img",
+                                           disable=not progress, dynamic_ncols=True, leave=False)):
         try:
             image = read_image(image_path(coco, image_id, image_dir),
                                annotated_size(coco, image_id))

@@ -9,6 +9,7 @@ and its limbs' PAF scores: it grows with the number of joints found, up to about
 ``min_person_score`` and ``min_joints`` leave weak people out of the JSON and the drawings; the
 JSON's header states the format, the score's meaning and the filters used.
 """
+import itertools
 import os
 import time
 from pathlib import Path
@@ -23,6 +24,7 @@ from src.evaluate.drawing import draw_poses, drawing_names
 from src.evaluate.input_skips import InputSkips
 from src.runtime.atomic_write import atomic_write, write_json
 from src.runtime.output_checks import OutputError
+from src.runtime.stop_signals import until_interrupted
 from src.skeleton import COCO_KEYPOINT_NAMES, COCO_TO_OURS_ARRAY, NUM_JOINTS, ours_to_coco
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
@@ -147,7 +149,7 @@ def infer_images(predictor, files, out_dir, log=print, skips=None, people_filter
     people_filter = people_filter or PeopleFilter()
     records = []
     names = dict(zip(files, drawing_names(files)))
-    for file in tqdm(files, unit="img", dynamic_ncols=True):
+    for file in until_interrupted(tqdm(files, unit="img", dynamic_ncols=True)):
         image = cv2.imread(str(file), IMREAD_STORED)    # as stored: EXIF orientation ignored
         if image is None:
             skips.skip(MediaError(f"{file}: cannot read this image"))
@@ -191,7 +193,9 @@ def infer_video(predictor, path, out_dir, max_frames=0, log=print, people_filter
     with atomic_write(output) as tmp:
         try:
             with tqdm(total=total, unit="frame", dynamic_ncols=True) as bar:
-                while not max_frames or index < max_frames:
+                for _ in until_interrupted(itertools.count()):   # Ctrl-C: between frames
+                    if max_frames and index >= max_frames:
+                        break
                     ok, frame = capture.read()
                     if not ok:
                         break

@@ -6,14 +6,14 @@ the first signal only records a request, which the loop reads after each step
 whose exit status is the shell's ``128 + signal`` (130 for SIGINT, 143 for SIGTERM). A second
 signal of the same kind stops at once, as the default handler would.
 
-In train.py SIGINT is taken by the watcher thread of :mod:`src.train.stop_signals` (MindSpore turns
+In train.py SIGINT is taken by the watcher thread of :mod:`src.runtime.stop_signals` (MindSpore turns
 a SIGINT that arrives during a graph run into SIGTERM); without it (tests calling
 :func:`src.train.loop.run_training`) a Python handler takes SIGINT too.
 """
 import signal
 import threading
 
-from src.train import stop_signals
+from src.runtime import stop_signals
 from src.train.errors import TrainError
 
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
