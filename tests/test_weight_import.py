@@ -3,6 +3,7 @@ gives the caffemodel's checkpoint byte for byte and OpenCV DNN's maps; torchvisi
 becomes a --vgg_path checkpoint whose features equal torchvision's arithmetic in the interior;
 malicious and foreign files stop with one line, exit 1."""
 import os
+import re
 import subprocess
 import sys
 from collections import OrderedDict
@@ -175,19 +176,24 @@ def test_out_equal_to_source_is_refused(body_pth):
 
 
 def test_wrong_layers_in_a_pth_are_one_line_errors(tmp_path):
-    state = cmu_state(1)
-    state.pop("Mconv7_stage6_L2.bias")
-    with pytest.raises(WeightImportError, match="layer 'Mconv7_stage6_L2' has a weight but no bias"):
-        convert_file(write_state_dict(tmp_path / "a.pth", state))
-    state = cmu_state(1)
-    state["conv6_2_CPM.weight"] = np.zeros((2, 2, 1, 1), np.float32)
-    with pytest.raises(WeightImportError, match="hand model"):
-        convert_file(write_state_dict(tmp_path / "b.pth", state))
-    state = cmu_state(1)
-    del state["conv1_1.weight"], state["conv1_1.bias"]
-    with pytest.raises(CaffeImportError, match="1 conv layers of CMU's COCO body "
-                       "model are missing: conv1_1"):
-        convert_file(write_state_dict(tmp_path / "c.pth", state))
+    """Small states in CMU's naming: each fault is named before any full-size check."""
+    conv = {"conv1_2.weight": np.zeros((64, 64, 3, 3), np.float32),
+            "conv1_2.bias": np.zeros(64, np.float32)}
+    cases = [
+        ({"conv1_2.weight": conv["conv1_2.weight"]}, WeightImportError,
+         "layer 'conv1_2' has a weight but no bias"),
+        ({**conv, "conv6_2_CPM.weight": np.zeros((2, 2, 1, 1), np.float32)}, WeightImportError,
+         "hand model"),
+        ({**conv, "conv1_2.running_mean": np.zeros(64, np.float32)}, WeightImportError,
+         "entry 'conv1_2.running_mean' is not the weight or bias of a conv"),
+        (conv, CaffeImportError, "91 conv layers of CMU's COCO body model are missing: conv1_1, "),
+        ({**conv, "conv1_2.bias": np.zeros(63, np.float32)}, CaffeImportError,
+         "layer 'conv1_2' bias has shape (63,)"),
+    ]
+    for index, (state, error, message) in enumerate(cases):
+        path = write_state_dict(tmp_path / f"{index}.pth", state)
+        with pytest.raises(error, match=re.escape(message)):
+            convert_file(path)
 
 
 def test_unsafe_error_is_an_openpose_error():
