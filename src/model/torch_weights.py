@@ -309,12 +309,23 @@ def _resolve(obj, arrays_of, path, name="", depth=0, seen=None):
 # ---------------------------------------------------------------------------------------------
 # The two layouts
 # ---------------------------------------------------------------------------------------------
+#: What the zipfile module raises for damaged archives (bad headers, CRCs, names, methods).
+ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, NotImplementedError,
+              UnicodeDecodeError, ValueError)
+
+
 def _read_zip(path):
     try:
-        archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise TorchWeightsError(f"{path}: damaged zip archive ({first_line(exc)})") from None
-    with archive:
+        return _read_zip_entries(path)
+    except TorchWeightsError:
+        raise
+    except ZIP_ERRORS as exc:
+        raise TorchWeightsError(f"{path}: damaged zip archive ({type(exc).__name__}: "
+                                f"{first_line(exc, 120)})") from None
+
+
+def _read_zip_entries(path):
+    with zipfile.ZipFile(path) as archive:
         names = archive.namelist()
         pickles = [n for n in names if n.count("/") == 1 and n.endswith("/data.pkl")]
         if len(pickles) != 1:
@@ -328,17 +339,14 @@ def _read_zip(path):
                 raise TorchWeightsError(f"{path}: unknown byte order {order[:20]!r}")
             big_endian = order == b"big"
         storages = {}
-        try:
-            obj = _unpickle(io.BytesIO(archive.read(pickles[0])), path, storages)
-            arrays = {}
-            for key, ref in storages.items():
-                entry = f"{folder}data/{key}"
-                if entry not in names:
-                    raise TorchWeightsError(f"{path}: storage '{key}' is missing from the archive")
-                arrays[key] = _storage_array(archive.read(entry), ref.type, big_endian,
-                                             ref.numel, path, key)
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as exc:
-            raise TorchWeightsError(f"{path}: damaged zip archive ({first_line(exc)})") from None
+        obj = _unpickle(io.BytesIO(archive.read(pickles[0])), path, storages)
+        arrays = {}
+        for key, ref in storages.items():
+            entry = f"{folder}data/{key}"
+            if entry not in names:
+                raise TorchWeightsError(f"{path}: storage '{key}' is missing from the archive")
+            arrays[key] = _storage_array(archive.read(entry), ref.type, big_endian, ref.numel,
+                                         path, key)
     return obj, arrays
 
 
@@ -400,7 +408,7 @@ def is_torch_zip(path):
         with zipfile.ZipFile(path) as archive:
             return sum(n.count("/") == 1 and n.endswith("/data.pkl")
                        for n in archive.namelist()) == 1
-    except (zipfile.BadZipFile, OSError):
+    except ZIP_ERRORS:
         return False
 
 
