@@ -151,3 +151,25 @@ def test_contradicting_flag_is_refused(models):
     from src.model.checkpoint import CheckpointError
     with pytest.raises(CheckpointError, match="num_stages"):
         open_forward(_config(backend="onnx", model_path=models["onnx"], num_stages=6))
+
+
+def test_exported_file_passes_the_onnx_checker_with_symbolic_outputs(models, tmp_path):
+    """export.py's file, read back with the onnx package: valid, outputs (batch, C, h, w)
+    symbolic, the network record in its metadata; a truncated file is a one-line error."""
+    import onnx
+
+    from src.model.network_spec import NetworkSpec
+    from src.model.onnx_model import OnnxModelError, finalize_onnx
+    model = onnx.load(models["onnx"])
+    onnx.checker.check_model(model)
+    shapes = {output.name: [d.dim_param or d.dim_value for d in output.type.tensor_type.shape.dim]
+              for output in model.graph.output}
+    if set(shapes) == {"pafs", "heatmaps"}:      # MindSpore 2.0 numbers its outputs instead
+        assert shapes == {"pafs": ["batch", 38, "map_height", "map_width"],
+                          "heatmaps": ["batch", 19, "map_height", "map_width"]}, shapes
+    record = {entry.key: entry.value for entry in model.metadata_props}
+    assert record == {key: repr(value) for key, value in NetworkSpec(**TINY).to_record().items()}
+    truncated = tmp_path / "truncated.onnx"
+    truncated.write_bytes(open(models["onnx"], "rb").read()[:1000])
+    with pytest.raises(OnnxModelError, match="truncated.onnx: not a readable ONNX model"):
+        finalize_onnx(truncated, NetworkSpec(**TINY))

@@ -138,7 +138,7 @@ def _write_export(model, inputs, tmp, output, file_format, spec):
                 try:      # MindSpore logs a failed write and goes on: the file may be truncated
                     finalize_onnx(written, spec)
                 except ValueError as exc:
-                    raise OutputError(f"{output}: export failed, the ONNX file does not parse "
+                    raise OutputError(f"{output}: export failed, the ONNX file is unusable "
                                       f"({first_line(exc)})") from None
         else:
             # MindSpore appends the suffix itself: give it the temporary name without it

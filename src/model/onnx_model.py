@@ -3,14 +3,9 @@
 export.py traces the network at ``export_batch_size x 3 x insize x insize`` with batch, height and
 width marked dynamic (MindSpore's ``dynamic_axes``); MindSpore still declares the outputs with
 the traced shape, so :func:`finalize_onnx` rewrites the two output declarations to
-``(batch, 38 | 19, map_height, map_width)`` and adds the network record as ONNX metadata
-(``metadata_props``: the ``openpose_spec.*`` keys of a checkpoint, as text). The edit works on the
-protobuf wire format (:mod:`src.model.protowire`) with ONNX's public field numbers (``onnx.proto``):
-
-* ModelProto: ``graph`` = 7, ``metadata_props`` = 14 (StringStringEntryProto: key 1, value 2);
-* GraphProto: ``input`` = 11, ``output`` = 12 (ValueInfoProto: name 1, type 2);
-* TypeProto: ``tensor_type`` = 1 (elem_type 1, shape 2); TensorShapeProto: ``dim`` = 1
-  (dim_value 1, dim_param 2).
+``(batch, 38 | 19, map_height, map_width)``, adds the network record as ONNX metadata
+(``metadata_props``: the ``openpose_spec.*`` keys of a checkpoint, as text) and checks the result
+with ``onnx.checker``, all through the ``onnx`` package, the format's own library.
 
 :func:`onnx_forward` runs such a file with onnxruntime for :class:`src.evaluate.inference.Predictor`
 (``--backend onnx`` of eval.py and scripts/infer.py): any image size (a multiple of 8) and batch.
@@ -20,56 +15,15 @@ from pathlib import Path
 import numpy as np
 
 from src.model.checkpoint import SPEC_PREFIX, CheckpointError
-from src.model.protowire import LENGTH_DELIMITED, VARINT, bytes_field, iter_fields, utf8, varint_field
 from src.runtime.messages import first_line
 from src.skeleton import NUM_HEATMAPS, NUM_PAFS
 
-MODEL_GRAPH, MODEL_METADATA = 7, 14
-GRAPH_INPUT, GRAPH_OUTPUT = 11, 12
-VALUE_NAME, VALUE_TYPE = 1, 2
-TYPE_TENSOR, TENSOR_ELEM_TYPE, TENSOR_SHAPE = 1, 1, 2
-SHAPE_DIM, DIM_VALUE, DIM_PARAM = 1, 1, 2
-ENTRY_KEY, ENTRY_VALUE = 1, 2
 #: Output name -> channels, as export.py names them.
 OUTPUT_CHANNELS = {"pafs": NUM_PAFS, "heatmaps": NUM_HEATMAPS}
 
 
 class OnnxModelError(CheckpointError):
     """An ONNX file that cannot be run here (one-line message)."""
-
-
-def _dims_field(dims):
-    """A TensorShapeProto holding ``dims`` (ints are fixed, strings symbolic)."""
-    body = b""
-    for dim in dims:
-        if isinstance(dim, str):
-            dim_body = bytes_field(DIM_PARAM, dim)
-        else:
-            dim_body = varint_field(DIM_VALUE, dim)
-        body += bytes_field(SHAPE_DIM, dim_body)
-    return body
-
-
-def _symbolic_output(payload):
-    """A graph output ValueInfoProto with its shape made (batch, C, map_height, map_width)."""
-    name, elem_type, rest = None, None, b""
-    for number, wire_type, value, span in iter_fields(payload):
-        if number == VALUE_NAME and wire_type == LENGTH_DELIMITED:
-            name = utf8(value)
-            rest += bytes(payload[span[0]:span[1]])
-        elif number == VALUE_TYPE and wire_type == LENGTH_DELIMITED:
-            for type_number, _, tensor, _ in iter_fields(value):
-                if type_number == TYPE_TENSOR:
-                    for tensor_number, tensor_wire, elem, _ in iter_fields(tensor):
-                        if tensor_number == TENSOR_ELEM_TYPE and tensor_wire == VARINT:
-                            elem_type = elem
-        else:
-            rest += bytes(payload[span[0]:span[1]])
-    if name not in OUTPUT_CHANNELS or elem_type is None:
-        return bytes(payload)
-    shape = _dims_field(("batch", OUTPUT_CHANNELS[name], "map_height", "map_width"))
-    tensor = varint_field(TENSOR_ELEM_TYPE, elem_type) + bytes_field(TENSOR_SHAPE, shape)
-    return rest + bytes_field(VALUE_TYPE, bytes_field(TYPE_TENSOR, tensor))
 
 
 def finalize_onnx(path, spec):
@@ -81,25 +35,36 @@ def finalize_onnx(path, spec):
     Args:
         path: the .onnx file export.py wrote (weights inside; the full network is ~200 MB).
         spec: the :class:`src.model.network_spec.NetworkSpec` exported.
+
+    Raises:
+        OnnxModelError: the file does not parse as ONNX (e.g. truncated by a failed write), or
+        the edited model fails ``onnx.checker``.
     """
-    path = Path(path)
-    data = path.read_bytes()
-    parts = []
-    for number, wire_type, value, span in iter_fields(data):
-        if number == MODEL_GRAPH and wire_type == LENGTH_DELIMITED:
-            graph = []
-            for g_number, g_wire, g_value, g_span in iter_fields(value):
-                if g_number == GRAPH_OUTPUT and g_wire == LENGTH_DELIMITED:
-                    graph.append(bytes_field(GRAPH_OUTPUT, _symbolic_output(g_value)))
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    path = str(path)
+    try:
+        model = onnx.load(path)
+    except (DecodeError, OSError) as exc:
+        raise OnnxModelError(f"{path}: not a readable ONNX model ({first_line(exc)})") from None
+    for output in model.graph.output:
+        if output.name in OUTPUT_CHANNELS and output.type.HasField("tensor_type"):
+            dims = output.type.tensor_type.shape.dim
+            del dims[:]
+            for size in ("batch", OUTPUT_CHANNELS[output.name], "map_height", "map_width"):
+                if isinstance(size, str):
+                    dims.add().dim_param = size
                 else:
-                    graph.append(value[g_span[0]:g_span[1]])
-            parts.append(bytes_field(MODEL_GRAPH, b"".join(graph)))
-        elif number != MODEL_METADATA:
-            parts.append(data[span[0]:span[1]])
-    for name, value in spec.to_record().items():
-        entry = bytes_field(ENTRY_KEY, name) + bytes_field(ENTRY_VALUE, repr(value))
-        parts.append(bytes_field(MODEL_METADATA, entry))
-    path.write_bytes(b"".join(parts))
+                    dims.add().dim_value = size
+    del model.metadata_props[:]
+    onnx.helper.set_model_props(model, {name: repr(value) for name, value in spec.to_record().items()})
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as exc:
+        raise OnnxModelError(f"{path}: the edited ONNX model fails onnx.checker "
+                             f"({first_line(exc)})") from None
+    onnx.save(model, path)
 
 
 def spec_from_metadata(metadata, path):

@@ -1,7 +1,12 @@
 """A small reader and writer of the protobuf wire format (no generated code, no protobuf package).
 
-Enough to read Caffe's ``.caffemodel`` (src/model/caffe_import.py), to write one for tests, and to
-edit the top level of an exported ``.onnx`` file (src/model/onnx_model.py).
+Enough to read Caffe's ``.caffemodel`` (src/model/caffe_import.py) and the protobuf parts of the
+weight files src/model/weight_import.py reads, and to write a caffemodel for the benchmark's
+stand-in (src/model/cmu_synthetic.py). Hand-written because no well-kept library fits: reading
+a caffemodel through the protobuf package needs Caffe's ``caffe.proto`` compiled into generated
+code (Caffe is unmaintained and not installable here), while these readers need a few public
+field numbers only. ONNX files are edited with the ``onnx`` package instead
+(src/model/onnx_model.py).
 
 A message is a sequence of fields; each starts with a varint key ``field_number << 3 | wire_type``.
 Wire types: 0 varint, 1 fixed 64 bit, 2 length-delimited (bytes, strings, sub-messages, packed
