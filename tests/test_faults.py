@@ -27,6 +27,8 @@ import pytest
 from src.data.annotation_checks import validate_coco
 from src.data.coco import AnnotationError, load_coco
 from tests.conftest import REPO_ROOT
+from tests.mounts import mount as _mount
+from tests.mounts import umount as _umount
 
 PYTHON = sys.executable
 TRAIN_STEPS = 9                 # 3 epochs of 3 batches
@@ -56,17 +58,6 @@ def small_ckpt(tmp_path_factory, ms_cpu):
     entries = [{"name": p.name, "data": p} for p in spec.build().get_parameters()]
     path = tmp_path_factory.mktemp("small") / "small.ckpt"
     return save_checkpoint_atomic(entries, path, append_dict=spec.to_record())
-
-
-def _mount(args, target):
-    """Run ``mount``; True when it worked (root in a container that allows it)."""
-    if shutil.which("mount") is None or os.geteuid() != 0:
-        return False
-    return subprocess.run(["mount", *args, str(target)], capture_output=True, timeout=30).returncode == 0
-
-
-def _umount(target):
-    subprocess.run(["umount", "-l", str(target)], capture_output=True, timeout=30)
 
 
 @pytest.fixture
