@@ -138,8 +138,9 @@ def _write_export(model, inputs, tmp, output, file_format, spec):
                 try:      # MindSpore logs a failed write and goes on: the file may be truncated
                     finalize_onnx(written, spec)
                 except ValueError as exc:
+                    reason = first_line(exc).replace(f"{written}: ", "")   # not the temporary's name
                     raise OutputError(f"{output}: export failed, the ONNX file is unusable "
-                                      f"({first_line(exc)})") from None
+                                      f"({reason})") from None
         else:
             # MindSpore appends the suffix itself: give it the temporary name without it
             mindspore.export(model, inputs, file_name=tmp[:-len(SUFFIXES[file_format])],
