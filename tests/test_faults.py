@@ -118,7 +118,7 @@ def test_export_writing_nothing_or_garbage_fails(small_ckpt, tmp_path, monkeypat
         Path(file_name).write_bytes(b"not an onnx model")
         return str(file_name)
     monkeypatch.setattr(compat, "export_onnx", garbage)
-    with pytest.raises(OutputError, match=r"bad.onnx: export failed, the ONNX file (does not (parse|load)|is unusable)"):
+    with pytest.raises(OutputError, match=r"bad.onnx: export failed, the ONNX file (is unusable|does not)"):
         _export_in_process(small_ckpt, tmp_path / "bad", "ONNX")
     assert not (tmp_path / "bad.onnx").exists(), "a broken file of this run is not left behind"
 
