@@ -27,6 +27,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np
 from _repo_path import REPO_ROOT as REPO
 
+from src.config import default_config
 from src.evaluate.decoder import DecodeParams, decode_poses
 from src.evaluate.decoding.reference import decode_poses_reference
 
@@ -163,7 +164,7 @@ def main(argv=None):
         if not os.path.isfile(path):
             print(f"benchmark_decode.py: error: {path}: file not found ({what})", file=sys.stderr)
             return 1
-    params = DecodeParams.defaults()
+    params = DecodeParams.from_config(default_config())
     report = {"golden": benchmark_golden(args.golden, args.repeats, args.noisy_repeats, params,
                                          args.profile)}
     if args.baseline:

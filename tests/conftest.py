@@ -8,6 +8,13 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+def default_decode_params():
+    """default_config.yaml's decoder parameters, as a caller passes them to the decoder."""
+    from src.config import default_config
+    from src.evaluate.decoder import DecodeParams
+    return DecodeParams.from_config(default_config())
+
+
 def shared_path():
     """Location of the read-only shared folder (env OPENPOSE_SHARED, else ../shared)."""
     return Path(os.environ.get("OPENPOSE_SHARED", REPO_ROOT.parent / "shared"))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from src.evaluate.coco_eval import RESULTS_FILE, poses_to_results
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, default_decode_params
 
 SMALL = ["--inference_img_size", "64", "--device_target", "CPU"]
 
@@ -25,7 +25,6 @@ def test_eval_py_uses_the_recorded_normalisation(cmu_model, coco_sample_dir, tmp
     peak threshold makes the random network's maps produce people)."""
     from src.data.coco import image_path, load_coco, read_image
     from src.evaluate.coco_eval import evaluation_image_ids
-    from src.evaluate.decoder import DecodeParams
     from src.evaluate.inference import Predictor, mindspore_forward
     from src.model.network_spec import open_network
     ann = coco_sample_dir / "person_keypoints_sample.json"
@@ -42,7 +41,7 @@ def test_eval_py_uses_the_recorded_normalisation(cmu_model, coco_sample_dir, tmp
     coco = load_coco(ann)
     expected = {}
     for scale in (256.0, 255.0):
-        params = DecodeParams.defaults().replace(heatmap_peak_thresh=0.0)
+        params = default_decode_params().replace(heatmap_peak_thresh=0.0)
         predictor = Predictor(forward, img_size=64, params=params, input_scale=scale)
         records = []
         for image_id in evaluation_image_ids(coco, 2):

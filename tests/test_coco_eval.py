@@ -9,10 +9,11 @@ from src.data.coco import annotations_to_poses, load_coco
 from src.data.targets import generate_heatmaps, generate_pafs
 from src.data.toy_coco import ToyOptions, make_split
 from src.evaluate.coco_eval import STAT_NAMES, EvaluationError, evaluate_keypoints, format_metrics, poses_to_results
-from src.evaluate.decoder import DecodeParams, decode_poses
+from src.evaluate.decoder import decode_poses
 from src.evaluate.inference import compute_input_size
 from src.runtime.atomic_write import write_json
 from src.skeleton import COCO_TO_OURS_ARRAY, NUM_JOINTS
+from tests.conftest import default_decode_params
 
 
 def render_ours(poses, map_h, map_w):
@@ -42,7 +43,7 @@ def oracle_results(ann_path, img_size=368, shift=0.05, render=render_ours):
         poses[:, :, :2] += shift
         heatmaps, pafs = render(poses, input_h // 8, input_w // 8)
         found, scores = decode_poses(heatmaps, pafs, (input_w, input_h), (orig_w, orig_h),
-                                     DecodeParams.defaults())
+                                     default_decode_params())
         results += poses_to_results(image_id, found, scores)
     return results
 

@@ -20,6 +20,7 @@ from src.evaluate.decoding.reference import (
     upsample_map,
 )
 from src.skeleton import EAR_SHOULDER_LIMBS, LIMB_ARRAY, NUM_JOINTS
+from tests.conftest import default_decode_params
 
 GOLDEN_IMAGES = (785, 40083, 196141, 197388)
 
@@ -71,7 +72,7 @@ def golden(golden_dir):
 def test_golden_parity(golden, image_id, kind):
     key = f"img{image_id}_"
     poses, scores = decode_poses(golden[f"{key}{kind}_heatmaps"], golden[f"{key}{kind}_pafs"],
-                                 golden[f"{key}input_wh"], golden[f"{key}orig_wh"])
+                                 golden[f"{key}input_wh"], golden[f"{key}orig_wh"], default_decode_params())
     assert poses.dtype == np.float64 and poses.shape[1:] == (NUM_JOINTS, 3)
     assert len(scores) > 0
     assert_same_people(poses, scores, golden[f"{key}{kind}_poses"], golden[f"{key}{kind}_scores"])
@@ -83,7 +84,7 @@ def test_reference_path_matches_golden_on_clean_maps(golden, image_id):
     key = f"img{image_id}_"
     poses, scores = decode_poses_reference(
         golden[f"{key}clean_heatmaps"], golden[f"{key}clean_pafs"],
-        tuple(golden[f"{key}input_wh"]), tuple(golden[f"{key}orig_wh"]), DecodeParams.defaults())
+        tuple(golden[f"{key}input_wh"]), tuple(golden[f"{key}orig_wh"]), default_decode_params())
     assert len(scores) > 0
     assert_same_people(poses, scores, golden[f"{key}clean_poses"], golden[f"{key}clean_scores"])
 
@@ -91,7 +92,7 @@ def test_reference_path_matches_golden_on_clean_maps(golden, image_id):
 @pytest.mark.parametrize("seed,noise", [(0, 0.0), (1, 0.0), (2, 0.02), (3, 0.04)])
 def test_matches_slow_implementation(seed, noise):
     heatmaps, pafs, input_size = synthetic_maps(seed, noise=noise)
-    params = DecodeParams.defaults()
+    params = default_decode_params()
     orig_size = (input_size[0] * 3 // 2, input_size[1] * 3 // 2)
     poses, scores = decode_poses(heatmaps, pafs, input_size, orig_size, params)
     ref_poses, ref_scores = decode_poses_reference(heatmaps, pafs, input_size, orig_size, params)
@@ -104,7 +105,7 @@ def test_confidences_are_the_smoothed_heatmap_peaks(seed, noise):
     """decode_people's per-joint confidence is the reference's smoothed heatmap value at the
     joint's peak pixel, 0 exactly for a missing joint; poses and scores are decode_poses'."""
     heatmaps, pafs, input_size = synthetic_maps(seed, noise=noise)
-    params = DecodeParams.defaults()
+    params = default_decode_params()
     poses, scores, confidences = decode_people(heatmaps, pafs, input_size, input_size, params)
     plain_poses, plain_scores = decode_poses(heatmaps, pafs, input_size, input_size, params)
     np.testing.assert_array_equal(poses, plain_poses)
@@ -127,7 +128,7 @@ def test_plateaus_and_ties_match_slow_implementation():
     heatmaps[3] = 0.3                                   # a plateau over the whole channel
     heatmaps[4, 5:12, 6:15] = 0.5                       # a plateau block
     heatmaps[7] = np.round(heatmaps[7], 1)              # many exact ties
-    params = DecodeParams.defaults()
+    params = default_decode_params()
     joint, xs, ys, score = find_peaks(heatmaps, input_size, params)
     ref = find_peaks_reference(heatmaps, input_size, params)
     assert [(p[0], p[1], p[2]) for p in ref] == list(zip(joint.tolist(), xs.tolist(),
@@ -141,7 +142,7 @@ def test_plateaus_and_ties_match_slow_implementation():
 def test_any_size_ratio_uses_the_dense_path():
     heatmaps, pafs, _ = synthetic_maps(5, map_h=16, map_w=20, people=2)
     input_size = (150, 122)  # not a multiple of the map size
-    params = DecodeParams.defaults()
+    params = default_decode_params()
     poses, scores = decode_poses(heatmaps, pafs, input_size, (300, 244), params)
     ref_poses, ref_scores = decode_poses_reference(heatmaps, pafs, input_size, (300, 244), params)
     assert len(ref_scores) > 0
@@ -151,7 +152,7 @@ def test_any_size_ratio_uses_the_dense_path():
 def test_screening_paths_and_staging_agree(golden, monkeypatch):
     key = "img196141_"
     args = (golden[f"{key}noisy_heatmaps"], golden[f"{key}noisy_pafs"],
-            golden[f"{key}input_wh"], golden[f"{key}orig_wh"])
+            golden[f"{key}input_wh"], golden[f"{key}orig_wh"], default_decode_params())
     base_poses, base_scores = decode_poses(*args)
     for changes in [{"screening._DENSE_FRACTION": 2.0,
                      "screening._BUSY_FRACTION": 2.0},                 # blocks only
@@ -169,7 +170,7 @@ def test_screening_paths_and_staging_agree(golden, monkeypatch):
 
 def test_peaks_match_reference_values():
     heatmaps, _, input_size = synthetic_maps(7, noise=0.03)
-    params = DecodeParams.defaults()
+    params = default_decode_params()
     joint, xs, ys, score = find_peaks(heatmaps, input_size, params)
     ref = find_peaks_reference(heatmaps, input_size, params)
     assert len(ref) > 50
@@ -213,7 +214,7 @@ def test_exact_check_breaks_near_ties_like_the_reference(golden):
     """img785's right ear sits between two pixels whose float32 values tie: no peak."""
     maps = golden["img785_clean_heatmaps"]
     input_size = tuple(int(v) for v in golden["img785_input_wh"])
-    joint, _, _, _ = find_peaks(maps, input_size, DecodeParams.defaults())
+    joint, _, _, _ = find_peaks(maps, input_size, default_decode_params())
     assert 16 not in joint.tolist()
     assert 17 in joint.tolist()
 
@@ -246,7 +247,7 @@ def test_grouping_equals_literal_rules(seed):
     rng = np.random.default_rng(seed)
     per_joint = 4
     peak_scores = rng.random(NUM_JOINTS * per_joint)
-    params = DecodeParams.defaults().replace(n_subset_limbs_thresh=2, subset_score_thresh=0.0)
+    params = default_decode_params().replace(n_subset_limbs_thresh=2, subset_score_thresh=0.0)
     connections = []
     for ja, jb in LIMB_ARRAY.tolist():
         k = rng.integers(0, per_joint + 1)
@@ -266,7 +267,7 @@ def test_grouping_equals_literal_rules(seed):
 
 
 def test_ear_limbs_never_start_a_person():
-    params = DecodeParams.defaults().replace(n_subset_limbs_thresh=0, subset_score_thresh=0.0)
+    params = default_decode_params().replace(n_subset_limbs_thresh=0, subset_score_thresh=0.0)
     peak_scores = np.ones(40)
     for limb in EAR_SHOULDER_LIMBS:
         ja, jb = LIMB_ARRAY[limb]
@@ -281,15 +282,15 @@ def test_ear_limbs_never_start_a_person():
 def test_empty_and_flat_maps_give_no_people():
     for heat in (np.zeros((19, 10, 12), np.float32), np.full((19, 10, 12), 0.04, np.float32)):
         poses, scores = decode_poses(heat, np.zeros((38, 10, 12), np.float32), (96, 80),
-                                     (192, 160))
+                                     (192, 160), default_decode_params())
         assert poses.shape == (0, NUM_JOINTS, 3) and scores.shape == (0,)
 
 
 def test_bad_shapes_raise():
     with pytest.raises(ValueError, match="heatmaps"):
-        decode_poses(np.zeros((5, 4, 4)), np.zeros((38, 4, 4)), (32, 32), (32, 32))
+        decode_poses(np.zeros((5, 4, 4)), np.zeros((38, 4, 4)), (32, 32), (32, 32), default_decode_params())
     with pytest.raises(ValueError, match="pafs"):
-        decode_poses(np.zeros((19, 4, 4)), np.zeros((38, 4, 5)), (32, 32), (32, 32))
+        decode_poses(np.zeros((19, 4, 4)), np.zeros((38, 4, 5)), (32, 32), (32, 32), default_decode_params())
 
 
 def test_params_from_config_and_validation():
@@ -300,15 +301,16 @@ def test_params_from_config_and_validation():
     assert params.n_integ_points == 12 and params.n_integ_points_thresh == 8
     assert params.subset_score_thresh == 0.2
     with pytest.raises(ValueError, match="n_integ_points"):
-        DecodeParams.defaults().replace(n_integ_points=1)
+        default_decode_params().replace(n_integ_points=1)
 
 
 def test_params_come_from_default_config_only():
-    """The fields have no defaults of their own: defaults() reads default_config.yaml, and
-    from_config takes every field from the configuration and names the missing ones."""
+    """The fields have no defaults of their own and params.py reads no file: from_config takes
+    every field from the configuration the caller passes and names the missing ones."""
+    from src.evaluate.decoding import params as params_module
+    assert not hasattr(params_module, "default_config"), "the decoder must not read the YAML"
     cfg = parse_config([])
-    defaults = DecodeParams.defaults()
-    assert defaults == DecodeParams.from_config(cfg)
+    defaults = DecodeParams.from_config(cfg)
     assert {name: getattr(defaults, name) for name in vars(defaults)} == {
         name: getattr(cfg, name) for name in vars(defaults)}
     with pytest.raises(TypeError):
@@ -330,7 +332,7 @@ def test_random_sizes_strides_and_sigmas_match_slow_implementation():
         if trial % 3 == 0:
             heat = np.round(heat, 1).astype(np.float32)
         paf = rng.normal(0, 0.5, (38, h, w)).astype(np.float32)
-        params = DecodeParams.defaults().replace(gaussian_sigma=float(rng.choice([1.0, 2.5, 4.0])),
+        params = default_decode_params().replace(gaussian_sigma=float(rng.choice([1.0, 2.5, 4.0])),
                               n_subset_limbs_thresh=2, subset_score_thresh=0.0)
         input_size = (w * stride, h * stride) if trial % 4 else (w * stride + 3, h * stride + 1)
         joint, xs, ys, _ = find_peaks(heat, input_size, params)

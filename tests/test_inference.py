@@ -14,8 +14,11 @@ from src.evaluate.inference import (
     resize_maps,
 )
 from src.skeleton import FLIP_JOINTS, FLIP_LIMBS, LIMBS, NUM_JOINTS, Joint
+from tests.conftest import default_decode_params
 
 #: A standing person facing the camera, in a 640 x 480 image (our joint order).
+#: default_config.yaml's decoder parameters.
+PARAMS = default_decode_params()
 POSE = np.array([
     [320, 100], [320, 150], [280, 150], [260, 210], [250, 270], [360, 150], [380, 210],
     [390, 270], [295, 270], [290, 350], [288, 430], [345, 270], [350, 350], [352, 430],
@@ -78,9 +81,9 @@ def test_flip_maps_swaps_sides_and_negates_x():
 def test_decoding_flipped_maps_mirrors_the_people():
     width, height = 640, 480
     heat, paf = render(POSE, width, height)
-    poses, scores = decode_poses(heat, paf, (width, height), (width, height))
+    poses, scores = decode_poses(heat, paf, (width, height), (width, height), default_decode_params())
     heat_f, paf_f = flip_maps(heat, paf)
-    poses_f, scores_f = decode_poses(heat_f, paf_f, (width, height), (width, height))
+    poses_f, scores_f = decode_poses(heat_f, paf_f, (width, height), (width, height), default_decode_params())
     assert len(poses) == len(poses_f) == 1
     np.testing.assert_allclose(scores_f, scores, rtol=0, atol=1e-5)
     expected = poses[0][list(FLIP_JOINTS)]
@@ -105,8 +108,8 @@ def test_flip_average_of_a_symmetric_input_changes_nothing():
 
     image = rng.integers(0, 255, (64, 48, 3), dtype=np.uint8)
     image = np.concatenate([image, image[:, ::-1]], axis=1)   # 64 x 96, mirror-symmetric
-    plain = Predictor(network, img_size=64, flip=False)
-    flipped = Predictor(network, img_size=64, flip=True)
+    plain = Predictor(network, params=PARAMS, img_size=64, flip=False)
+    flipped = Predictor(network, params=PARAMS, img_size=64, flip=True)
     heat_a, paf_a, size_a = plain.predict_maps(image)
     heat_b, paf_b, size_b = flipped.predict_maps(image)
     assert size_a == size_b == (96, 64)
@@ -114,7 +117,7 @@ def test_flip_average_of_a_symmetric_input_changes_nothing():
     np.testing.assert_allclose(paf_b, paf_a, rtol=0, atol=1e-7)
     # A map set that is not symmetric does change.
     asym = Predictor(lambda b: (np.stack([raw_paf] * len(b)), np.stack([raw_heat] * len(b))),
-                     img_size=64, flip=True)
+                     params=PARAMS, img_size=64, flip=True)
     assert np.abs(asym.predict_maps(image)[0] - raw_heat).max() > 0.1
 
 
@@ -129,7 +132,7 @@ def test_multi_scale_runs_each_scale_and_averages():
                 np.full((n, 19, h // 8, w // 8), value, np.float32))
 
     image = np.zeros((480, 640, 3), np.uint8)
-    predictor = Predictor(network, img_size=368, scales=(0.5, 1.0, 2.0), flip=True)
+    predictor = Predictor(network, params=PARAMS, img_size=368, scales=(0.5, 1.0, 2.0), flip=True)
     heat, paf, size = predictor.predict_maps(image)
     assert size == (496, 368)
     assert seen == [(2, 3, 184, 248), (2, 3, 368, 496), (2, 3, 736, 984)]
@@ -153,7 +156,7 @@ def test_predictor_finds_a_rendered_person(scales, flip):
         heat_m, paf_m = render(mirrored, w, h)
         return np.stack([paf, paf_m]), np.stack([heat, heat_m])
 
-    predictor = Predictor(network, img_size=368, scales=scales, flip=flip)
+    predictor = Predictor(network, params=PARAMS, img_size=368, scales=scales, flip=flip)
     poses, scores = predictor(np.zeros((orig_h, orig_w, 3), np.uint8))
     assert len(poses) == 1 and scores[0] > 10
     assert np.all(poses[0, :, 2] == 2)
@@ -165,11 +168,11 @@ def test_resize_maps_and_bad_network_output():
     assert resize_maps(maps, (7, 5)) is maps
     out = resize_maps(maps, (14, 10))
     assert out.shape == (38, 10, 14) and out.dtype == np.float32
-    bad = Predictor(lambda b: (np.zeros((1, 5, 8, 8)), np.zeros((1, 19, 8, 8))), img_size=64)
+    bad = Predictor(lambda b: (np.zeros((1, 5, 8, 8)), np.zeros((1, 19, 8, 8))), params=PARAMS, img_size=64)
     with pytest.raises(ValueError, match="network returned"):
         bad(np.zeros((64, 64, 3), np.uint8))
     with pytest.raises(ValueError):
-        Predictor(lambda b: b, scales=())
+        Predictor(lambda b: b, params=PARAMS, scales=())
 
 
 def test_predictor_from_config():

@@ -10,6 +10,7 @@ import pytest
 
 from src.evaluate.media import MediaError, classify_input, run_media_inference
 from src.skeleton import COCO_TO_OURS
+from tests.conftest import default_decode_params
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -214,7 +215,7 @@ def _oracle_predictor(coco, image_id, amplitudes):
         heatmaps[:18] *= amplitudes[:, None, None]
         pafs = generate_pafs(poses, input_h // 8, input_w // 8, 8)
         return pafs[None], heatmaps[None]
-    return Predictor(forward, img_size=368), gt
+    return Predictor(forward, params=default_decode_params(), img_size=368), gt
 
 
 def test_confidences_on_the_coco_sample(coco_sample_dir, tmp_path):

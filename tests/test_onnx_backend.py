@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from src.evaluate.coco_eval import RESULTS_FILE
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, default_decode_params
 
 TINY = {"width_mult": 0.125, "num_stages": 2}
 #: Export tolerance (tests/test_export.py): onnxruntime within 1e-4 of MindSpore.
@@ -68,7 +68,8 @@ def test_maps_equal_mindspore_at_any_size(models, coco_sample_dir):
     for backend in ("mindspore", "onnx"):
         path = models["onnx" if backend == "onnx" else "ckpt"]
         forward, spec, _ = open_forward(_config(backend=backend, model_path=path))
-        predictor = Predictor(forward, img_size=64, flip=True, input_scale=spec.input_scale)
+        predictor = Predictor(forward, params=default_decode_params(), img_size=64, flip=True,
+                              input_scale=spec.input_scale)
         maps[backend] = [predictor.predict_maps(read_image(coco_sample_dir / name))[:2]
                          for name in ("000000000785.jpg", "000000040083.jpg")]
     for ms_maps, onnx_maps in zip(maps["mindspore"], maps["onnx"]):

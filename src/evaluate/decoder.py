@@ -56,7 +56,7 @@ def _check_maps(heatmaps, pafs):
             np.ascontiguousarray(pafs, dtype=np.float32))
 
 
-def decode_poses(heatmaps, pafs, input_size, orig_size, params=None, timings=None):
+def decode_poses(heatmaps, pafs, input_size, orig_size, params, timings=None):
     """Decode the people of one image from its network maps (one cell per ``src.codec.STRIDE``
     input pixels, or any other ratio of ``input_size`` to the map size).
 
@@ -67,7 +67,7 @@ def decode_poses(heatmaps, pafs, input_size, orig_size, params=None, timings=Non
     return poses, scores
 
 
-def decode_people(heatmaps, pafs, input_size, orig_size, params=None, timings=None):
+def decode_people(heatmaps, pafs, input_size, orig_size, params, timings=None):
     """Decode the people of one image from its network maps, with a confidence per joint.
 
     Args:
@@ -75,7 +75,7 @@ def decode_people(heatmaps, pafs, input_size, orig_size, params=None, timings=No
         pafs: (38, h, w) part affinity fields, channels 2i, 2i+1 = x, y of limb i.
         input_size: (W, H) network input size in pixels (maps are upsampled to it).
         orig_size: (W, H) original image size in pixels (joints are scaled to it).
-        params: DecodeParams (``DecodeParams.defaults()``, default_config.yaml's, when None).
+        params: DecodeParams (``DecodeParams.from_config(cfg)`` of the caller's configuration).
         timings: optional dict that receives the seconds spent per stage ("screen", "refine",
             "exact" of the peak search, "pairs", "matching", "grouping").
 
@@ -88,7 +88,6 @@ def decode_people(heatmaps, pafs, input_size, orig_size, params=None, timings=No
         confidences: (N, 18) float64, per joint the smoothed heatmap value at its peak (the
             value that made it a peak, above ``heatmap_peak_thresh``); 0 for missing joints.
     """
-    params = params or DecodeParams.defaults()
     heatmaps, pafs = _check_maps(heatmaps, pafs)
     input_size = (int(input_size[0]), int(input_size[1]))
     orig_size = (int(orig_size[0]), int(orig_size[1]))

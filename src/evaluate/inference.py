@@ -99,11 +99,11 @@ class Predictor:
         img_size: short side of the network input at scale 1 (``inference_img_size``).
         scales: scales to average over (``inference_scales`` when multi-scale is on).
         flip: also average with the mirrored image's maps.
-        params: DecodeParams for the decoder.
+        params: DecodeParams for the decoder (``DecodeParams.from_config(cfg)``; required).
         input_scale: image normalisation ``pixel / input_scale - 0.5`` (see :func:`preprocess`).
     """
 
-    def __init__(self, forward, img_size=368, scales=(1.0,), flip=False, params=None,
+    def __init__(self, forward, *, params, img_size=368, scales=(1.0,), flip=False,
                  input_scale=TRAINED_INPUT_SCALE):
         scales = tuple(float(s) for s in scales)
         if not scales or min(scales) <= 0:
@@ -114,7 +114,7 @@ class Predictor:
         self.img_size = int(img_size)
         self.scales = scales
         self.flip = bool(flip)
-        self.params = params or DecodeParams.defaults()
+        self.params = params
         self.input_scale = float(input_scale)
 
     def input_size(self, orig_w, orig_h, scale=1.0):

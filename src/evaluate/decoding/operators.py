@@ -12,7 +12,7 @@ from functools import lru_cache
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-from src.evaluate.decoding.reference import GAUSS_TRUNCATE
+from src.evaluate.decoding.map_ops import GAUSS_TRUNCATE
 
 
 @lru_cache(maxsize=64)

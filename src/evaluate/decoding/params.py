@@ -1,17 +1,20 @@
-"""Decoder parameters. Their one source of values is default_config.yaml (no literals here)."""
+"""Decoder parameters, passed in by the callers.
+
+No literals and no file reading here: the values come from the configuration the caller holds
+(``DecodeParams.from_config(cfg)``; default_config.yaml is their one source of defaults).
+"""
 import dataclasses
 from dataclasses import dataclass, fields
-from functools import lru_cache
 
-from src.config import ConfigError, default_config
+from src.config_checks import ConfigError
 
 
 @dataclass(frozen=True)
 class DecodeParams:
     """Decoder parameters, named like the keys of default_config.yaml (the reference's names).
 
-    The fields have no defaults: :meth:`defaults` gives default_config.yaml's values,
-    :meth:`from_config` those of a configuration and :meth:`replace` a copy with some changed.
+    The fields have no defaults: :meth:`from_config` gives those of a configuration and
+    :meth:`replace` a copy with some changed.
 
     Attributes:
         gaussian_sigma: sigma, in input pixels, of the Gaussian that smooths the upsampled
@@ -58,17 +61,7 @@ class DecodeParams:
                               f"{', '.join(missing)}")
         return cls(**{field.name: field.type(getattr(cfg, field.name)) for field in fields(cls)})
 
-    @classmethod
-    def defaults(cls):
-        """The values of default_config.yaml (read on the first call, then cached)."""
-        return _yaml_defaults(cls)
-
     def replace(self, **changes):
         """A copy with some fields changed (validated like a new instance)."""
         return dataclasses.replace(self, **changes)
 
-
-@lru_cache(maxsize=None)
-def _yaml_defaults(params_class):
-    # Frozen instances are immutable, so one shared instance per class is safe.
-    return params_class.from_config(default_config())

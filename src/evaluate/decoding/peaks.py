@@ -16,7 +16,7 @@ same peaks with the same float32 values, faster:
 """
 import numpy as np
 
-from src.evaluate.decoding.reference import GAUSS_TRUNCATE, smooth_map, strict_peaks, upsample_map
+from src.evaluate.decoding.map_ops import GAUSS_TRUNCATE, smooth_map, strict_peaks, upsample_map
 from src.evaluate.decoding.screening import refine_candidates, screen_peaks
 from src.evaluate.decoding.timing import StageClock
 from src.skeleton import NUM_JOINTS

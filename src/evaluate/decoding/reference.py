@@ -18,43 +18,14 @@ meant), and a connection whose peaks are held by three or more people raises an 
 Peaks are ``(joint, x, y, score)`` tuples; a peak's id is its position in the list, which is
 ordered by joint, then row, then column.
 """
-import cv2
 import numpy as np
-from scipy.ndimage import gaussian_filter
 
+from src.evaluate.decoding.map_ops import smooth_map, strict_peaks, upsample_map
 from src.skeleton import EAR_SHOULDER_LIMBS, LIMB_ARRAY, NUM_JOINTS
-
-#: scipy's default Gaussian truncation, which the reference uses (radius = int(4 * sigma + 0.5)).
-GAUSS_TRUNCATE = 4.0
 
 #: Slots of a person row after its 18 peak ids (-1 where the joint is missing).
 SCORE_SLOT = NUM_JOINTS
 COUNT_SLOT = NUM_JOINTS + 1
-
-
-def upsample_map(channel, input_size):
-    """One network map channel upsampled to the input size like the reference: ``cv2.resize``
-    (bilinear) of (h, w) float32 to (H, W) float32, ``input_size`` = (W, H) pixels."""
-    width, height = input_size
-    return cv2.resize(channel, (width, height))
-
-
-def smooth_map(upsampled, sigma):
-    """The reference's Gaussian smoothing of an upsampled heatmap: scipy's ``gaussian_filter``
-    with its defaults (``reflect`` border, radius ``int(4 * sigma + 0.5)``), float32 in and out;
-    ``sigma`` in input pixels."""
-    return gaussian_filter(upsampled, sigma, truncate=GAUSS_TRUNCATE)
-
-
-def strict_peaks(smooth, thresh):
-    """The reference's peak test on a smoothed (H, W) map: (ys, xs) int64 (row-major order) of
-    the pixels above ``thresh`` and strictly above their 4 neighbours (pixels outside the map
-    count as 0, like the reference's shifted copies)."""
-    padded = np.pad(smooth, 1)
-    centre = padded[1:-1, 1:-1]
-    is_peak = ((centre > thresh) & (centre > padded[:-2, 1:-1]) & (centre > padded[2:, 1:-1])
-               & (centre > padded[1:-1, :-2]) & (centre > padded[1:-1, 2:]))
-    return np.nonzero(is_peak)
 
 
 def find_peaks_reference(heatmaps, input_size, params):
