@@ -2,6 +2,7 @@
 gives the caffemodel's checkpoint byte for byte and OpenCV DNN's maps; torchvision's VGG19
 becomes a --vgg_path checkpoint whose features equal torchvision's arithmetic in the interior;
 malicious and foreign files stop with one line, exit 1."""
+import builtins
 import os
 import re
 import subprocess
@@ -133,11 +134,25 @@ def test_export_takes_the_caffemodel_and_equals_opencv(cmu_model, tmp_path):
 # ---------------------------------------------------------------------------------------------
 # Refusals
 # ---------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("layout", ["zip", "legacy"])
-@pytest.mark.parametrize("script", ["scripts/convert_weights.py", "scripts/infer.py"])
-def test_malicious_pth_exits_1_and_runs_nothing(tmp_path, coco_sample_dir, layout, script):
+def _payload(name, marker):
+    """(function, args, the name the refusal quotes) of a classic __reduce__ payload."""
+    return {"os.system": (os.system, (f"touch {marker}",), f"{os.system.__module__}.system"),
+            "builtins.eval": (builtins.eval, (f"open({str(marker)!r}, 'w').close()",),
+                              "builtins.eval"),
+            "subprocess.Popen": (subprocess.Popen, (["touch", str(marker)],),
+                                 "subprocess.Popen")}[name]
+
+
+@pytest.mark.parametrize("script, payload, layout", [
+    *[("scripts/convert_weights.py", payload, layout)
+      for payload in ("os.system", "builtins.eval", "subprocess.Popen")
+      for layout in ("zip", "legacy")],
+    ("scripts/infer.py", "os.system", "zip"), ("scripts/infer.py", "builtins.eval", "legacy"),
+    ("scripts/infer.py", "subprocess.Popen", "legacy")])
+def test_malicious_pth_exits_1_and_runs_nothing(tmp_path, coco_sample_dir, script, payload, layout):
     marker = tmp_path / "pwned"
-    evil = write_malicious(tmp_path / "body_pose_model.pth", os.system, f"touch {marker}",
+    function, payload_args, quoted = _payload(payload, marker)
+    evil = write_malicious(tmp_path / "body_pose_model.pth", function, *payload_args,
                            layout=layout)
     args = [str(evil), "--out", str(tmp_path / "x.ckpt")] if "convert" in script else \
         ["--model_path", str(evil), "--input", str(coco_sample_dir / "000000000785.jpg"),
@@ -145,7 +160,7 @@ def test_malicious_pth_exits_1_and_runs_nothing(tmp_path, coco_sample_dir, layou
     proc = _run(script, *args, ok=False)
     lines = _error_lines(proc.stderr)
     assert proc.returncode == 1, proc.stderr
-    assert len(lines) == 1 and f"refuses to load '{os.system.__module__}.system'" in lines[0], lines
+    assert len(lines) == 1 and f"refuses to load '{quoted}' from a weights file" in lines[0], lines
     assert not marker.exists(), "the payload ran"
     assert not (tmp_path / "x.ckpt").exists()
 
