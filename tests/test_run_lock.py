@@ -101,3 +101,25 @@ def test_two_train_runs_on_one_folder(toy, tmp_path):
     assert third.returncode == 0, third.stderr[-2000:]
     assert f"taking over {save / LOCK_NAME}: its run (pid {first.pid} on {socket.gethostname()}" in third.stdout
     assert not (save / LOCK_NAME).exists()
+
+
+def test_file_system_without_flock_falls_back_to_the_record(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from src.train import run_lock as module
+
+    def no_flock(_fd, _op):
+        raise OSError(errno.ENOLCK, "No locks available")
+    monkeypatch.setattr(module.fcntl, "flock", no_flock)
+    lines = []
+    with run_lock(tmp_path, log=lines.append):
+        pass
+    assert lines == [f"warning: {tmp_path / LOCK_NAME}: this file system cannot lock files (No locks "
+                     "available); a second run on this folder is detected only from the record, "
+                     "while this run's process lives"]
+    (tmp_path / LOCK_NAME).write_text(json.dumps({"pid": os.getppid(), "host": socket.gethostname(),
+                                                  "started": "then"}))
+    with pytest.raises(RunLockError, match=f"pid {os.getppid()} on {socket.gethostname()}, started then"):
+        with run_lock(tmp_path, log=lines.append):
+            pass

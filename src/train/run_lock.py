@@ -86,6 +86,9 @@ def run_lock(folder, log=print):
             stream.close()
             raise RunLockError(f"{folder} is in use by another training run ({_describe(record, path)}): "
                                "wait for it to finish or pass another --save_model_path") from None
+        except OSError as exc:         # a file system without flock: the record alone guards
+            log(f"warning: {path}: this file system cannot lock files ({exc.strerror}); a second "
+                "run on this folder is detected only from the record, while this run's process lives")
         try:
             linked = os.stat(path).st_ino == os.fstat(stream.fileno()).st_ino
         except FileNotFoundError:
