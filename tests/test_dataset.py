@@ -8,7 +8,7 @@ import pytest
 
 from src.config import default_config
 from src.data.augment import AugmentParams
-from src.data.pipeline import EpochShardSampler, TrainSource, build_train_records, create_dataset
+from src.data.pipeline import EpochShardSampler, TrainDataParams, TrainSource, build_train_records, create_dataset
 from src.data.toy_coco import ToyOptions, make_toy_coco
 from tests.conftest import REPO_ROOT
 
@@ -28,7 +28,7 @@ def toy(tmp_path_factory):
 
 #: default_config.yaml's data settings at a 64-pixel input.
 CFG = default_config(insize=64)
-#: create_dataset's sample settings of CFG.
+#: The sample settings of CFG (TrainDataParams' fields).
 SAMPLES = dict(aug=AugmentParams.from_config(CFG), heatmap_sigma=CFG.heatmap_sigma,
                paf_sigma=CFG.paf_sigma, min_keypoints=CFG.min_keypoints, min_area=CFG.min_area)
 
@@ -103,8 +103,8 @@ def test_sampler_shuffles_shards_and_counts_epochs():
 
 
 def test_two_worker_pipeline(toy, source):
-    dataset = create_dataset(toy["json"], toy["images"], toy["masks"], batch_size=2, **SAMPLES,
-                             num_workers=2, shuffle=True, seed=5)
+    dataset = create_dataset(TrainDataParams(toy["json"], toy["images"], toy["masks"], batch_size=2,
+                                             **SAMPLES, num_workers=2), shuffle=True, seed=5)
     assert dataset.get_dataset_size() == len(source) // 2
     assert dataset.get_col_names() == ["image", "pafs", "heatmaps", "ignore_mask"]
     batches = list(dataset.create_tuple_iterator(num_epochs=1, output_numpy=True))
@@ -127,15 +127,17 @@ import cv2
 import numpy as np
 from src.config import default_config
 from src.data.augment import AugmentParams
-from src.data.pipeline import create_dataset
+from src.data.pipeline import TrainDataParams, create_dataset
 json_path, images, masks = sys.argv[1:4]
 big = np.random.default_rng(0).random((1500, 1500), dtype=np.float32)
 for _ in range(3):
     cv2.resize(big, (2500, 2500))      # large enough for OpenCV's thread pool
 cfg = default_config(insize=64)
-dataset = create_dataset(json_path, images, masks, batch_size=2, aug=AugmentParams.from_config(cfg),
-                         heatmap_sigma=cfg.heatmap_sigma, paf_sigma=cfg.paf_sigma,
-                         min_keypoints=cfg.min_keypoints, min_area=cfg.min_area, num_workers=2)
+dataset = create_dataset(TrainDataParams(json_path, images, masks, batch_size=2,
+                                         aug=AugmentParams.from_config(cfg),
+                                         heatmap_sigma=cfg.heatmap_sigma, paf_sigma=cfg.paf_sigma,
+                                         min_keypoints=cfg.min_keypoints, min_area=cfg.min_area,
+                                         num_workers=2))
 batch = next(dataset.create_tuple_iterator(num_epochs=1, output_numpy=True))
 print("batch", batch[0].shape)
 """
@@ -155,8 +157,8 @@ def test_workers_start_after_multithreaded_opencv_in_the_parent(toy):
 
 
 def test_sharded_sizes(toy):
-    sizes = [create_dataset(toy["json"], toy["images"], toy["masks"], batch_size=1, rank=r,
-                            group_size=2, **SAMPLES, num_workers=1).get_dataset_size()
-             for r in range(2)]
+    params = TrainDataParams(toy["json"], toy["images"], toy["masks"], batch_size=1, **SAMPLES,
+                             num_workers=1)
+    sizes = [create_dataset(params, rank=r, group_size=2).get_dataset_size() for r in range(2)]
     n = len(build_train_records(toy["json"], toy["images"], toy["masks"]))
     assert sizes == [(n + 1) // 2] * 2

@@ -1,6 +1,8 @@
-"""MindSpore training / validation datasets for COCO person keypoints.
+"""The MindSpore training dataset of COCO person keypoints (validation reads images directly:
+:mod:`src.evaluate.coco_eval`).
 
-``create_dataset`` builds the training pipeline: a picklable random-access source
+:class:`TrainDataParams` says where the data is and how samples are made, once;
+:func:`make_pipeline` builds from it the training pipeline: a picklable random-access source
 (:class:`TrainSource`) that reads an image, its ignore mask and its people, augments them
 (:mod:`src.data.augment`) and renders the stride-8 targets (:mod:`src.data.targets`); a
 ``GeneratorDataset`` with Python multiprocessing workers; and batches with ``drop_remainder``.
@@ -20,7 +22,7 @@ import numpy as np
 
 from src.codec import check_input_side, normalize_image
 from src.compat import generator_dataset
-from src.data.augment import augment
+from src.data.augment import AugmentParams, augment
 from src.data.coco import (
     DEFAULT_MIN_AREA,
     DEFAULT_MIN_KEYPOINTS,
@@ -91,6 +93,53 @@ def build_train_records(json_path, img_path, mask_dir, min_keypoints=DEFAULT_MIN
     return records
 
 
+@dataclass(frozen=True)
+class TrainDataParams:
+    """Where the training data is and how its samples are made: the one parameter object of the
+    data path (:func:`make_pipeline`, :class:`src.train.data.CocoTrainData`).
+
+    Attributes:
+        json_path: COCO person-keypoints JSON; img_path: its image folder; mask_path: the
+            ignore-mask folder (``ignore_mask_train``; '' or missing files: nothing ignored).
+        batch_size: samples per batch and device (the remainder of an epoch is dropped).
+        aug: :class:`src.data.augment.AugmentParams`; ``aug.insize`` is the network input side
+            in pixels (a multiple of 8).
+        heatmap_sigma, paf_sigma: target widths in input pixels.
+        min_keypoints, min_area: which people are trained on (keypoints, area in pixels^2).
+        num_workers: Python worker processes (None: the CPU count, at most 8); clamped to the
+            CPU count as MindSpore requires.
+        python_multiprocessing: workers are processes (True) or threads.
+    """
+
+    json_path: str
+    img_path: str
+    mask_path: str
+    batch_size: int
+    aug: AugmentParams
+    heatmap_sigma: float
+    paf_sigma: float
+    min_keypoints: int = DEFAULT_MIN_KEYPOINTS
+    min_area: float = DEFAULT_MIN_AREA
+    num_workers: int = None
+    python_multiprocessing: bool = True
+
+    @classmethod
+    def from_config(cls, cfg):
+        """The training keys of a configuration: jsonpath_train, imgpath_train, maskpath_train,
+        batch_size, the augmentation keys, heatmap_sigma, paf_sigma, min_keypoints, min_area and
+        num_parallel_workers (0: automatic)."""
+        return cls(str(cfg.jsonpath_train), str(cfg.imgpath_train), str(cfg.maskpath_train),
+                   int(cfg.batch_size), AugmentParams.from_config(cfg), float(cfg.heatmap_sigma),
+                   float(cfg.paf_sigma), int(cfg.min_keypoints), int(cfg.min_area),
+                   int(cfg.num_parallel_workers) or None)
+
+
+def build_train_records_of(params):
+    """:func:`build_train_records` of a :class:`TrainDataParams`."""
+    return build_train_records(params.json_path, params.img_path, params.mask_path,
+                               params.min_keypoints, params.min_area)
+
+
 def sample_rng(seed, epoch, index):
     """The generator of one sample: a pure function of (seed, epoch, index)."""
     return np.random.default_rng([int(seed), _SAMPLE_TAG, int(epoch), int(index)])
@@ -107,7 +156,6 @@ class TrainSource:
         params: :class:`src.data.augment.AugmentParams` (``params.insize`` is the output side).
         heatmap_sigma, paf_sigma: target widths in input pixels.
         seed: base seed of the augmentation.
-        cache_images: keep decoded images in memory (small datasets only).
 
     Each item is a tuple:
         image (3, insize, insize) float32 in [-0.5, 0.5];
@@ -115,7 +163,7 @@ class TrainSource:
         ignore_mask (s, s) float32 loss mask, 1 = use, 0 = ignore; s = insize // 8.
     """
 
-    def __init__(self, records, params, heatmap_sigma, paf_sigma, seed=0, cache_images=False):
+    def __init__(self, records, params, heatmap_sigma, paf_sigma, seed=0):
         self.records = list(records)
         if not self.records:
             raise ValueError("no training images (no image has a person with enough keypoints)")
@@ -123,8 +171,6 @@ class TrainSource:
         self.heatmap_sigma = float(heatmap_sigma)
         self.paf_sigma = float(paf_sigma)
         self.seed = int(seed)
-        self.cache_images = cache_images
-        self._cache = {}
 
     def __len__(self):
         return len(self.records)
@@ -132,13 +178,8 @@ class TrainSource:
     def load(self, i):
         """Image (H, W, 3) uint8, ignore mask (H, W) uint8 0/1 and poses of record ``i``."""
         record = self.records[i]
-        if self.cache_images and i in self._cache:
-            image, mask = self._cache[i]
-        else:
-            image = read_image(record.image_path, record.size)
-            mask = read_ignore_mask(record.mask_path or None, image.shape)
-            if self.cache_images:
-                self._cache[i] = (image, mask)
+        image = read_image(record.image_path, record.size)
+        mask = read_ignore_mask(record.mask_path or None, image.shape)
         return image, mask, record.poses
 
     def sample(self, i, epoch=0):
@@ -154,11 +195,6 @@ class TrainSource:
     def __getitem__(self, index):
         epoch, i = divmod(int(index), len(self.records))
         return self.sample(i, epoch)
-
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        state["_cache"] = {}
-        return state
 
 
 class EpochShardSampler:
@@ -212,61 +248,42 @@ class EpochShardSampler:
             yield int(index) + offset
 
 
-def create_dataset(json_path, img_path, mask_path, batch_size, aug, heatmap_sigma, paf_sigma,
-                   min_keypoints, min_area, rank=0, group_size=1, num_workers=None, shuffle=True,
-                   seed=0, python_multiprocessing=True, repeat_num=1, cache_images=False,
-                   max_rowsize=None, records=None):
-    """The training dataset.
+def make_pipeline(params, records, rank=0, group_size=1, seed=0, shuffle=True):
+    """The training dataset of ``records`` and the sampler that orders it.
 
     Args:
-        json_path: COCO person-keypoints JSON.
-        img_path: image folder.
-        mask_path: ignore-mask folder (``ignore_mask_train``); '' or missing files: nothing
-            ignored.
-        batch_size: samples per batch (the remainder of an epoch is dropped).
-        aug: :class:`src.data.augment.AugmentParams`; ``aug.insize`` is the network input side
-            (a multiple of 8).
-        heatmap_sigma, paf_sigma: target widths in input pixels.
-        min_keypoints, min_area: which people are trained on.
+        params: :class:`TrainDataParams`.
+        records: the samples (:func:`build_train_records` of ``params``).
         rank, group_size: this process's shard of ``group_size``.
-        num_workers: Python worker processes (default: CPU count, at most 8); clamped to the
-            CPU count as MindSpore requires.
-        shuffle: shuffle every epoch (seeded).
         seed: base seed of the order and of the augmentation.
-        python_multiprocessing: use processes (True) or threads.
-        repeat_num: dataset repeats.
-        cache_images: keep decoded images in each worker's memory (small datasets only).
-        max_rowsize: MindSpore shared-memory size per row in MB (None: its default).
-        records: the samples of :func:`build_train_records` for these paths and people rules,
-            when the caller already has them (None: read from ``json_path``).
+        shuffle: shuffle every epoch (seeded).
 
     Returns:
-        ``mindspore.dataset`` with columns image (N, 3, insize, insize), pafs (N, 38, s, s),
-        heatmaps (N, 19, s, s), ignore_mask (N, s, s), all float32, s = insize // 8.
+        ``(dataset, sampler)``: the ``mindspore.dataset`` with columns image (N, 3, insize,
+        insize), pafs (N, 38, s, s), heatmaps (N, 19, s, s), ignore_mask (N, s, s), all float32,
+        s = insize // 8, in batches of ``params.batch_size`` (remainder dropped); and its
+        :class:`EpochShardSampler`, whose ``indices(0)`` is the dataset's sample order.
     """
-    check_input_side(aug.insize)
-    if records is None:
-        records = build_train_records(json_path, img_path, mask_path, min_keypoints, min_area)
-    source = TrainSource(records, aug, heatmap_sigma, paf_sigma, seed, cache_images)
+    check_input_side(params.aug.insize)
+    source = TrainSource(records, params.aug, params.heatmap_sigma, params.paf_sigma, seed)
     sampler = EpochShardSampler(len(source), rank, group_size, shuffle, seed)
-    workers = _clamp_workers(num_workers)
-    use_processes = python_multiprocessing and workers > 1
+    workers = _clamp_workers(params.num_workers)
+    use_processes = params.python_multiprocessing and workers > 1
     if use_processes:
         # Workers are forked from this process when the dataset is first iterated. A child that
         # inherits OpenCV's thread pool after the parent ran it (validation resizing maps) hangs
         # in its first OpenCV call; with a one-thread pool here the forks are safe.
         cv2.setNumThreads(1)
-    kwargs = {}
-    if max_rowsize is not None:
-        kwargs["max_rowsize"] = max_rowsize
-    dataset = generator_dataset(source, TRAIN_COLUMNS, sampler,
-                                num_parallel_workers=workers,
-                                python_multiprocessing=use_processes,
-                                **kwargs)
-    dataset = dataset.batch(batch_size=batch_size, drop_remainder=True)
-    if repeat_num > 1:
-        dataset = dataset.repeat(repeat_num)
-    return dataset
+    dataset = generator_dataset(source, TRAIN_COLUMNS, sampler, num_parallel_workers=workers,
+                                python_multiprocessing=use_processes)
+    return dataset.batch(batch_size=params.batch_size, drop_remainder=True), sampler
+
+
+def create_dataset(params, rank=0, group_size=1, seed=0, shuffle=True):
+    """The training dataset of :class:`TrainDataParams` (its annotations read here): the dataset
+    of :func:`make_pipeline`."""
+    check_input_side(params.aug.insize)
+    return make_pipeline(params, build_train_records_of(params), rank, group_size, seed, shuffle)[0]
 
 
 def _clamp_workers(num_workers):

@@ -8,9 +8,8 @@ same batches as an uninterrupted one.
 """
 import numpy as np
 
-from src.data.augment import AugmentParams
 from src.data.coco import AnnotationError
-from src.data.pipeline import EpochShardSampler, build_train_records, create_dataset
+from src.data.pipeline import TrainDataParams, build_train_records_of, make_pipeline
 from src.skeleton import NUM_HEATMAPS, NUM_PAFS
 from src.train.errors import TrainError
 
@@ -87,7 +86,7 @@ def pipeline_error_line(exc):
 
 
 class CocoTrainData:
-    """The COCO training pipeline (:func:`src.data.pipeline.create_dataset`), one dataset per epoch.
+    """The COCO training pipeline (:func:`src.data.pipeline.make_pipeline`), one dataset per epoch.
 
     Epoch ``e`` is built with seed :func:`epoch_seed` ``(seed, e)``, so its order and
     augmentation do not depend on which epochs ran before in this process; on resume the
@@ -95,15 +94,9 @@ class CocoTrainData:
     skipping costs their loading time once).
 
     Args:
-        json_path: COCO person-keypoints JSON; img_path: its image folder; mask_path: the
-            ignore-mask folder ('' for none).
-        batch_size: samples per batch and device.
-        aug: :class:`src.data.augment.AugmentParams`; ``aug.insize`` is the network input side
-            in pixels (a multiple of 8).
-        heatmap_sigma, paf_sigma: target widths in input pixels.
-        min_keypoints, min_area: which people are trained on (keypoints, area in pixels^2).
+        params: :class:`src.data.pipeline.TrainDataParams` (paths, batch size, augmentation,
+            targets, which people, workers).
         rank, group_size: this process's shard of the job.
-        num_workers: data worker processes (None: automatic).
         seed: run seed.
 
     Raises:
@@ -111,55 +104,45 @@ class CocoTrainData:
         broken annotation file.
     """
 
-    def __init__(self, json_path, img_path, mask_path, batch_size, aug, heatmap_sigma, paf_sigma,
-                 min_keypoints, min_area, rank=0, group_size=1, num_workers=None, seed=0):
-        self.json_path, self.img_path, self.mask_path = str(json_path), str(img_path), str(mask_path)
-        self.batch_size = int(batch_size)
-        self.aug = aug
-        self.heatmap_sigma, self.paf_sigma = float(heatmap_sigma), float(paf_sigma)
-        self.min_keypoints, self.min_area = int(min_keypoints), min_area
+    def __init__(self, params, rank=0, group_size=1, seed=0):
+        self.params = params
+        self.batch_size = int(params.batch_size)
         self.rank, self.group_size = int(rank), int(group_size)
-        self.num_workers = num_workers
         self.seed = int(seed)
+        self._samplers = {}
         try:
             # Read once: every epoch's dataset and batch_images use the same samples.
-            self.records = build_train_records(self.json_path, self.img_path, self.mask_path,
-                                               self.min_keypoints, self.min_area)
+            self.records = build_train_records_of(params)
             first = self._create(0)
         except AnnotationError:
             raise
         except ValueError as exc:
-            raise TrainError(f"{json_path}: {exc}") from None
+            raise TrainError(f"{params.json_path}: {exc}") from None
         self.steps_per_epoch = int(first.get_dataset_size())
         self._ready = (0, first)
 
     @classmethod
     def from_config(cls, cfg, rank=0, group_size=1):
-        """The pipeline of a configuration's training keys (jsonpath_train, imgpath_train,
-        maskpath_train, batch_size, the augmentation keys, heatmap_sigma, paf_sigma,
-        min_keypoints, min_area, num_parallel_workers, seed) for one rank."""
-        return cls(cfg.jsonpath_train, cfg.imgpath_train, cfg.maskpath_train, cfg.batch_size,
-                   aug=AugmentParams.from_config(cfg), heatmap_sigma=cfg.heatmap_sigma,
-                   paf_sigma=cfg.paf_sigma, min_keypoints=cfg.min_keypoints,
-                   min_area=int(cfg.min_area), rank=rank, group_size=group_size,
-                   num_workers=int(cfg.num_parallel_workers) or None, seed=cfg.seed)
+        """The pipeline of a configuration's training keys
+        (:meth:`src.data.pipeline.TrainDataParams.from_config`, and ``seed``) for one rank."""
+        return cls(TrainDataParams.from_config(cfg), rank, group_size, seed=cfg.seed)
 
     def batch_images(self, epoch, index):
         """Image files of batch ``index`` (0-based) of ``epoch`` on this rank (for error
-        messages): the sampler's order of that epoch."""
-        records = self.records
-        order = EpochShardSampler(len(records), self.rank, self.group_size, True,
-                                  epoch_seed(self.seed, epoch)).indices(0)
+        messages), in the order of the sampler that epoch's dataset was built with.
+
+        Raises:
+            KeyError: no dataset of ``epoch`` was built in this process.
+        """
+        order = self._samplers[epoch].indices(0)
         size = self.batch_size
-        return [records[int(i)].image_path for i in order[index * size:(index + 1) * size]]
+        return [self.records[int(i)].image_path for i in order[index * size:(index + 1) * size]]
 
     def _create(self, epoch):
-        return create_dataset(self.json_path, self.img_path, self.mask_path, self.batch_size,
-                              aug=self.aug, heatmap_sigma=self.heatmap_sigma,
-                              paf_sigma=self.paf_sigma, min_keypoints=self.min_keypoints,
-                              min_area=self.min_area, rank=self.rank, group_size=self.group_size,
-                              num_workers=self.num_workers, shuffle=True,
-                              seed=epoch_seed(self.seed, epoch), records=self.records)
+        dataset, sampler = make_pipeline(self.params, self.records, self.rank, self.group_size,
+                                         seed=epoch_seed(self.seed, epoch))
+        self._samplers = {epoch: sampler}   # batch_images asks about the epoch running
+        return dataset
 
     def batches(self, epoch, skip_batches=0):
         """Yield ``(image, pafs, heatmaps, ignore_mask)`` numpy batches of ``epoch``."""
