@@ -18,7 +18,7 @@ def _loop_grid(map_h, map_w):
 
 
 def loop_heatmaps(poses, map_h, map_w, heatmap_sigma, stride=STRIDE):
-    """Same result as :func:`generate_heatmaps`, one full-grid Gaussian per person and joint."""
+    """Same result as :func:`src.data.targets.generate_heatmaps`, one full-grid Gaussian per person and joint."""
     poses = _as_poses(poses)
     sigma = heatmap_sigma / stride
     heatmaps = np.zeros((0, map_h, map_w))
@@ -55,7 +55,7 @@ def _loop_limb_paf(map_h, map_w, joint_from, joint_to, width):
 
 
 def loop_pafs(poses, map_h, map_w, paf_sigma, stride=STRIDE, limbs=LIMB_ARRAY):
-    """Same result as :func:`generate_pafs`, one full-grid band per person and limb."""
+    """Same result as :func:`src.data.targets.generate_pafs`, one full-grid band per person and limb."""
     poses = _as_poses(poses)
     pafs = np.zeros((0, map_h, map_w))
     for limb in np.asarray(limbs):
@@ -76,7 +76,7 @@ def loop_pafs(poses, map_h, map_w, paf_sigma, stride=STRIDE, limbs=LIMB_ARRAY):
 
 
 def loop_loss_mask(ignore_mask, map_h, map_w, kernel_size=IGNORE_DILATE_KERNEL):
-    """Same result as :func:`loss_mask_from_ignore`, the reference's calls (morphologyEx)."""
+    """Same result as :func:`src.data.targets.loss_mask_from_ignore`, the reference's calls (morphologyEx)."""
     dilated = cv2.morphologyEx(np.asarray(ignore_mask).astype(np.uint8), cv2.MORPH_DILATE,
                                np.ones((kernel_size, kernel_size))).astype(bool)
     return 1.0 - cv2.resize(dilated.astype(np.float32), (map_w, map_h))

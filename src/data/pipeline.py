@@ -118,8 +118,8 @@ class TrainDataParams:
     aug: AugmentParams
     heatmap_sigma: float
     paf_sigma: float
-    min_keypoints: int = DEFAULT_MIN_KEYPOINTS
-    min_area: float = DEFAULT_MIN_AREA
+    min_keypoints: int
+    min_area: float
     num_workers: int = None
     python_multiprocessing: bool = True
 

@@ -9,7 +9,8 @@ The algorithm is the reference's post-processing, specified plainly in
 :mod:`src.evaluate.decoding.reference`; :func:`decode_poses` returns the same people, faster.
 One module per step, under :mod:`src.evaluate.decoding`:
 
-1. upsample every map to the network input size (``cv2.resize``, bilinear, float32);
+1. upsample every map to the network input size (``cv2.resize``, bilinear, float32; this and
+   step 2 are :mod:`.decoding.map_ops`, which the reference uses too);
 2. smooth every joint heatmap with a Gaussian (``gaussian_sigma``, scipy ``reflect`` border);
 3. peaks (:mod:`.decoding.peaks`): pixels above ``heatmap_peak_thresh`` and strictly above their
    4 neighbours;
