@@ -8,7 +8,13 @@ import pytest
 from src.data.coco import annotations_to_poses, load_coco
 from src.data.targets import generate_heatmaps, generate_pafs
 from src.data.toy_coco import ToyOptions, make_split
-from src.evaluate.coco_eval import STAT_NAMES, EvaluationError, evaluate_keypoints, format_metrics, poses_to_results
+from src.evaluate.coco_metrics import (
+    STAT_NAMES,
+    EvaluationError,
+    evaluate_keypoints,
+    format_metrics,
+    poses_to_results,
+)
 from src.evaluate.decoder import decode_poses
 from src.evaluate.inference import compute_input_size
 from src.runtime.atomic_write import write_json

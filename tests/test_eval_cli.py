@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from src.evaluate.coco_eval import METRICS_FILE, RESULTS_FILE, STAT_NAMES
+from src.evaluate.coco_eval import METRICS_FILE, RESULTS_FILE
+from src.evaluate.coco_metrics import STAT_NAMES
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
