@@ -39,12 +39,11 @@ from src.train.lr_schedule import build_lr_schedules
 from src.train.metrics_log import METRICS_NAME, MetricsLog
 from src.train.network_setup import plan_start, prepare_network
 from src.train.optimizer import adam_epsilon, build_optimizer
+from src.train.profiler import StepProfiler
 from src.train.train_step import build_train_step
 
 #: Seconds between progress-bar refreshes when stderr is a file or pipe (logs stay short).
 BAR_INTERVAL_LOGGED = 30.0
-#: Steps profiled with enable_profiling.
-PROFILE_STEPS = 10
 
 
 @dataclass
@@ -58,36 +57,6 @@ class TrainResult:
     resumed_from: str = ""
     steps_run: int = 0
     network: object = field(default=None, repr=False, compare=False)
-
-
-class _StepProfiler:
-    """MindSpore's profiler over the first ``PROFILE_STEPS`` steps (``enable_profiling``)."""
-
-    def __init__(self, settings, log):
-        self.log = log
-        self.profiler = None
-        if not settings.enable_profiling:
-            return
-        self.path = Path(settings.save_model_path) / "profiler"
-        log(f"profiling the first {PROFILE_STEPS} steps into {self.path}")
-        self.profiler = mindspore.Profiler(output_path=str(self.path))
-
-    def step_done(self, steps_run):
-        """Stop after ``PROFILE_STEPS`` steps."""
-        if self.profiler is not None and steps_run >= PROFILE_STEPS:
-            self.finish()
-
-    def finish(self):
-        """Stop and write the analysis (once)."""
-        if self.profiler is None:
-            return
-        profiler, self.profiler = self.profiler, None
-        try:
-            profiler.stop()
-            profiler.analyse()
-            self.log(f"profile written to {self.path}")
-        except Exception as exc:  # profiling must not end a training run
-            self.log(f"warning: profiling failed: {str(exc).splitlines()[0] if str(exc) else exc!r}")
 
 
 def log_first_step(log, seconds, loss):
@@ -285,7 +254,7 @@ class TrainingRun:
         settings = self.settings
         self.metrics_log = MetricsLog(Path(settings.save_model_path) / METRICS_NAME
                                       if self.writes_checkpoints else None)
-        self.profiler = _StepProfiler(settings, self.log)
+        self.profiler = StepProfiler(settings, self.log)
         self.run_started = time.perf_counter()
         for epoch in range(self.global_step // self.steps_per_epoch, settings.max_epoch):
             if self.global_step >= self.stop_step:
