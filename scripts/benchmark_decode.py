@@ -110,7 +110,7 @@ def benchmark_checkpoint(args, params):
     """Network maps of the sample images from a checkpoint, then decode timings on them."""
     from src.data.coco import image_path, load_coco, read_image
     from src.evaluate.inference import Predictor, mindspore_forward
-    from src.model.network_spec import open_network
+    from src.model.model_files import open_network
     from src.runtime.context import setup_context
 
     setup_context(args.device_target)

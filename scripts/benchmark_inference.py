@@ -68,7 +68,7 @@ def run(size, repeats, warmup, seed, workdir):
     from src.model.caffe_import import convert_caffemodel
     from src.model.cmu_synthetic import run_opencv, write_cmu_model
     from src.model.export import export_network
-    from src.model.network_spec import open_network
+    from src.model.model_files import open_network
     from src.model.onnx_model import onnx_forward
     from src.runtime.context import setup_context
 

@@ -50,7 +50,7 @@ def test_network_has_cmu_layer_count():
 def test_forward_equals_opencv_dnn(cmu_model, ms_cpu, tmp_path, height, width):
     """The converted checkpoint in our network == OpenCV DNN on the caffemodel (1e-4 relative)."""
     from src.evaluate.inference import mindspore_forward, preprocess
-    from src.model.network_spec import open_network
+    from src.model.model_files import open_network
     prototxt = tmp_path / "deploy.prototxt"
     prototxt.write_text(deploy_prototxt(height, width))
     image = np.random.default_rng(height).integers(0, 256, (height, width, 3), dtype=np.uint8)
@@ -70,7 +70,7 @@ def test_forward_equals_opencv_dnn(cmu_model, ms_cpu, tmp_path, height, width):
 
 
 def test_load_pretrain_fills_every_parameter(cmu_model, ms_cpu):
-    from src.model.checkpoint import load_weights
+    from src.model.model_files import load_weights
     from src.model.network import OpenPoseNet
     report = load_weights(OpenPoseNet(), cmu_model.ckpt)
     assert len(report.loaded) == 184 and not report.missing and not report.unexpected

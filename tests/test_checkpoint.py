@@ -1,13 +1,8 @@
 import numpy as np
 import pytest
 
-from src.model.checkpoint import (
-    CheckpointError,
-    load_vgg_weights,
-    load_weights,
-    read_checkpoint,
-    save_checkpoint_atomic,
-)
+from src.model.checkpoint import CheckpointError, read_checkpoint, save_checkpoint_atomic
+from src.model.model_files import load_vgg_weights, load_weights
 from src.model.network import OpenPoseNet
 
 VGG19_CONV_LAYERS = (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)

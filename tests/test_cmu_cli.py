@@ -26,7 +26,7 @@ def test_eval_py_uses_the_recorded_normalisation(cmu_model, coco_sample_dir, tmp
     from src.data.coco import image_path, load_coco, read_image
     from src.evaluate.coco_eval import evaluation_image_ids
     from src.evaluate.inference import Predictor, mindspore_forward
-    from src.model.network_spec import open_network
+    from src.model.model_files import open_network
     ann = coco_sample_dir / "person_keypoints_sample.json"
     stdout = _run("eval.py", "--model_path", cmu_model.ckpt, "--imgpath_val", str(coco_sample_dir),
                   "--ann", str(ann), "--output_img_path", str(tmp_path), "--eva_num", "2",

@@ -4,7 +4,8 @@ import sys
 import numpy as np
 import pytest
 
-from src.model.checkpoint import load_weights, save_checkpoint_atomic
+from src.model.checkpoint import save_checkpoint_atomic
+from src.model.model_files import load_weights
 from src.model.network import FinalStage, OpenPoseNet
 from tests.conftest import REPO_ROOT
 

@@ -5,8 +5,9 @@ import pytest
 
 from src.config import parse_config
 from src.model.checkpoint import SPEC_PREFIX, CheckpointError, read_checkpoint
+from src.model.model_files import open_network
 from src.model.network import OpenPoseNet
-from src.model.network_spec import NetworkSpec, checkpoint_spec, infer_spec, open_network
+from src.model.network_spec import NetworkSpec, checkpoint_spec, infer_spec
 from src.train.checkpoint_manager import CheckpointManager
 
 TOY = NetworkSpec(vgg_with_bn=True, width_mult=0.25, num_stages=1)

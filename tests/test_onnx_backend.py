@@ -120,8 +120,8 @@ def test_a_fixed_size_file_names_the_problem(models, tmp_path):
     import mindspore as ms
 
     from src.compat import export_onnx
+    from src.model.model_files import open_network
     from src.model.network import FinalStage
-    from src.model.network_spec import open_network
     from src.model.onnx_model import OnnxModelError, finalize_onnx, onnx_forward
     network, spec, _ = open_network(models["ckpt"])
     path = str(tmp_path / "fixed.onnx")

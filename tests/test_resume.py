@@ -7,7 +7,8 @@ checkpoint code as train.py); tests/test_train_cli.py covers the real network an
 import numpy as np
 import pytest
 
-from src.model.checkpoint import load_weights, read_checkpoint
+from src.model.checkpoint import read_checkpoint
+from src.model.model_files import load_weights
 from src.train.data import ArrayTrainData, epoch_seed
 from src.train.errors import NonFiniteLossError, TrainError
 from src.train.loop import run_training

@@ -44,7 +44,8 @@ def trained(toy_coco, tmp_path_factory):
 
 
 def test_train_py_runs_and_writes_a_loadable_checkpoint(ms_cpu, trained):
-    from src.model.checkpoint import load_weights, read_checkpoint
+    from src.model.checkpoint import read_checkpoint
+    from src.model.model_files import load_weights
     from src.model.network import OpenPoseNet
     proc, save = trained
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]

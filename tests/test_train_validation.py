@@ -4,7 +4,8 @@ import math
 import numpy as np
 
 from src.config import parse_config
-from src.model.network_spec import NetworkSpec, open_network
+from src.model.model_files import open_network
+from src.model.network_spec import NetworkSpec
 from src.train.data import ArrayTrainData
 from src.train.loop import run_training
 from src.train.metrics_log import read_metrics

@@ -81,7 +81,7 @@ def test_pth_model_path_equals_opencv_dnn(cmu_model, body_pth, ms_cpu):
     """open_network on the .pth itself (converted in memory) == OpenCV DNN on the caffemodel."""
     from src.evaluate.inference import mindspore_forward, preprocess
     from src.model.cmu_synthetic import opencv_forward
-    from src.model.network_spec import open_network
+    from src.model.model_files import open_network
     height, width = 64, 80
     image = np.random.default_rng(3).integers(0, 256, (height, width, 3), dtype=np.uint8)
     cv_pafs, cv_heat = opencv_forward(cmu_model.prototxt, cmu_model.caffemodel, image)
@@ -98,7 +98,7 @@ def test_pth_model_path_equals_opencv_dnn(cmu_model, body_pth, ms_cpu):
 
 def test_load_pretrain_takes_the_pth(body_pth, ms_cpu):
     """--load_pretrain with --pretrained_model_path body_pose_model.pth: all 184 parameters."""
-    from src.model.checkpoint import load_weights
+    from src.model.model_files import load_weights
     from src.model.network import OpenPoseNet
     report = load_weights(OpenPoseNet(), body_pth)
     assert len(report.loaded) == 184 and not report.missing and not report.unexpected
@@ -282,7 +282,8 @@ def test_vgg_checkpoint_features_equal_torchvision(tmp_path, ms_cpu, batch_norm)
     x/255 - 0.5, equals torchvision's arithmetic on RGB (x/255 - mean)/std away from the border."""
     import mindspore
 
-    from src.model.checkpoint import load_vgg_weights, read_checkpoint
+    from src.model.checkpoint import read_checkpoint
+    from src.model.model_files import load_vgg_weights
     from src.model.network_spec import NetworkSpec
     state = torchvision_vgg_state(batch_norm, seed=7 + batch_norm)
     source = write_state_dict(tmp_path / "vgg19.pth", state, "zip")

@@ -1,7 +1,7 @@
 """Which engine runs the network for eval.py and scripts/infer.py (``--backend``).
 
 * ``mindspore`` (default): ``model_path`` is a checkpoint; the network it records is built and
-  loaded strictly (:func:`src.model.network_spec.open_network`).
+  loaded strictly (:func:`src.model.model_files.open_network`).
 * ``onnx``: ``model_path`` is an ONNX file written by export.py, run with onnxruntime
   (:func:`src.model.onnx_model.onnx_forward`); its metadata gives the normalisation.
 
@@ -40,7 +40,7 @@ def open_forward(cfg, path=None):
         lines = [f"{path}: ONNX model on onnxruntime ({', '.join(session.get_providers())})"]
     elif backend == "mindspore":
         from src.evaluate.inference import mindspore_forward
-        from src.model.network_spec import open_network
+        from src.model.model_files import open_network
         network, spec, report = open_network(path, cfg)
         forward = mindspore_forward(network)
         lines = [report.summary()]

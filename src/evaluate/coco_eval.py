@@ -197,7 +197,7 @@ def run_evaluation(cfg, rank=0, group_size=1, gather=None, log=print):
         cfg: Config with model_path, ann, imgpath_val, output_img_path, eva_num, vis,
             inference_img_size, multi_scale, inference_scales, flip and the decoder keys; the
             network is the one the checkpoint holds (explicit network keys must agree with
-            it, see :func:`src.model.network_spec.open_network`). The MindSpore context
+            it, see :func:`src.model.model_files.open_network`). The MindSpore context
             must already be set.
         rank, group_size: this process's shard of the images.
         gather: callable(obj) -> list of every rank's obj on rank 0, None elsewhere (e.g.

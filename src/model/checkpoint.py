@@ -162,45 +162,6 @@ def check_finite(name, value, path="<weights>"):
                           "written after the loss diverged, or damaged?)")
 
 
-def load_weights(net, path):
-    """Load network weights from our checkpoint, a reference training checkpoint or VGG19,
-    *partially*: what fits is loaded, the rest is reported (``load_pretrain``). Evaluation,
-    export, inference and resume load strictly (:func:`src.model.network_spec.open_network`).
-
-    CMU's ``.caffemodel`` and pytorch-openpose's ``body_pose_model.pth`` are converted in memory
-    (:func:`src.model.weight_import.read_model_entries`). Optimizer state is skipped. Returns a
-    :class:`LoadReport`.
-
-    Raises:
-        CheckpointError: unreadable file, shape mismatch, or nothing in it fits the network.
-    """
-    from src.model.weight_import import read_model_entries
-    weights, skipped = to_network_names(read_model_entries(path))
-    report = assign_weights(net, weights, path)
-    report.skipped_state = skipped
-    if not report.loaded:
-        raise CheckpointError(f"{path}: no parameter in the checkpoint matches the network "
-                              f"({len(weights)} entries, e.g. '{next(iter(weights), '')}')")
-    return report
-
-
-def load_vgg_weights(net, path):
-    """Load only the VGG backbone (``base.vgg_base.*``) from a VGG19 or OpenPose checkpoint.
-
-    Entries beyond the backbone (deeper VGG layers, classifier) are reported as unexpected.
-    torchvision's ``vgg19`` / ``vgg19_bn`` ``.pth`` is converted in memory, as
-    scripts/convert_weights.py converts it (normalisation folded into conv1_1).
-    """
-    from src.model.weight_import import read_model_entries
-    weights, skipped = to_network_names(read_model_entries(path, backbone_ok=True))
-    report = assign_weights(net, weights, path, only_prefix="base.vgg_base.")
-    report.skipped_state = skipped
-    if not report.loaded:
-        raise CheckpointError(f"{path}: no VGG backbone weights found (expected keys like "
-                              f"'{VGG_SOURCE_PREFIX}0.weight')")
-    return report
-
-
 def network_entries(network):
     """``save_checkpoint`` entries of a network's parameters under the reference's training
     names (``network.`` + the parameter's name)."""

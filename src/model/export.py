@@ -17,8 +17,8 @@ import numpy as np
 from src import compat
 from src.codec import check_input_side
 from src.errors import OpenPoseError
+from src.model.model_files import open_network
 from src.model.network import FinalStage
-from src.model.network_spec import open_network
 from src.model.onnx_model import finalize_onnx
 from src.runtime.atomic_write import atomic_write, describe_write_error, remove_stale_temporaries
 from src.runtime.memory import FLOAT32_BYTES, check_fits

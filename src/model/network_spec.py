@@ -272,29 +272,3 @@ def load_strict(network, entries, path):
         raise CheckpointError(f"{path}: {len(report.unexpected)} entries the network lacks: "
                               f"{name_list(report.unexpected, quote=True)}")
     return report
-
-
-def open_network(path, cfg=None):
-    """Build the network a checkpoint holds and load it strictly.
-
-    Args:
-        path: checkpoint file (ours, the reference's, or converted from CMU's model), or CMU's
-            ``.caffemodel`` / pytorch-openpose's ``body_pose_model.pth`` itself, converted in
-            memory (:func:`src.model.weight_import.read_model_entries`, found from the content).
-        cfg: configuration whose explicit network keys must agree with the checkpoint, or None.
-
-    Returns:
-        ``(network, spec, report)``: the loaded OpenPoseNet, its :class:`NetworkSpec` and the
-        :class:`src.model.checkpoint.LoadReport`.
-
-    Raises:
-        CheckpointError: unreadable file, contradicting flags, or a parameter that does not fit;
-        src.errors.OpenPoseError subclasses for a foreign file that is bad or unsafe.
-    """
-    from src.model.weight_import import read_model_entries
-    entries = read_model_entries(path)
-    spec = checkpoint_spec(entries, path, cfg)
-    network = spec.build()
-    report = load_strict(network, entries, path)
-    return network, spec, report
-

@@ -10,7 +10,8 @@ from dataclasses import dataclass, replace
 
 import mindspore
 
-from src.model.checkpoint import load_vgg_weights, load_weights, read_checkpoint
+from src.model.checkpoint import read_checkpoint
+from src.model.model_files import load_vgg_weights, load_weights
 from src.model.network_spec import NetworkSpec, checkpoint_spec
 from src.train.checkpoint_manager import CHECKPOINT_RANK, CheckpointManager
 from src.train.errors import TrainError
