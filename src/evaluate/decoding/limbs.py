@@ -122,6 +122,72 @@ def _endpoint_screen(flat_pafs, plane, tables, fx, fy, peak_x, peak_y, counts, f
     return (limbs[which[keep]], id_a[keep], id_b[keep], first[keep], last[keep], fails[keep])
 
 
+def _limb_chunks(limbs, grid):
+    """``limbs`` in consecutive groups whose pair grids (``grid[limb]`` pairs each) hold at most
+    ``_GRID_CHUNK`` pairs together (a larger limb stays alone): keeps the grids in cache."""
+    chunks, current, size = [], [], 0
+    for limb in limbs.tolist():
+        if current and size + grid[limb] > _GRID_CHUNK:
+            chunks.append(current)
+            current, size = [], 0
+        current.append(limb)
+        size += int(grid[limb])
+    chunks.append(current)
+    return chunks
+
+
+def _inside_products(flat_pafs, plane, tables, limb, xa, ya, step_x, step_y, ux, uy, fails,
+                     n_points, thresh, max_fail):
+    """Inner products at the inside sample points of the pairs whose end points passed.
+
+    Args:
+        flat_pafs, plane, tables: the raveled PAFs, h * w, and :func:`_sampling_tables`.
+        limb, xa, ya, step_x, step_y, ux, uy, fails: (Q,) per pair: its limb, its start, the
+            step between its sample points, its unit vector and its end points' failures.
+        n_points, thresh, max_fail: sample points, the product threshold, failures allowed.
+
+    Returns:
+        ``(rows, inside)``: the pairs (indices into Q) that can still reach the count and their
+        (len(rows), n_points - 2) float64 products; ``inside`` is None when no pair is left.
+    """
+    if limb.size * (n_points - 2) <= _ALL_POINTS_AT_ONCE:
+        # Few pairs: every inside point in one go.
+        k = np.arange(1, n_points - 1, dtype=np.float64)
+        px = np.rint(xa[:, None] + k * step_x[:, None]).astype(np.int64)
+        py = np.rint(ya[:, None] + k * step_y[:, None]).astype(np.int64)
+        limbs = np.broadcast_to(limb[:, None], px.shape)
+        paf_x, paf_y = _sample_limb_field(flat_pafs, plane, limbs, py, px, tables)
+        inside = paf_x.astype(np.float64) * ux[:, None] + paf_y.astype(np.float64) * uy[:, None]
+        fails = fails + np.count_nonzero(inside <= thresh, axis=1)
+        rows = np.flatnonzero(fails <= max_fail)
+        inside = inside[rows]
+    else:
+        # Many pairs: point by point, dropping pairs as soon as they fail too often. Stage k
+        # keeps its products for the rows alive at that stage (`stage_rows`).
+        rows = np.arange(limb.size)
+        stage_rows, stage_products = [], []
+        w_xa, w_ya, w_sx, w_sy, w_ux, w_uy, w_limb, w_fails = (
+            xa, ya, step_x, step_y, ux, uy, limb, fails)
+        for k in range(1, n_points - 1):
+            px = np.rint(w_xa + k * w_sx).astype(np.int64)  # np.linspace: start + k * step
+            py = np.rint(w_ya + k * w_sy).astype(np.int64)
+            paf_x, paf_y = _sample_limb_field(flat_pafs, plane, w_limb, py, px, tables)
+            prod = paf_x.astype(np.float64) * w_ux + paf_y.astype(np.float64) * w_uy
+            stage_rows.append(rows)
+            stage_products.append(prod)
+            w_fails = w_fails + (prod <= thresh)
+            ok = np.flatnonzero(w_fails <= max_fail)
+            if ok.size < rows.size:
+                rows, w_xa, w_ya, w_sx, w_sy, w_ux, w_uy, w_limb, w_fails = (
+                    arr[ok] for arr in (rows, w_xa, w_ya, w_sx, w_sy, w_ux, w_uy, w_limb,
+                                        w_fails))
+            if rows.size == 0:
+                return rows, None
+        inside = np.stack([prod[np.searchsorted(alive, rows)]
+                           for alive, prod in zip(stage_rows, stage_products)], axis=1)
+    return rows, inside
+
+
 def score_limb_candidates(pafs, joint, peak_x, peak_y, input_size, params):
     """PAF line-integral scores of all candidate pairs of all limbs (the reference's
     ``compute_candidate_connections``, :func:`.reference.score_pair_reference` for each pair).
@@ -167,18 +233,10 @@ def score_limb_candidates(pafs, joint, peak_x, peak_y, input_size, params):
     limbs = np.flatnonzero(grid)
     if limbs.size == 0:
         return nothing
-    chunks, current, size = [], [], 0
-    for limb in limbs.tolist():
-        if current and size + grid[limb] > _GRID_CHUNK:
-            chunks.append(current)
-            current, size = [], 0
-        current.append(limb)
-        size += int(grid[limb])
-    chunks.append(current)
     margin = _ENDPOINT_MARGIN * max(1.0, float(np.abs(pafs).max(initial=0.0)))
     parts = [_endpoint_screen(flat_pafs, h * w, tables, fx, fy, peak_x, peak_y, counts,
                               first_id, np.array(chunk), thresh, max_fail, margin)
-             for chunk in chunks]
+             for chunk in _limb_chunks(limbs, grid)]
     limb, id_a, id_b, first, last, fails = (np.concatenate(arrays) for arrays in zip(*parts))
     if limb.size == 0:
         return nothing
@@ -187,42 +245,10 @@ def score_limb_candidates(pafs, joint, peak_x, peak_y, input_size, params):
     norm = np.sqrt(vx * vx + vy * vy)
     ux, uy = vx / norm, vy / norm
     div = n_points - 1
-    step_x, step_y = vx / div, vy / div
-    if limb.size * (n_points - 2) <= _ALL_POINTS_AT_ONCE:
-        # Few pairs: every inside point in one go.
-        k = np.arange(1, n_points - 1, dtype=np.float64)
-        px = np.rint(xa[:, None] + k * step_x[:, None]).astype(np.int64)
-        py = np.rint(ya[:, None] + k * step_y[:, None]).astype(np.int64)
-        limbs = np.broadcast_to(limb[:, None], px.shape)
-        paf_x, paf_y = _sample_limb_field(flat_pafs, h * w, limbs, py, px, tables)
-        inside = paf_x.astype(np.float64) * ux[:, None] + paf_y.astype(np.float64) * uy[:, None]
-        fails = fails + np.count_nonzero(inside <= thresh, axis=1)
-        rows = np.flatnonzero(fails <= max_fail)
-        inside = inside[rows]
-    else:
-        # Many pairs: point by point, dropping pairs as soon as they fail too often. Stage k
-        # keeps its products for the rows alive at that stage (`stage_rows`).
-        rows = np.arange(limb.size)
-        stage_rows, stage_products = [], []
-        w_xa, w_ya, w_sx, w_sy, w_ux, w_uy, w_limb, w_fails = (
-            xa, ya, step_x, step_y, ux, uy, limb, fails)
-        for k in range(1, n_points - 1):
-            px = np.rint(w_xa + k * w_sx).astype(np.int64)  # np.linspace: start + k * step
-            py = np.rint(w_ya + k * w_sy).astype(np.int64)
-            paf_x, paf_y = _sample_limb_field(flat_pafs, h * w, w_limb, py, px, tables)
-            prod = paf_x.astype(np.float64) * w_ux + paf_y.astype(np.float64) * w_uy
-            stage_rows.append(rows)
-            stage_products.append(prod)
-            w_fails = w_fails + (prod <= thresh)
-            ok = np.flatnonzero(w_fails <= max_fail)
-            if ok.size < rows.size:
-                rows, w_xa, w_ya, w_sx, w_sy, w_ux, w_uy, w_limb, w_fails = (
-                    arr[ok] for arr in (rows, w_xa, w_ya, w_sx, w_sy, w_ux, w_uy, w_limb,
-                                        w_fails))
-            if rows.size == 0:
-                return nothing
-        inside = np.stack([prod[np.searchsorted(alive, rows)]
-                           for alive, prod in zip(stage_rows, stage_products)], axis=1)
+    rows, inside = _inside_products(flat_pafs, h * w, tables, limb, xa, ya, vx / div, vy / div,
+                                    ux, uy, fails, n_points, thresh, max_fail)
+    if inside is None:
+        return nothing
     products = np.concatenate([first[rows, None], inside, last[rows, None]], axis=1)
     # Same pairwise summation as the reference's per-pair `inner_products.sum()`.
     integ = products.sum(axis=1) / n_points
