@@ -133,6 +133,43 @@ class _Figure:
     crowd: bool = False
 
 
+def _annotations(figures, size):
+    """COCO annotation dicts (without ids) of the figures drawn, in drawing order: each one's
+    visible part (later figures hide it, a crowd hides nothing), its keypoints (1 where a later
+    figure covers them, 0 outside the image; only labelled figures have any), polygons (an RLE
+    for the crowd); figures with less than 4 visible pixels are left out."""
+    annotations = []
+    for index, fig in enumerate(figures):
+        later = np.zeros((size, size), bool)
+        for other in figures[index + 1:]:
+            if not other.crowd:
+                later |= other.mask
+        visible = fig.mask & ~later
+        area = float(visible.sum())
+        if area < 4:
+            continue
+        keypoints = np.zeros((NUM_COCO_KEYPOINTS, 3))
+        if fig.labelled:
+            xs, ys = fig.kp[:, 0], fig.kp[:, 1]
+            inside = (xs >= 0) & (ys >= 0) & (xs <= size - 1) & (ys <= size - 1)
+            xi = np.clip(np.round(xs).astype(int), 0, size - 1)
+            yi = np.clip(np.round(ys).astype(int), 0, size - 1)
+            hidden = later[yi, xi]
+            keypoints[:, 0] = np.where(inside, np.round(xs, 2), 0)
+            keypoints[:, 1] = np.where(inside, np.round(ys, 2), 0)
+            keypoints[:, 2] = np.where(inside, np.where(hidden, 1, 2), 0)
+        segmentation = mask_rle(visible) if fig.crowd else mask_polygons(visible)
+        if not segmentation:
+            continue
+        annotations.append({
+            "category_id": 1, "iscrowd": int(fig.crowd), "segmentation": segmentation,
+            "area": area, "bbox": _box(visible),
+            "num_keypoints": int((keypoints[:, 2] > 0).sum()),
+            "keypoints": [float(v) if i % 3 != 2 else int(v)
+                          for i, v in enumerate(keypoints.reshape(-1))]})
+    return annotations
+
+
 def render_image(rng, options=ToyOptions()):
     """One synthetic image and its people.
 
@@ -197,36 +234,7 @@ def render_image(rng, options=ToyOptions()):
                size - rng.uniform(0.15, 0.4) * height, -rng.uniform(0.6, 0.85) * height][side]
         add_figure(cx, top, height, labelled=True)
 
-    annotations = []
-    for index, fig in enumerate(figures):
-        later = np.zeros((size, size), bool)
-        for other in figures[index + 1:]:
-            if not other.crowd:
-                later |= other.mask
-        visible = fig.mask & ~later
-        area = float(visible.sum())
-        if area < 4:
-            continue
-        keypoints = np.zeros((NUM_COCO_KEYPOINTS, 3))
-        if fig.labelled:
-            xs, ys = fig.kp[:, 0], fig.kp[:, 1]
-            inside = (xs >= 0) & (ys >= 0) & (xs <= size - 1) & (ys <= size - 1)
-            xi = np.clip(np.round(xs).astype(int), 0, size - 1)
-            yi = np.clip(np.round(ys).astype(int), 0, size - 1)
-            hidden = later[yi, xi]
-            keypoints[:, 0] = np.where(inside, np.round(xs, 2), 0)
-            keypoints[:, 1] = np.where(inside, np.round(ys, 2), 0)
-            keypoints[:, 2] = np.where(inside, np.where(hidden, 1, 2), 0)
-        segmentation = mask_rle(visible) if fig.crowd else mask_polygons(visible)
-        if not segmentation:
-            continue
-        annotations.append({
-            "category_id": 1, "iscrowd": int(fig.crowd), "segmentation": segmentation,
-            "area": area, "bbox": _box(visible),
-            "num_keypoints": int((keypoints[:, 2] > 0).sum()),
-            "keypoints": [float(v) if i % 3 != 2 else int(v)
-                          for i, v in enumerate(keypoints.reshape(-1))]})
-    return image, annotations
+    return image, _annotations(figures, size)
 
 
 def make_split(out_dir, split, num_images, seed, options=ToyOptions(), first_image_id=1,
