@@ -12,14 +12,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from src.model.torch_weights import (
-    TorchWeightsError,
-    UnsafeWeightsError,
-    read_state_dict,
-    read_torch_file,
-    state_dict_of,
-    torch_file_kind,
-)
+from src.model.torch_pickle import TorchWeightsError, UnsafeWeightsError
+from src.model.torch_weights import read_state_dict, read_torch_file, state_dict_of, torch_file_kind
 from tests.conftest import REPO_ROOT
 from tests.torch_files import legacy_file_bytes, write_malicious, write_state_dict, zip_file_bytes
 

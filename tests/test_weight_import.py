@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from src.model.caffe_import import CaffeImportError
-from src.model.torch_weights import UnsafeWeightsError
+from src.model.torch_pickle import UnsafeWeightsError
 from src.model.weight_import import (
     IMAGENET_MEAN,
     IMAGENET_STD,
