@@ -6,8 +6,9 @@ import pkgutil
 import src
 from src.errors import OpenPoseError
 
-# Signals a stop, not a failure: train.py prints its own line and exits 130/143.
-NOT_FAILURES = {"TrainInterrupted"}
+# Signals a stop, not a failure: train.py and gen_ignore_mask print their own line and exit
+# 130/143 (SIGTERM is raised like Ctrl-C, as a KeyboardInterrupt, so writes clean up alike).
+NOT_FAILURES = {"TrainInterrupted", "Terminated"}
 
 
 def _src_modules():
