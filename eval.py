@@ -69,9 +69,9 @@ def main(argv=None):
     # Imported here: after OPENBLAS_NUM_THREADS is set, and not at all for --help or a bad flag.
     from src.errors import OpenPoseError
     from src.evaluate.coco_eval import check_eval_inputs, run_evaluation
+    from src.parallel.cluster import init_distributed, rank_prefix
     from src.parallel.collectives import gather_objects
     from src.parallel.launch import device_id_for
-    from src.parallel.runtime import init_distributed, rank_prefix
     from src.runtime.context import setup_context
     from src.runtime.output_checks import check_not_input, check_output_dir
     from src.runtime.stop_signals import Interrupted

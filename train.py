@@ -60,7 +60,7 @@ def main(argv=None):
     from src.config import load_config
     from src.errors import OpenPoseError
     cfg = load_config(argv, command=command())
-    from src.parallel.runtime import rank_prefix
+    from src.parallel.cluster import rank_prefix
     from src.train.command import distributed_setup, train_from_config
     from src.train.interrupts import TrainInterrupted
 

@@ -69,8 +69,8 @@ def main(argv=None):
     import mindspore as ms
     from mindspore import nn
 
+    from src.parallel.cluster import enable_data_parallel, init_distributed, rank_prefix, setup_rank_logging
     from src.parallel.collectives import all_gather_objects, gather_objects
-    from src.parallel.runtime import enable_data_parallel, init_distributed, rank_prefix, setup_rank_logging
     from src.runtime.context import setup_context
 
     target = setup_context("CPU", mode="graph", seed=1)

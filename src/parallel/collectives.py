@@ -5,14 +5,14 @@ through mpi4py (its communicator numbered like MindSpore's ranks); otherwise the
 packed into int32 words of a common length (:func:`pack_payload`) and sent with MindSpore's
 AllGather (``src.compat.all_gather``). A single process exchanges nothing.
 
-``info`` defaults to the job of the last :func:`src.parallel.runtime.init_distributed`.
+``info`` defaults to the job of the last :func:`src.parallel.cluster.init_distributed`.
 """
 import pickle
 
 import numpy as np
 
 from src import compat
-from src.parallel.runtime import job_comm, job_info
+from src.parallel.cluster import job_comm, job_info
 
 
 def _use_mpi(info):

@@ -47,7 +47,7 @@ class LaunchInfo:
 
 @dataclass(frozen=True)
 class DistInfo:
-    """The running job as seen by this process after :func:`src.parallel.runtime.init_distributed`.
+    """The running job as seen by this process after :func:`src.parallel.cluster.init_distributed`.
 
     Attributes:
         rank: global rank, 0..group_size-1.

@@ -1,7 +1,7 @@
 """train.py's run: from a configuration to a finished :func:`src.train.loop.run_training`.
 
 :func:`train_from_config` checks the inputs, sets the MindSpore context, joins the launch's
-cluster (:func:`distributed_setup`; see :mod:`src.parallel.runtime`), resolves the settings
+cluster (:func:`distributed_setup`; see :mod:`src.parallel.cluster`), resolves the settings
 (:mod:`src.train.settings`), builds the data (:mod:`src.train.data`) and the validator
 (:mod:`src.train.validation`), and trains.
 """
@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from src.config_checks import NO_PATH
+from src.parallel.cluster import enable_data_parallel, init_distributed, setup_rank_logging
 from src.parallel.collectives import all_gather_objects
 from src.parallel.launch import device_id_for
-from src.parallel.runtime import enable_data_parallel, init_distributed, setup_rank_logging
 from src.runtime.context import setup_context
 from src.runtime.output_checks import check_output_dir
 from src.train.checkpoint_manager import CHECKPOINT_RANK
@@ -61,7 +61,7 @@ def single_process(_device_target):
 
 
 def distributed_setup(device_target):
-    """Parallel set-up of train.py: join the launch's cluster, if any (see :mod:`src.parallel.runtime`).
+    """Parallel set-up of train.py: join the launch's cluster, if any (see :mod:`src.parallel.cluster`).
 
     Single process: nothing is started, ``(0, 1)``. Under mpirun / msrun / RANK_SIZE: starts the
     communication (msrun's scheduler process never returns from here), prefixes Python log
