@@ -157,7 +157,9 @@ def test_every_axis_is_labelled_and_the_x_axis_shared(tmp_path, monkeypatch):
     assert axes[-1].get_xlabel() == "global step"
     assert all(ax.get_shared_x_axes().joined(axes[0], ax) for ax in axes)
     assert len({ax.get_xlim() for ax in axes}) == 1, "panels line up on one step axis"
-    assert fig.get_suptitle() == "a title"
+    # Figure.get_suptitle is matplotlib >= 3.8; the oldest supported release (3.7.2) lacks it
+    titles = [text.get_text() for text in fig.findobj(matplotlib.text.Text)]
+    assert "a title" in titles, f"no figure title among the texts {titles}"
     plt.close(fig)
 
 
