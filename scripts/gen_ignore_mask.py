@@ -4,7 +4,8 @@
         --train_dir coco/train2017 --val_dir coco/val2017
 
 (The reference kept this command in ``src/``; here every entry script but eval.py, train.py and
-export.py lives in ``scripts/``.)
+export.py lives in ``scripts/``, and ``src/gen_ignore_mask.py`` runs this one, so the
+reference's command works unchanged.)
 """
 import sys
 

@@ -162,3 +162,22 @@ def test_vis_true_writes_the_overlays_beside_the_masks(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "ignore_mask_val", "ignore_mask_vis", "val.json", "val2017"]
     assert [p.name for p in (tmp_path / "ignore_mask_vis" / "val").iterdir()] == ["000000000003.png"]
+
+
+def test_reference_command_in_src_runs_the_script(coco_sample_dir, tmp_path):
+    """`python3 ./src/gen_ignore_mask.py ...` (the reference README's command) still works."""
+    image_dir = tmp_path / "val2017"
+    image_dir.mkdir()
+    for path in coco_sample_dir.glob("*.jpg"):
+        (image_dir / path.name).write_bytes(path.read_bytes())
+    ann = coco_sample_dir / "person_keypoints_sample.json"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "src" / "gen_ignore_mask.py"), "--val_ann", str(ann),
+         "--val_dir", str(image_dir), "--workers", "1", "--quiet"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, f"src/gen_ignore_mask.py failed: {result.stderr}"
+    assert "val: 2 masks written" in result.stdout, result.stdout
+    helps = [subprocess.run([sys.executable, script, "--help"], cwd=REPO, capture_output=True,
+                            text=True, timeout=60).stdout
+             for script in ("src/gen_ignore_mask.py", "scripts/gen_ignore_mask.py")]
+    assert helps[0] == helps[1] and "--train_ann" in helps[0], "the two commands' help differs"
