@@ -29,6 +29,7 @@ The result is the pickled structure with every tensor replaced by a numpy array 
 tensor's own shape, strides applied; storages shared by several tensors are read once).
 """
 import io
+import math
 import os
 import pickle
 import struct
@@ -48,6 +49,12 @@ ZIP_SIGNATURE = b"PK\x03\x04"
 LEGACY_MAGIC_LONG1 = b"\x8a\x0a" + LEGACY_MAGIC.to_bytes(10, "little")
 #: Nesting depth of dictionaries / lists accepted in a weights file.
 MAX_DEPTH = 64
+#: Largest pickle accepted (``data.pkl`` of a state dict is a few hundred KB at most).
+MAX_PICKLE_BYTES = 64 * 2 ** 20
+#: Tensors may hold more bytes than the storages they view (tied weights, views) by this factor
+#: plus :data:`EXTRA_TENSOR_BYTES`; beyond it a small file could claim any amount of memory.
+MAX_TENSOR_TO_STORAGE = 4
+EXTRA_TENSOR_BYTES = 16 * 2 ** 20
 #: Keys under which training scripts nest the state dict (tried in this order).
 NESTED_STATE_KEYS = ("state_dict", "model", "model_state_dict", "net", "network")
 
@@ -79,7 +86,7 @@ def _tensor_array(ref, storage, path, name):
     size, stride, offset = ref.size, ref.stride, ref.offset
     if any(d < 0 for d in size) or any(s < 0 for s in stride) or offset < 0:
         raise TorchWeightsError(f"{path}: tensor '{name}' has a negative size, stride or offset")
-    count = int(np.prod(size, dtype=np.int64)) if size else 1
+    count = math.prod(size)   # exact: numpy's int64 product can wrap around
     if count == 0:
         return np.zeros(size, storage.dtype)
     last = offset + sum((d - 1) * s for d, s in zip(size, stride))
@@ -95,30 +102,43 @@ def _tensor_array(ref, storage, path, name):
     return np.array(view, copy=True)
 
 
-def _resolve(obj, arrays_of, path, name="", depth=0, seen=None):
-    """``obj`` with every TensorRef replaced by its array; containers rebuilt (no cycles)."""
+def _resolve(obj, arrays_of, path, name="", depth=0, seen=None, done=None):
+    """``obj`` with every TensorRef replaced by its array; containers rebuilt (no cycles).
+
+    ``done`` maps ``id`` of each container / TensorRef already resolved to its result, so an
+    object the pickle shares (its memo) is resolved once: without it a few hundred bytes of
+    nested shared lists would take time and memory exponential in their depth.
+    """
     seen = set() if seen is None else seen
+    done = {} if done is None else done
     if depth > MAX_DEPTH:
         raise TorchWeightsError(f"{path}: nested deeper than {MAX_DEPTH} levels")
+    if id(obj) in done:
+        return done[id(obj)]
     if isinstance(obj, TensorRef):
-        return arrays_of(obj, name)
+        done[id(obj)] = arrays_of(obj, name)
+        return done[id(obj)]
     if isinstance(obj, (dict, list, tuple)):
         if id(obj) in seen:
             raise TorchWeightsError(f"{path}: '{name}' contains itself")
         seen = seen | {id(obj)}
+        done[id(obj)] = result = _resolve_container(obj, arrays_of, path, name, depth, seen, done)
+        return result
+    if isinstance(obj, (StorageRef, StorageType)) or callable(obj):
+        raise TorchWeightsError(f"{path}: '{name}' is a bare {type(obj).__name__}, not a tensor")
+    return obj
+
+
+def _resolve_container(obj, arrays_of, path, name, depth, seen, done):
     if isinstance(obj, dict):
         out = OrderedDict() if isinstance(obj, OrderedDict) else {}
         for key, value in obj.items():
             out[key] = _resolve(value, arrays_of, path, f"{name}.{key}" if name else str(key),
-                                depth + 1, seen)
+                                depth + 1, seen, done)
         return out
-    if isinstance(obj, (list, tuple)):
-        items = [_resolve(v, arrays_of, path, f"{name}[{i}]", depth + 1, seen)
-                 for i, v in enumerate(obj)]
-        return items if isinstance(obj, list) else tuple(items)
-    if isinstance(obj, (StorageRef, StorageType)) or callable(obj):
-        raise TorchWeightsError(f"{path}: '{name}' is a bare {type(obj).__name__}, not a tensor")
-    return obj
+    items = [_resolve(v, arrays_of, path, f"{name}[{i}]", depth + 1, seen, done)
+             for i, v in enumerate(obj)]
+    return items if isinstance(obj, list) else tuple(items)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -139,7 +159,25 @@ def _read_zip(path):
                                 f"{first_line(exc, 120)})") from None
 
 
+def _stored_entry(archive, entry, need, path, what):
+    """The first ``need`` bytes of an uncompressed archive entry (torch.save writes no other).
+
+    Refusing compressed entries bounds what a read can allocate by the file's own size: a
+    deflated entry of a few KB could otherwise claim gigabytes.
+    """
+    info = archive.getinfo(entry)
+    if info.compress_type != zipfile.ZIP_STORED:
+        raise TorchWeightsError(f"{path}: {what} is compressed in the archive; torch.save stores "
+                                "its entries uncompressed (not a PyTorch weights file?)")
+    if info.file_size < need:
+        raise TorchWeightsError(f"{path}: {what} holds {info.file_size} bytes, its tensors need "
+                                f"{need} (truncated file?)")
+    with archive.open(info) as stream:
+        return stream.read(need)
+
+
 def _read_zip_entries(path):
+    file_size = os.path.getsize(path)
     with zipfile.ZipFile(path) as archive:
         names = archive.namelist()
         pickles = [n for n in names if n.count("/") == 1 and n.endswith("/data.pkl")]
@@ -149,19 +187,27 @@ def _read_zip_entries(path):
         folder = pickles[0][:-len("data.pkl")]
         big_endian = False
         if folder + "byteorder" in names:
-            order = archive.read(folder + "byteorder").strip()
+            entry = folder + "byteorder"
+            order = _stored_entry(archive, entry, min(archive.getinfo(entry).file_size, 16), path,
+                                  "the byte order").strip()
             if order not in (b"little", b"big"):
                 raise TorchWeightsError(f"{path}: unknown byte order {order[:20]!r}")
             big_endian = order == b"big"
         storages = {}
-        obj = restricted_unpickle(io.BytesIO(archive.read(pickles[0])), path, storages)
+        pickle_size = archive.getinfo(pickles[0]).file_size
+        if pickle_size > min(MAX_PICKLE_BYTES, file_size):
+            raise TorchWeightsError(f"{path}: its data.pkl claims {pickle_size} bytes, more than "
+                                    f"a weights file's pickle can hold")
+        raw_pickle = _stored_entry(archive, pickles[0], pickle_size, path, "data.pkl")
+        obj = restricted_unpickle(io.BytesIO(raw_pickle), path, storages)
         arrays = {}
         for key, ref in storages.items():
             entry = f"{folder}data/{key}"
             if entry not in names:
                 raise TorchWeightsError(f"{path}: storage '{key}' is missing from the archive")
-            arrays[key] = _storage_array(archive.read(entry), ref.type, big_endian, ref.numel,
-                                         path, key)
+            need = ref.numel * ref.type.itemsize
+            raw = _stored_entry(archive, entry, need, path, f"storage '{key}'")
+            arrays[key] = _storage_array(raw, ref.type, big_endian, ref.numel, path, key)
     return obj, arrays
 
 
@@ -183,7 +229,8 @@ def _read_legacy(path):
         big_endian = not sys_info.get("little_endian", True)
         obj = restricted_unpickle(stream, path, storages)
         keys = restricted_unpickle(stream, path, storages)
-        if not isinstance(keys, list) or sorted(map(str, keys)) != sorted(storages):
+        if (not isinstance(keys, list) or not all(isinstance(k, str) for k in keys)
+                or sorted(keys) != sorted(storages)):
             raise TorchWeightsError(f"{path}: the list of storage keys does not match the "
                                     "storages the tensors name")
         arrays = {}
@@ -253,7 +300,16 @@ def read_torch_file(path):
     except OSError as exc:
         raise TorchWeightsError(f"{path}: cannot read ({first_line(exc)})") from None
 
+    storage_bytes = sum(a.nbytes for a in arrays.values())
+    budget = MAX_TENSOR_TO_STORAGE * storage_bytes + EXTRA_TENSOR_BYTES
+    tensor_bytes = [0]
+
     def array_of(ref, name):
+        # Each tensor is a copy: many tensors over one storage would multiply memory unbounded.
+        tensor_bytes[0] += math.prod(ref.size) * arrays[ref.storage.key].itemsize
+        if tensor_bytes[0] > budget:
+            raise TorchWeightsError(f"{path}: its tensors would take more than {budget} bytes "
+                                    f"from {storage_bytes} bytes of storages (at '{name}')")
         return _tensor_array(ref, arrays[ref.storage.key], path, name)
     return _resolve(obj, array_of, path)
 
