@@ -35,6 +35,8 @@ from pathlib import Path
 from _repo_path import REPO_ROOT  # noqa: F401  (puts the repository root on sys.path)
 
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|nan|inf"
+#: The prefix of a distributed job's lines, "[rank r/n] " (src.parallel.cluster).
+OTHER_RANK = re.compile(r"\s*\[rank (\d+)/\d+\] ")
 LOSS_LINE = re.compile(
     r"\(global (?P<step>\d+)\): mean loss (?P<loss>" + _NUMBER + r")"
     r"(?: \| paf stages \[(?P<paf>[^\]]*)\])?"
@@ -91,13 +93,17 @@ def _floats(text):
 def parse_log_lines(lines):
     """Parse train.py log lines into a :class:`LossHistory` (unrelated lines are skipped).
 
-    Loss report lines and validation lines are read. Carriage returns (progress bars written
+    Loss report lines and validation lines are read (of rank 0 in a distributed job's log, the
+    rank metrics.jsonl records). Carriage returns (progress bars written
     to the same file) split lines too. When a step appears twice (a resumed run re-logging it),
     the later value wins.
     """
     rows, validations = {}, {}
     for raw in lines:
         for line in str(raw).split("\r"):
+            rank = OTHER_RANK.match(line)
+            if rank and rank.group(1) != "0":
+                continue   # every rank logs its own loss; metrics.jsonl holds rank 0's
             match = VALIDATION_LINE.search(line)
             if match:
                 validations[int(match.group("step"))] = (float(match.group("ap")),

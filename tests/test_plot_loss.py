@@ -69,6 +69,13 @@ def test_later_duplicate_step_wins_and_no_stage_values():
     assert history.num_stages == 0
 
 
+def test_a_distributed_log_gives_rank_0s_losses():
+    lines = ["[rank 0/2] epoch 1 step 5/5 (global 5): mean loss 0.500000",
+             "[rank 1/2] epoch 1 step 5/5 (global 5): mean loss 0.900000"]
+    history = plot_loss.parse_log_lines(lines)
+    assert history.loss == pytest.approx([0.5]), "another rank's loss replaced rank 0's"
+
+
 def test_cli_writes_png(tmp_path):
     out = tmp_path / "plots" / "loss.png"
     proc = subprocess.run([sys.executable, str(SCRIPT), str(_synthetic_log(tmp_path)), "-o", str(out)],
