@@ -174,3 +174,22 @@ def test_exported_file_passes_the_onnx_checker_with_symbolic_outputs(models, tmp
     truncated.write_bytes(open(models["onnx"], "rb").read()[:1000])
     with pytest.raises(OnnxModelError, match="truncated.onnx: not a readable ONNX model"):
         finalize_onnx(truncated, NetworkSpec(**TINY))
+
+
+def test_non_finite_onnx_weights_are_refused(models, tmp_path):
+    """A NaN in an ONNX file's weights is refused like one in a checkpoint (naming the tensor)."""
+    import onnx
+    from onnx import numpy_helper
+
+    from src.model.checkpoint import CheckpointError
+    from src.model.onnx_model import onnx_forward
+    model = onnx.load(str(models["onnx"]))
+    first = model.graph.initializer[0]
+    values = numpy_helper.to_array(first).copy()
+    values.flat[0] = np.nan
+    first.CopyFrom(numpy_helper.from_array(values, first.name))
+    path = tmp_path / "nan.onnx"
+    onnx.save(model, str(path))
+    with pytest.raises(CheckpointError, match=f"parameter '{first.name}' holds non-finite values "
+                                              r"\(1 NaN, 0 infinite"):
+        onnx_forward(path)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from src.model.checkpoint import SPEC_PREFIX, CheckpointError
+from src.model.checkpoint import SPEC_PREFIX, CheckpointError, check_finite
 from src.runtime.messages import first_line
 from src.skeleton import NUM_HEATMAPS, NUM_PAFS
 
@@ -113,6 +113,24 @@ def _output_names(outputs):
     return wanted if len(outputs) == 2 and None not in wanted else None
 
 
+def check_finite_initializers(path):
+    """Refuse an ONNX file whose weights (graph initializers) hold NaN or infinity, as
+    checkpoints are refused (:func:`src.model.checkpoint.check_finite`): such a network scores
+    AP 0 with no other sign. export.py never writes one; a hand-made or damaged file can.
+
+    Raises:
+        CheckpointError: one line naming the file and the first such initializer.
+    """
+    import onnx
+    from onnx import numpy_helper
+    try:
+        model = onnx.load(str(path))
+    except Exception as exc:  # the onnx package raises protobuf's and its own types
+        raise OnnxModelError(f"{path}: not a readable ONNX model ({first_line(exc)})") from None
+    for initializer in model.graph.initializer:
+        check_finite(initializer.name, numpy_helper.to_array(initializer), str(path))
+
+
 def onnx_forward(path):
     """A Predictor forward that runs an exported ONNX file with onnxruntime.
 
@@ -126,6 +144,7 @@ def onnx_forward(path):
     """
     session = open_session(path)
     spec = spec_from_metadata(session.get_modelmeta().custom_metadata_map, str(path))
+    check_finite_initializers(path)
     inputs = session.get_inputs()
     output_names = _output_names(session.get_outputs())
     if len(inputs) != 1 or output_names is None:
