@@ -139,6 +139,18 @@ def test_resume_past_the_end_does_nothing(ms_cpu, tmp_path):
     assert again.steps_run == 0 and again.global_step == 3
 
 
+def test_a_new_run_refuses_a_folder_with_an_earlier_runs_checkpoints(ms_cpu, tmp_path):
+    """Without --resume, a second run would rotate the first run's checkpoints over its own."""
+    from src.train.errors import TrainError
+    run_training(settings(tmp_path, max_train_steps=3), toy_data(), tiny_pose_net(seed=1), log=_quiet)
+    before = sorted(p.name for p in (tmp_path / "ckpt_0").iterdir())
+    with pytest.raises(TrainError, match=r"holds checkpoints of an earlier run \(newest 0-1_3\.ckpt\): "
+                                         "continue it with --resume auto"):
+        run_training(settings(tmp_path, max_train_steps=3), toy_data(), tiny_pose_net(seed=1),
+                     log=_quiet)
+    assert sorted(p.name for p in (tmp_path / "ckpt_0").iterdir()) == before, "checkpoints changed"
+
+
 def test_bad_resume_files(ms_cpu, tmp_path):
     with pytest.raises(TrainError, match="resume checkpoint not found"):
         run_training(settings(tmp_path, resume=str(tmp_path / "nope.ckpt")), toy_data(),

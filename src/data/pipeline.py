@@ -130,7 +130,7 @@ class TrainDataParams:
         num_parallel_workers (0: automatic)."""
         return cls(str(cfg.jsonpath_train), str(cfg.imgpath_train), str(cfg.maskpath_train),
                    int(cfg.batch_size), AugmentParams.from_config(cfg), float(cfg.heatmap_sigma),
-                   float(cfg.paf_sigma), int(cfg.min_keypoints), int(cfg.min_area),
+                   float(cfg.paf_sigma), int(cfg.min_keypoints), float(cfg.min_area),
                    int(cfg.num_parallel_workers) or None)
 
 
