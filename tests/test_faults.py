@@ -15,6 +15,7 @@ in-memory tiny network of tests/test_resume.py.
 import errno
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -590,6 +591,9 @@ def test_sigkill_at_several_moments_then_resume_auto_is_exact(toy, tmp_path, uni
     resumed = subprocess.run(_train_cli(toy, save, "--resume", "auto", *every_step), cwd=REPO_ROOT,
                              capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert "removed 1 temporary checkpoint file(s)" in resumed.stdout and "resumed from" in resumed.stdout
+    # the planted one, and another when the kill landed inside a save (under load it can)
+    removed = re.search(r"removed (\d+) temporary checkpoint file\(s\)", resumed.stdout)
+    assert removed and int(removed.group(1)) >= 1, resumed.stdout[-2000:]
+    assert "resumed from" in resumed.stdout, resumed.stdout[-2000:]
     assert not [p.name for p in (save / "ckpt_0").iterdir() if p.name.startswith(".")]
     _assert_same(_params(save), uninterrupted)
