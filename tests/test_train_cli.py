@@ -144,7 +144,9 @@ def test_coco_pipeline_order_on_resume(toy_coco):
         np.testing.assert_array_equal(got[0], want)
 
 
-def test_unreadable_image_gives_a_one_line_error(toy_coco, tmp_path):
+def _error_of_a_damaged_first_image(toy_coco, tmp_path, damage):
+    """Copy the toy training set, ``damage(path)`` its first image, read one epoch; returns
+    ``(that image's path, the TrainError's message)``."""
     import shutil
 
     from src.config import default_config
@@ -153,7 +155,7 @@ def test_unreadable_image_gives_a_one_line_error(toy_coco, tmp_path):
     root = tmp_path / "toy"
     shutil.copytree(Path(toy_coco["imgpath_train"]).parent, root)
     first = sorted((root / "train2017").iterdir())[0]
-    first.write_bytes(b"garbage")
+    damage(first)
     data = CocoTrainData.from_config(default_config(
         jsonpath_train=str(root / "annotations" / "person_keypoints_train2017.json"),
         imgpath_train=str(root / "train2017"), maskpath_train=str(root / "ignore_mask_train"),
@@ -161,31 +163,22 @@ def test_unreadable_image_gives_a_one_line_error(toy_coco, tmp_path):
     with pytest.raises(TrainError) as err:
         for _ in data.batches(0):
             pass
-    message = str(err.value)
+    return first, str(err.value)
+
+
+def test_unreadable_image_gives_a_one_line_error(toy_coco, tmp_path):
+    first, message = _error_of_a_damaged_first_image(
+        toy_coco, tmp_path, lambda path: path.write_bytes(b"garbage"))
     assert "\n" not in message and first.name in message and "cannot decode" in message
 
 
 def test_image_of_another_size_than_annotated_is_an_error_naming_it(toy_coco, tmp_path):
     """Training never learns from keypoints that do not fit their image (issue 21, point 8)."""
-    import shutil
-
     import cv2
 
-    from src.config import default_config
-    from src.train.data import CocoTrainData
-    from src.train.errors import TrainError
-    root = tmp_path / "toy"
-    shutil.copytree(Path(toy_coco["imgpath_train"]).parent, root)
-    first = sorted((root / "train2017").iterdir())[0]
-    image = cv2.imread(str(first))
-    cv2.imwrite(str(first), cv2.resize(image, (image.shape[1], image.shape[0] // 2)))
-    data = CocoTrainData.from_config(default_config(
-        jsonpath_train=str(root / "annotations" / "person_keypoints_train2017.json"),
-        imgpath_train=str(root / "train2017"), maskpath_train=str(root / "ignore_mask_train"),
-        batch_size=1, insize=64, num_parallel_workers=1, seed=0))
-    with pytest.raises(TrainError) as err:
-        for _ in data.batches(0):
-            pass
-    message = str(err.value)
+    def halve_height(path):
+        image = cv2.imread(str(path))
+        cv2.imwrite(str(path), cv2.resize(image, (image.shape[1], image.shape[0] // 2)))
+    first, message = _error_of_a_damaged_first_image(toy_coco, tmp_path, halve_height)
     assert "\n" not in message and f"{first}: image is 128x64 pixels but its annotation says 128x128" \
         in message, message
