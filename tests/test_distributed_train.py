@@ -174,12 +174,31 @@ def toy(tmp_path_factory):
     return paths
 
 
-def _run_phase(jobs, root):
+def _run_phase(jobs, root, outputs):
     """Start ``{name: (cmd, env)}`` together; return ``{name: (returncode, log text)}``.
 
-    A launch that failed of a MindSpore 2.0 defect (tests.conftest.relaunch_reason) is launched
-    again alone, at most RELAUNCHES times.
+    A launch that failed of a MindSpore defect (tests.conftest.relaunch_reason) is launched
+    again alone, at most RELAUNCHES times, after its folders ``outputs[name]`` are put back as
+    they were before the phase: such a crash comes after the work, so the failed launch has
+    written checkpoints, and train.py refuses to start a new run over them (a resumed run
+    would skip its steps).
     """
+    before = root / "before_phase"
+    shutil.rmtree(before, ignore_errors=True)
+    kept = {}
+    for name in jobs:
+        for index, folder in enumerate(outputs[name]):
+            copy = before / f"{name}.{index}"
+            if folder.exists():
+                shutil.copytree(folder, copy)
+            kept[folder] = copy
+
+    def put_back(name):
+        for folder in outputs[name]:
+            shutil.rmtree(folder, ignore_errors=True)
+            if kept[folder].exists():
+                shutil.copytree(kept[folder], folder)
+
     results = _run_together(jobs, root, "")
     for attempt in range(1, RELAUNCHES + 1):
         for name, (code, log) in list(results.items()):
@@ -187,6 +206,7 @@ def _run_phase(jobs, root):
             if reason:
                 print(f"\n[test_distributed_train] {name}: {reason}; launched again alone "
                       f"({attempt}/{RELAUNCHES})")
+                put_back(name)
                 results.update(_run_together({name: jobs[name]}, root, f".again{attempt}"))
     return results
 
@@ -247,10 +267,13 @@ def runs(toy, tmp_path_factory):
     if msrun:  # MindSpore >= 2.3; the msrun tests skip without it (see _ok)
         phase_a["msrun"] = (ms + [str(dump["msrun"])] + _args(toy, save["msrun"], STEPS, LR, 1),
                             _clean_env())
+    outputs = {name: [save[name], dump[name]] for name in dump}
+    if msrun:
+        outputs["msrun"].append(ms_logs)
     start = time.monotonic()
-    results = _run_phase(phase_a, root)
+    results = _run_phase(phase_a, root, outputs)
     after_a = time.monotonic()
-    results.update(_run_phase(phase_b, root))
+    results.update(_run_phase(phase_b, root, outputs))
     print(f"\n[test_distributed_train] phase A {after_a - start:.1f} s, "
           f"phase B {time.monotonic() - after_a:.1f} s")
     out = {}
