@@ -235,7 +235,7 @@ def time_pipeline(source, workers, samples, repeats, batch_size=4):
     import mindspore.dataset as ds
 
     rates = []
-    batches = max(2, 2 * samples // batch_size)
+    batches = max(4, 2 * samples // batch_size)   # the second half spans >= 2 batches
     for repeat in range(repeats):
         total = batches * batch_size
         first = repeat * total
