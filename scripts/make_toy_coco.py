@@ -3,11 +3,14 @@
 Usage (from the repository root)::
 
     .venv/bin/python scripts/make_toy_coco.py --out data/toy_coco \\
-        [--num_train 1000] [--num_val 100] [--size 160] [--seed 0] [--no_masks]
+        [--num_train 1000] [--num_val 100] [--size 160] [--seed 0] [--no_masks] \\
+        [--config_path configs/toy.yaml] [--min_keypoints N] [--min_area A]
 
 Writes ``OUT/train2017/*.jpg``, ``OUT/val2017/*.jpg``,
 ``OUT/annotations/person_keypoints_{train,val}2017.json`` and, unless ``--no_masks``, the ignore
-masks ``OUT/ignore_mask_{train,val}/`` (as ``scripts/gen_ignore_mask.py`` would).
+masks ``OUT/ignore_mask_{train,val}/`` (as ``scripts/gen_ignore_mask.py`` would), with the people
+rule (``min_keypoints``, ``min_area``) of default_config.yaml, of ``--config_path``'s training
+configuration, or of the flags: train.py refuses masks made with another rule than its own.
 """
 import argparse
 import sys
@@ -15,6 +18,8 @@ from pathlib import Path
 
 import _repo_path  # noqa: F401  (puts the repository root on sys.path)
 
+from src.config import ConfigError, parse_config
+from src.data.annotation_checks import AnnotationError
 from src.data.ignore_mask import generate_split
 from src.data.toy_coco import ToyOptions, make_split
 
@@ -29,6 +34,13 @@ def build_parser():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max_people", type=int, default=3)
     parser.add_argument("--no_masks", action="store_true", help="do not write ignore masks")
+    parser.add_argument("--config_path", default=None,
+                        help="training configuration whose min_keypoints / min_area the masks "
+                             "follow (default: default_config.yaml's)")
+    parser.add_argument("--min_keypoints", default=None,
+                        help="people with fewer labelled keypoints are ignored in the masks")
+    parser.add_argument("--min_area", default=None,
+                        help="people with a segmentation area <= this (pixels) are ignored")
     parser.add_argument("--quiet", action="store_true")
     return parser
 
@@ -39,6 +51,14 @@ def main(argv=None):
     if args.size < 64 or args.num_train < 0 or args.num_val < 0 or args.max_people < 1:
         print("error: need --size >= 64, --num_train/--num_val >= 0 and --max_people >= 1",
               file=sys.stderr)
+        return 2
+    flags = [f"--{key}={value}" for key, value in (("min_keypoints", args.min_keypoints),
+                                                    ("min_area", args.min_area))
+             if value is not None]
+    try:
+        rule = parse_config(flags, config_path=args.config_path)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     options = ToyOptions(size=args.size, max_people=args.max_people)
     out = Path(args.out)
@@ -56,11 +76,12 @@ def main(argv=None):
             if not args.no_masks and count:
                 _, on_disk, _ = generate_split(
                     str(out / "annotations" / f"person_keypoints_{split}2017.json"),
-                    str(out / f"{split}2017"), split, workers=1, progress=False)
+                    str(out / f"{split}2017"), split, workers=1, progress=False,
+                    min_keypoints=rule.min_keypoints, min_area=rule.min_area)
                 line += f", {on_disk} ignore masks"
             if not args.quiet:
                 print(line)
-    except OSError as exc:
+    except (OSError, AnnotationError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

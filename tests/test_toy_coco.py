@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
-from src.config import default_config
+from src.config import default_config, parse_config
 from src.data.augment import AugmentParams
 from src.data.ignore_mask import ann_to_mask
 from src.data.pipeline import TrainSource, build_train_records
@@ -129,3 +129,30 @@ def test_feeds_the_pipeline(toy):
     assert image.shape == (3, 64, 64) and pafs.shape == (38, 8, 8)
     assert heatmaps.shape == (19, 8, 8) and loss.shape == (8, 8)
     assert heatmaps[:18].max() > 0.5 and np.abs(pafs).max() > 0.5
+
+
+def test_masks_follow_the_people_rule_asked_for(toy, tmp_path, capsys):
+    """Default: default_config.yaml's rule; --config_path: a training configuration's (the
+    quickstart's configs/toy.yaml); the flags win; a bad value is exit 2 and nothing written."""
+    from scripts.make_toy_coco import main
+
+    def rule(folder):
+        return json.loads((folder / "ignore_mask_train" / "ignore_mask_rule.json").read_text())
+
+    cfg = default_config()
+    assert rule(toy) == {"min_keypoints": cfg.min_keypoints, "min_area": cfg.min_area}
+    toy_cfg = parse_config([], config_path=REPO / "configs" / "toy.yaml")
+    base = ["--num_train", "2", "--num_val", "0", "--size", "64", "--quiet"]
+    toy_yaml = str(REPO / "configs" / "toy.yaml")
+    assert main(["--out", str(tmp_path / "a"), *base, "--config_path", toy_yaml]) == 0
+    assert rule(tmp_path / "a") == {"min_keypoints": toy_cfg.min_keypoints,
+                                    "min_area": toy_cfg.min_area}
+    assert toy_cfg.min_area != cfg.min_area, "configs/toy.yaml no longer changes the rule"
+    assert main(["--out", str(tmp_path / "b"), *base, "--config_path", toy_yaml,
+                 "--min_keypoints", "2"]) == 0
+    assert rule(tmp_path / "b") == {"min_keypoints": 2, "min_area": toy_cfg.min_area}
+    capsys.readouterr()
+    assert main(["--out", str(tmp_path / "c"), *base, "--min_area", "-1"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: command line: bad value -1 for 'min_area': expected a finite number >= 0")
+    assert not (tmp_path / "c").exists()
