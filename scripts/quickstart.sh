@@ -41,6 +41,20 @@ step() { printf '\n======== [%s/%s] %s ========\n' "$1" "$STEPS" "$2"; }
 fail() { echo "quickstart: error: $*" >&2; exit 1; }
 START_ALL=$(date +%s)
 mkdir -p "$OUT"
+# One quickstart per folder: a second one would delete the data and checkpoints the first is
+# using. The programs started below inherit the lock: it is released when the script and they
+# have ended, however they end (after a kill -9, train.py's data workers may hold it a few
+# seconds longer).
+if command -v flock >/dev/null 2>&1; then
+    exec 9>>"$OUT/.quickstart.lock"
+    LOCK_STATUS=0
+    flock -n 9 || LOCK_STATUS=$?
+    if [ "$LOCK_STATUS" = 1 ]; then
+        fail "another quickstart is running in $OUT (wait for it, or set QUICKSTART_OUT)"
+    elif [ "$LOCK_STATUS" != 0 ]; then
+        echo "quickstart: warning: cannot lock $OUT (flock status $LOCK_STATUS); running unlocked" >&2
+    fi
+fi
 
 # ------------------------------------------------------------------------------------------
 step 1 "environment (.venv, requirements)"
