@@ -42,10 +42,12 @@ SMALL_NET = {"width_mult": 0.25, "num_stages": 1}
 
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
-    """A toy COCO set of 64 px images (6 train, 3 val)."""
+    """A toy COCO set of 64 px images (6 train, 3 val), masked with the people rule the tests
+    train with (1 keypoint, area 16)."""
     out = tmp_path_factory.mktemp("toy")
     subprocess.run([PYTHON, "scripts/make_toy_coco.py", "--out", str(out), "--num_train", "6",
-                    "--num_val", "3", "--size", "64", "--seed", "3", "--quiet"], check=True,
+                    "--num_val", "3", "--size", "64", "--seed", "3", "--quiet",
+                    "--min_keypoints", "1", "--min_area", "16"], check=True,
                    cwd=REPO_ROOT, timeout=120)
     return out
 
@@ -146,7 +148,8 @@ def test_outputs_checked_before_any_work(toy, small_ckpt, unwritable_dir, tmp_pa
     train = subprocess.run(
         [PYTHON, "train.py", "--imgpath_train", str(toy / "train2017"), "--jsonpath_train",
          str(toy / "annotations" / "person_keypoints_train2017.json"), "--maskpath_train",
-         str(toy / "ignore_mask_train"), "--save_model_path", str(a_file)],
+         str(toy / "ignore_mask_train"), "--min_keypoints", "1", "--min_area", "16",
+         "--save_model_path", str(a_file)],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert train.returncode == 1
     assert f"{a_file}: is a file, not a folder (--save_model_path)" in _one_error_line(train, "train.py")

@@ -237,3 +237,19 @@ def test_signal_stops_with_one_line_and_no_partial_file(tmp_path, signum, code, 
             f"gen_ignore_mask: stopped by {name}; the masks written so far are complete and no "
             "partial file is left: run the same command again to finish")
     _assert_all_complete(masks)
+
+
+def test_training_checks_the_recorded_rule(tmp_path):
+    """train.py's check (src.data.pipeline.build_train_records): masks without a record (the
+    reference's script) pass, the same rule passes, another rule or a broken record does not."""
+    from src.data.mask_files import MaskRuleError, check_training_rule
+    check_training_rule(str(tmp_path), 5, 1024)
+    (tmp_path / RULE_FILE).write_text(json.dumps({"min_keypoints": 5, "min_area": 1024}))
+    check_training_rule(str(tmp_path), 5, 1024.0)
+    with pytest.raises(MaskRuleError, match=r"uses --min_keypoints 4 --min_area 1024: pass "):
+        check_training_rule(str(tmp_path), 4, 1024)
+    with pytest.raises(MaskRuleError, match=r"made with --min_keypoints 5 --min_area 1024 "):
+        check_training_rule(str(tmp_path), 5, 256)
+    (tmp_path / RULE_FILE).write_text("{broken")
+    with pytest.raises(MaskRuleError, match=r"unreadable people-rule record"):
+        check_training_rule(str(tmp_path), 5, 1024)

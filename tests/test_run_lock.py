@@ -60,7 +60,8 @@ def test_lock_of_another_host_is_not_taken(tmp_path):
 def toy(tmp_path_factory):
     out = tmp_path_factory.mktemp("toy")
     subprocess.run([sys.executable, "scripts/make_toy_coco.py", "--out", str(out), "--num_train", "4",
-                    "--num_val", "2", "--size", "64", "--seed", "3", "--quiet"], check=True,
+                    "--num_val", "2", "--size", "64", "--seed", "3", "--quiet",
+                    "--min_keypoints", "1", "--min_area", "16"], check=True,
                    cwd=REPO, timeout=120)
     return out
 

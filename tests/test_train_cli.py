@@ -100,6 +100,24 @@ def test_missing_paths_exit_nonzero_with_one_line(toy_coco, key, value, message)
     assert "Traceback" not in proc.stderr
 
 
+def test_masks_of_another_people_rule_are_refused(toy_coco, tmp_path):
+    """The toy masks record default_config.yaml's rule (5 keypoints, area 1024); training with
+    --min_area 256 would train people whose regions those masks ignore."""
+    masks = toy_coco["maskpath_train"]
+    save = tmp_path / "run"
+    proc = _train(_flags(toy_coco, min_area=256, insize=64, batch_size=2, max_train_steps=1,
+                         num_parallel_workers=1, save_model_path=save), timeout=180)
+    assert proc.returncode == 1, proc.stdout[-1000:] + proc.stderr[-1000:]
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("train.py: error:")]
+    assert lines == [
+        f"train.py: error: {masks} holds ignore masks made with --min_keypoints 5 --min_area 1024 "
+        "(ignore_mask_rule.json); this training run uses --min_keypoints 5 --min_area 256: pass "
+        f"the masks' values, or delete {masks} and redo the masks with gen_ignore_mask.py and "
+        "the training values"], proc.stderr[-1000:]
+    assert "Traceback" not in proc.stderr
+    assert not save.exists(), "refused before anything was written (checked before the run starts)"
+
+
 def test_bad_annotation_file_exits_nonzero(toy_coco, tmp_path):
     bad = tmp_path / "broken.json"
     bad.write_text("{not json")

@@ -3,9 +3,11 @@
 ``ignore_mask_<split>/`` holds one PNG per image (:func:`src.data.coco.mask_path`) and
 :data:`RULE_FILE`, the people rule (``min_keypoints``, ``min_area``) its masks were computed with.
 A run with another rule would mix masks of two rules, so it stops (:func:`check_rule`) and says
-how to redo them. A mask is kept on a rerun only when :func:`mask_is_complete` (a whole PNG of the
-image's size); anything else under a mask's name (a zero-byte file from a full disk before masks
-were written atomically, a cut file) is rewritten.
+how to redo them; training with another rule than its masks' would train people whose regions
+are ignored (or leave people out without ignoring them), so it stops too
+(:func:`check_training_rule`). A mask is kept on a rerun only when :func:`mask_is_complete` (a
+whole PNG of the image's size); anything else under a mask's name (a zero-byte file from a full
+disk before masks were written atomically, a cut file) is rewritten.
 """
 import json
 import os
@@ -32,6 +34,43 @@ def rule_record(min_keypoints, min_area):
     return {"min_keypoints": int(min_keypoints), "min_area": float(min_area)}
 
 
+def read_rule(save_dir):
+    """The people rule recorded in ``save_dir`` (:func:`rule_record`), None without a record.
+
+    Raises:
+        MaskRuleError: the record is unreadable.
+    """
+    path = os.path.join(save_dir, RULE_FILE)
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as stream:
+            return rule_record(**json.load(stream))
+    except (OSError, ValueError, TypeError) as exc:
+        raise MaskRuleError(f"{path}: unreadable people-rule record ({exc}); delete "
+                            f"{save_dir} and run gen_ignore_mask again to redo its masks") from None
+
+
+def check_training_rule(mask_dir, min_keypoints, min_area):
+    """Training's check: the masks in ``mask_dir`` were made with this run's people rule.
+
+    A folder without a record (masks of the reference's script, or none) is not checked.
+
+    Raises:
+        MaskRuleError: the recorded rule differs (one line: the two rules and both ways out),
+        or the record is unreadable.
+    """
+    recorded = read_rule(mask_dir)
+    wanted = rule_record(min_keypoints, min_area)
+    if recorded is not None and recorded != wanted:
+        raise MaskRuleError(
+            f"{mask_dir} holds ignore masks made with --min_keypoints "
+            f"{recorded['min_keypoints']} --min_area {recorded['min_area']:g} ({RULE_FILE}); "
+            f"this training run uses --min_keypoints {wanted['min_keypoints']} --min_area "
+            f"{wanted['min_area']:g}: pass the masks' values, or delete {mask_dir} and redo "
+            "the masks with gen_ignore_mask.py and the training values")
+
+
 def check_rule(save_dir, min_keypoints, min_area, log=print):
     """Compare the rule recorded in ``save_dir`` with this run's and record it when absent.
 
@@ -43,13 +82,8 @@ def check_rule(save_dir, min_keypoints, min_area, log=print):
     """
     wanted = rule_record(min_keypoints, min_area)
     path = os.path.join(save_dir, RULE_FILE)
-    if os.path.exists(path):
-        try:
-            with open(path, encoding="utf-8") as stream:
-                recorded = rule_record(**json.load(stream))
-        except (OSError, ValueError, TypeError) as exc:
-            raise MaskRuleError(f"{path}: unreadable people-rule record ({exc}); delete "
-                                f"{save_dir} and run again to redo its masks") from None
+    recorded = read_rule(save_dir)
+    if recorded is not None:
         if recorded != wanted:
             raise MaskRuleError(
                 f"{save_dir} holds masks made with --min_keypoints {recorded['min_keypoints']} "

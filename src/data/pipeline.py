@@ -36,6 +36,7 @@ from src.data.coco import (
     training_image_ids,
     valid_person_annotations,
 )
+from src.data.mask_files import check_training_rule
 from src.data.targets import generate_targets
 from src.parallel.sharding import rank_shard
 
@@ -81,7 +82,14 @@ class SampleRecord:
 
 def build_train_records(json_path, img_path, mask_dir, min_keypoints=DEFAULT_MIN_KEYPOINTS,
                         min_area=DEFAULT_MIN_AREA):
-    """Training records of all images with at least one training person, by image id."""
+    """Training records of all images with at least one training person, by image id.
+
+    Raises:
+        src.data.mask_files.MaskRuleError: ``mask_dir`` records another people rule than
+        (min_keypoints, min_area).
+    """
+    if mask_dir and os.path.isdir(mask_dir):
+        check_training_rule(mask_dir, min_keypoints, min_area)
     coco = load_coco(json_path)
     records = []
     for image_id in training_image_ids(coco, min_keypoints, min_area):

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from src.config_checks import NO_PATH
+from src.data.mask_files import check_training_rule
 from src.parallel.cluster import enable_data_parallel, init_distributed, setup_rank_logging
 from src.parallel.collectives import all_gather_objects
 from src.parallel.launch import device_id_for
@@ -32,8 +33,10 @@ def check_train_inputs(cfg):
     """Check the paths a training run needs before anything heavy starts.
 
     Raises:
-        TrainError: naming the first missing path; src.runtime.output_checks.OutputError:
-        save_model_path cannot be written (an existing file, a read-only folder).
+        TrainError: naming the first missing path; src.data.mask_files.MaskRuleError: the
+        masks record another people rule than min_keypoints / min_area (checked here too, before
+        a cluster forms); src.runtime.output_checks.OutputError: save_model_path cannot be
+        written (an existing file, a read-only folder).
     """
     checks = [("imgpath_train", cfg.imgpath_train, "dir"), ("jsonpath_train", cfg.jsonpath_train, "file"),
               ("maskpath_train", cfg.maskpath_train, "dir")]
@@ -52,6 +55,7 @@ def check_train_inputs(cfg):
         if not ok:
             what = "folder" if kind == "dir" else "file"
             raise TrainError(f"{value}: no such {what} (--{key})")
+    check_training_rule(str(cfg.maskpath_train), cfg.min_keypoints, cfg.min_area)
     check_output_dir(cfg.save_model_path, "save_model_path")
 
 
