@@ -18,7 +18,8 @@
 #                           OPENPOSE_OWN_MINDSPORE=1 reach scripts/setup_env.sh (see there)
 #   QUICKSTART_OUT=DIR      output folder (default runs/quickstart)
 #   OPENPOSE_SHARED=DIR     the shared data folder (default ../shared)
-#   EXTRA_TRAIN_ARGS="..."  more train.py options (e.g. "--max_epoch_train 4")
+#   EXTRA_TRAIN_ARGS="..."  more train.py options (e.g. "--max_epoch_train 4"; not the people rule:
+#                           min_keypoints / min_area come from configs/toy.yaml, as the masks do)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
@@ -67,9 +68,10 @@ fi
 # ------------------------------------------------------------------------------------------
 step 2 "toy dataset ($NUM_TRAIN train + $NUM_VAL val images, 160x160, with ignore masks)"
 DATA=$OUT/data
-# the masks follow $CONFIG's people rule (min_keypoints, min_area), as train.py requires
-STAMP=$DATA/.complete_${NUM_TRAIN}_${NUM_VAL}_$(basename "$CONFIG" .yaml)
-if [ -f "$STAMP" ]; then
+# the masks follow $CONFIG's people rule (min_keypoints, min_area), as train.py requires: the
+# stamp names the config's content, so data made under another config is made again
+STAMP=$DATA/.complete_${NUM_TRAIN}_${NUM_VAL}_$(cksum < "$CONFIG" | cut -d ' ' -f 1)
+if [ -f "$STAMP" ] && [ -d "$DATA/ignore_mask_train" ] && [ -d "$DATA/ignore_mask_val" ]; then
     echo "reusing $DATA"
 else
     rm -rf "$DATA"
