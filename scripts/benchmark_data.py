@@ -47,6 +47,7 @@ from src.data.coco import (
 )
 from src.data.ignore_mask import compute_ignore_mask
 from src.data.loop_targets import loop_heatmaps, loop_loss_mask, loop_pafs
+from src.data.mask_files import read_rule
 from src.data.pipeline import TRAIN_COLUMNS, TrainSource, build_train_records
 from src.data.targets import generate_heatmaps, generate_pafs
 from src.runtime.atomic_write import write_image, write_text
@@ -235,7 +236,7 @@ def time_pipeline(source, workers, samples, repeats, batch_size=4):
     import mindspore.dataset as ds
 
     rates = []
-    batches = max(4, 2 * samples // batch_size)   # the second half spans >= 2 batches
+    batches = max(4, 2 * samples // batch_size)   # the timed second half: >= 2 stamps
     for repeat in range(repeats):
         total = batches * batch_size
         first = repeat * total
@@ -322,7 +323,8 @@ def run(args):
         if masks is None:
             masks = os.path.join(tmp, "ignore_mask")
             write_masks(args.ann, masks)
-        records = build_train_records(args.ann, args.images, masks)
+        # masks given with --masks are timed with the people rule they were made with
+        records = build_train_records(args.ann, args.images, masks, **(read_rule(masks) or {}))
         for record in records:
             read_image(record.image_path)  # fail early with a clear message
         source = TrainSource(records, params, cfg.heatmap_sigma, cfg.paf_sigma, seed=args.seed)
