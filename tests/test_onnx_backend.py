@@ -9,6 +9,7 @@ import pytest
 
 from src.evaluate.coco_eval import RESULTS_FILE
 from tests.conftest import REPO_ROOT, default_decode_params
+from tests.tiny_nets import seed_weights
 
 TINY = {"width_mult": 0.125, "num_stages": 2}
 #: Export tolerance (tests/test_export.py): onnxruntime within 1e-4 of MindSpore.
@@ -22,18 +23,13 @@ def models(ms_cpu, tmp_path_factory):
     The weights come from a seeded numpy generator, so the network (and whether its maps give
     people) does not depend on which tests ran before.
     """
-    import mindspore as ms
 
     from src.model.checkpoint import save_checkpoint_atomic
     from src.model.export import export_network
     from src.model.network import OpenPoseNet
     from src.model.network_spec import NetworkSpec
     out = tmp_path_factory.mktemp("onnx")
-    network, rng = OpenPoseNet(**TINY), np.random.default_rng(0)
-    for param in network.get_parameters():
-        fan_in = int(np.prod(param.shape[1:])) if len(param.shape) > 1 else 1
-        value = rng.standard_normal(param.shape) * np.sqrt(2.0 / fan_in)
-        param.set_data(ms.Tensor(value.astype(np.float32)))
+    network = seed_weights(OpenPoseNet(**TINY), seed=0)
     ckpt = save_checkpoint_atomic(network, out / "tiny.ckpt",
                                   append_dict=NetworkSpec(**TINY).to_record())
     onnx_path, _, _ = export_network(ckpt, out / "tiny", "ONNX", batch_size=1, insize=64, stages="final")

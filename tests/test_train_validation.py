@@ -11,6 +11,7 @@ from src.train.loop import run_training
 from src.train.metrics_log import read_metrics
 from src.train.settings import default_settings
 from src.train.validation import BEST_NAME, Validator, read_best_ap
+from tests.tiny_nets import seed_weights
 
 TOY = NetworkSpec(vgg_with_bn=True, width_mult=0.25, num_stages=1)
 
@@ -57,17 +58,11 @@ def test_eval_and_validation_give_identical_results_through_one_function(
         ms_cpu, tmp_path, coco_sample_dir, monkeypatch):
     """eval.py's run_evaluation and Validator.run on the same checkpoint and images both call
     coco_eval.evaluate_images, and it returns the same detections and metrics to both."""
-    import mindspore as ms
-
     from src.evaluate import coco_eval
     from src.model.checkpoint import network_entries, save_checkpoint_atomic
     from src.train import validation
     spec = NetworkSpec(vgg_with_bn=False, width_mult=0.125, num_stages=2)
-    network, rng = spec.build(), np.random.default_rng(0)
-    for param in network.get_parameters():   # seeded weights: the same maps, with people, each run
-        fan_in = int(np.prod(param.shape[1:])) if len(param.shape) > 1 else 1
-        param.set_data(ms.Tensor((rng.standard_normal(param.shape) * np.sqrt(2.0 / fan_in))
-                                 .astype(np.float32)))
+    network = seed_weights(spec.build(), seed=0)
     ckpt = tmp_path / "toy.ckpt"
     save_checkpoint_atomic(network_entries(network), ckpt, append_dict=spec.to_record())
     cfg = parse_config(["--model_path", str(ckpt), "--imgpath_val", str(coco_sample_dir),
