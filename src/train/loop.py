@@ -188,13 +188,6 @@ class TrainingRun:
                                          settings.keep_checkpoint_max)
         self.manager.spec = self.start.spec
         self.resume_path = self.start.resume_path
-        earlier = self.manager.list()
-        if not settings.resume and earlier:
-            # A new run would rotate the earlier run's newer checkpoints over its own (and a
-            # later --resume auto would pick the earlier run): refuse instead of mixing two runs.
-            raise TrainError(f"{self.manager.directory} holds checkpoints of an earlier run (newest "
-                             f"{earlier[-1].name}): continue it with --resume auto, or pass another "
-                             "--save_model_path")
         if self.writes_checkpoints:
             remove_stale_checkpoint_temporaries(self.manager.directory, self.log)
         if settings.resume == "auto" and self.resume_path is None:

@@ -50,9 +50,18 @@ def plan_start(settings, cfg=None, network=None, log=print, reader=read_checkpoi
         :class:`RunStart`.
 
     Raises:
-        CheckpointError / TrainError: unreadable checkpoint, contradicting flag, missing path.
+        CheckpointError / TrainError: unreadable checkpoint, contradicting flag, missing path;
+        TrainError: a new run (no ``resume``) in a folder holding an earlier run's checkpoints.
     """
     manager = CheckpointManager(settings.save_model_path, CHECKPOINT_RANK, settings.keep_checkpoint_max)
+    if not settings.resume:
+        earlier = manager.list()
+        if earlier:
+            # A new run would rotate the earlier run's newer checkpoints over its own (and a
+            # later --resume auto would pick the earlier run): refuse instead of mixing two runs.
+            raise TrainError(f"{manager.directory} holds checkpoints of an earlier run (newest "
+                             f"{earlier[-1].name}): continue it with --resume auto, or pass another "
+                             "--save_model_path")
     path = manager.resolve_resume(settings.resume)
     entries = reader(path) if path is not None else None
     if entries is not None and cfg is not None and network is None:
