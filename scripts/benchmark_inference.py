@@ -134,7 +134,7 @@ def main(argv=None):
             result = run(args.size, args.repeats, args.warmup, args.seed, workdir)
     print(json.dumps(result, indent=2))
     if args.out:
-        from src.evaluate.coco_eval import write_json
+        from src.runtime.atomic_write import write_json
         write_json(result, args.out)
     return 0
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from src.codec import TRAINED_INPUT_SCALE
 from src.data.coco import load_coco
-from src.evaluate.coco_eval import evaluate_images, evaluation_image_ids, ground_truth
-from src.evaluate.coco_metrics import STAT_NAMES
+from src.evaluate.coco_eval import evaluate_images, evaluation_image_ids
+from src.evaluate.coco_metrics import STAT_NAMES, ground_truth
 from src.evaluate.inference import mindspore_forward
 from src.model.checkpoint import VALIDATION_PREFIX, network_entries, read_checkpoint, save_checkpoint_atomic
 
