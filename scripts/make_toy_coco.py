@@ -18,7 +18,7 @@ from pathlib import Path
 
 import _repo_path  # noqa: F401  (puts the repository root on sys.path)
 
-from src.config import ConfigError, parse_config
+from src.config import ConfigError, argparse_help, parse_config
 from src.data.annotation_checks import AnnotationError
 from src.data.ignore_mask import generate_split
 from src.data.toy_coco import ToyOptions, make_split
@@ -37,10 +37,10 @@ def build_parser():
     parser.add_argument("--config_path", default=None,
                         help="training configuration whose min_keypoints / min_area the masks "
                              "follow (default: default_config.yaml's)")
-    parser.add_argument("--min_keypoints", default=None,
-                        help="people with fewer labelled keypoints are ignored in the masks")
-    parser.add_argument("--min_area", default=None,
-                        help="people with a segmentation area <= this (pixels) are ignored")
+    # default None: parse_config tells a given flag from --config_path's value
+    parser.add_argument("--min_keypoints", default=None, metavar="N",
+                        help=argparse_help("min_keypoints"))
+    parser.add_argument("--min_area", default=None, metavar="X", help=argparse_help("min_area"))
     parser.add_argument("--quiet", action="store_true")
     return parser
 
