@@ -33,6 +33,9 @@ from tests.mounts import umount as _umount
 
 PYTHON = sys.executable
 TRAIN_STEPS = 9                 # 3 epochs of 3 batches
+#: the people rule of the toy masks and of every training run here (all toy people train)
+TOY_RULE = {"min_keypoints": 1, "min_area": 16}
+RULE_FLAGS = [text for key, value in TOY_RULE.items() for text in (f"--{key}", str(value))]
 SMALL_NET = {"width_mult": 0.25, "num_stages": 1}
 
 
@@ -42,13 +45,11 @@ SMALL_NET = {"width_mult": 0.25, "num_stages": 1}
 
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
-    """A toy COCO set of 64 px images (6 train, 3 val), masked with the people rule the tests
-    train with (1 keypoint, area 16)."""
+    """A toy COCO set of 64 px images (6 train, 3 val), masked with TOY_RULE."""
     out = tmp_path_factory.mktemp("toy")
     subprocess.run([PYTHON, "scripts/make_toy_coco.py", "--out", str(out), "--num_train", "6",
-                    "--num_val", "3", "--size", "64", "--seed", "3", "--quiet",
-                    "--min_keypoints", "1", "--min_area", "16"], check=True,
-                   cwd=REPO_ROOT, timeout=120)
+                    "--num_val", "3", "--size", "64", "--seed", "3", "--quiet", *RULE_FLAGS],
+                   check=True, cwd=REPO_ROOT, timeout=120)
     return out
 
 
@@ -145,12 +146,8 @@ def test_export_on_a_full_disk(small_ckpt, small_disk, tmp_path, monkeypatch):
 def test_outputs_checked_before_any_work(toy, small_ckpt, unwritable_dir, tmp_path):
     a_file = tmp_path / "a_file.txt"
     a_file.write_text("x")
-    train = subprocess.run(
-        [PYTHON, "train.py", "--imgpath_train", str(toy / "train2017"), "--jsonpath_train",
-         str(toy / "annotations" / "person_keypoints_train2017.json"), "--maskpath_train",
-         str(toy / "ignore_mask_train"), "--min_keypoints", "1", "--min_area", "16",
-         "--save_model_path", str(a_file)],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    train = subprocess.run(_train_cli(toy, a_file), cwd=REPO_ROOT, capture_output=True,
+                           text=True, timeout=120)
     assert train.returncode == 1
     assert f"{a_file}: is a file, not a folder (--save_model_path)" in _one_error_line(train, "train.py")
     commands = {
@@ -232,7 +229,7 @@ def test_non_finite_loss_names_the_batch(ms_cpu, tmp_path, toy):
     data = CocoTrainData.from_config(default_config(
         jsonpath_train=str(toy / "annotations" / "person_keypoints_train2017.json"),
         imgpath_train=str(toy / "train2017"), maskpath_train=str(toy / "ignore_mask_train"),
-        batch_size=2, insize=64, num_parallel_workers=1, seed=4, min_keypoints=1, min_area=16))
+        batch_size=2, insize=64, num_parallel_workers=1, seed=4, **TOY_RULE))
     # batch_images names the batches of the epoch being trained (the one whose dataset was built)
     epoch_batches = data.batches(1)
     next(epoch_batches)
@@ -428,7 +425,7 @@ def _train_cli(toy, save, *extra):
             "--jsonpath_train", str(toy / "annotations" / "person_keypoints_train2017.json"),
             "--maskpath_train", str(toy / "ignore_mask_train"), "--insize", "64",
             "--batch_size", "2", "--width_mult", "0.25", "--num_stages", "1",
-            "--num_parallel_workers", "1", "--min_keypoints", "1", "--min_area", "16",
+            "--num_parallel_workers", "1", *RULE_FLAGS,
             "--min_box_size", "1", "--max_box_size", "100000", "--log_interval", "1",
             "--max_train_steps", str(TRAIN_STEPS), "--device_target", "CPU",
             "--save_model_path", str(save), *extra]
