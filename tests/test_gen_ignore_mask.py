@@ -80,11 +80,16 @@ def test_crowd_minus_people_regardless_of_order():
     assert not compute_ignore_mask(anns[1:2], height, width).any()
 
 
-def test_cli_one_split_vis_and_errors(coco_sample_dir, tmp_path):
-    image_dir = tmp_path / "images" / "val2017"
+def _copy_sample_images(coco_sample_dir, image_dir):
+    """The sample's images in a new folder ``image_dir`` (masks are written beside it)."""
     image_dir.mkdir(parents=True)
     for path in coco_sample_dir.glob("*.jpg"):
         (image_dir / path.name).write_bytes(path.read_bytes())
+    return image_dir
+
+
+def test_cli_one_split_vis_and_errors(coco_sample_dir, tmp_path):
+    image_dir = _copy_sample_images(coco_sample_dir, tmp_path / "images" / "val2017")
     ann = coco_sample_dir / "person_keypoints_sample.json"
     vis = tmp_path / "vis"
     result = subprocess.run(
@@ -166,10 +171,7 @@ def test_vis_true_writes_the_overlays_beside_the_masks(tmp_path, monkeypatch):
 
 def test_reference_command_in_src_runs_the_script(coco_sample_dir, tmp_path):
     """`python3 ./src/gen_ignore_mask.py ...` (the reference README's command) still works."""
-    image_dir = tmp_path / "val2017"
-    image_dir.mkdir()
-    for path in coco_sample_dir.glob("*.jpg"):
-        (image_dir / path.name).write_bytes(path.read_bytes())
+    image_dir = _copy_sample_images(coco_sample_dir, tmp_path / "val2017")
     ann = coco_sample_dir / "person_keypoints_sample.json"
     result = subprocess.run(
         [sys.executable, str(REPO / "src" / "gen_ignore_mask.py"), "--val_ann", str(ann),
