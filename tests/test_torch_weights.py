@@ -15,7 +15,14 @@ import pytest
 from src.model.torch_pickle import TorchWeightsError, UnsafeWeightsError
 from src.model.torch_weights import read_state_dict, read_torch_file, state_dict_of, torch_file_kind
 from tests.conftest import REPO_ROOT
-from tests.torch_files import legacy_file_bytes, write_malicious, write_state_dict, zip_file_bytes
+from tests.torch_files import (
+    PickleEmitter,
+    legacy_file_bytes,
+    state_pickle,
+    write_malicious,
+    write_state_dict,
+    zip_file_bytes,
+)
 
 FIXTURES = REPO_ROOT / "tests" / "data" / "torch"
 PLAIN_FILES = ("plain_zip.pth", "plain_legacy.pth", "plain_legacy_protocol4.pth")
@@ -227,40 +234,14 @@ def test_damaged_files_give_only_one_line_errors(tmp_path, name):
 # ---------------------------------------------------------------------------------------------
 # Small files that claim much memory or time: refused or read in bounded work
 # ---------------------------------------------------------------------------------------------
-def _long(value):
-    """Pickle's LONG1 opcode for any integer (BININT holds only 32 bits)."""
-    data = value.to_bytes((value.bit_length() + 8) // 8, "little", signed=True)
-    return pickle.LONG1 + bytes([len(data)]) + data
-
-
-def _tensor_over(emitter, key, numel, size, stride):
-    """A ``_rebuild_tensor_v2`` of float32 storage ``key`` with a free size and stride."""
-    emitter.global_("torch._utils", "_rebuild_tensor_v2")
-    emitter.op(pickle.MARK)
-    emitter.op(pickle.MARK)
-    emitter.string("storage")
-    emitter.global_("torch", "FloatStorage")
-    emitter.string(key)
-    emitter.string("cpu")
-    emitter.integer(numel)
-    emitter.op(pickle.TUPLE + pickle.BINPERSID)
-    emitter.integer(0)
-    for values in (size, stride):
-        emitter.op(pickle.MARK + b"".join(_long(v) for v in values) + pickle.TUPLE)
-    emitter.op(pickle.NEWFALSE)
-    emitter.empty_ordered_dict()
-    emitter.op(pickle.TUPLE + pickle.REDUCE)
-
-
 def test_shared_nested_lists_are_resolved_once(tmp_path):
     """x0 = [t]; x_i = [x_(i-1), x_(i-1)]: 2**40 paths through a few hundred bytes."""
-    from tests.torch_files import _Emitter
-    emitter = _Emitter()
+    emitter = PickleEmitter()
     emitter.op(pickle.EMPTY_LIST)
-    _tensor_over(emitter, "0", 4, (4,), (1,))
+    emitter.tensor_over("0", "FloatStorage", 4, (4,), (1,))
     emitter.op(pickle.APPEND + pickle.BINPUT + b"\x00")
     for level in range(1, 41):
-        emitter.op(pickle.EMPTY_LIST + pickle.MARK + pickle.BINGET + bytes([level - 1]) * 1
+        emitter.op(pickle.EMPTY_LIST + pickle.MARK + pickle.BINGET + bytes([level - 1])
                    + pickle.BINGET + bytes([level - 1]) + pickle.APPENDS + pickle.BINPUT
                    + bytes([level]))
     path = tmp_path / "shared.pth"
@@ -274,13 +255,12 @@ def test_shared_nested_lists_are_resolved_once(tmp_path):
 
 
 def test_many_tensors_over_one_storage_are_refused(tmp_path):
-    from tests.torch_files import _Emitter
-    emitter, numel = _Emitter(), 2 ** 18                      # one storage of 1 MiB
+    emitter, numel = PickleEmitter(), 2 ** 18                      # one storage of 1 MiB
     emitter.empty_ordered_dict()
     emitter.op(pickle.MARK)
     for index in range(100):                                  # 100 MiB of copies
         emitter.string(f"t{index}")
-        _tensor_over(emitter, "0", numel, (numel,), (1,))
+        emitter.tensor_over("0", "FloatStorage", numel, (numel,), (1,))
     emitter.op(pickle.SETITEMS)
     path = tmp_path / "amplified.pth"
     path.write_bytes(zip_file_bytes(emitter.stop(), [("0", np.zeros(numel, np.float32))]))
@@ -291,8 +271,7 @@ def test_many_tensors_over_one_storage_are_refused(tmp_path):
 
 def test_compressed_entries_are_refused(tmp_path):
     """A deflated storage of a few KB could claim gigabytes; torch.save stores entries as is."""
-    data, storages = __import__("tests.torch_files", fromlist=["state_pickle"]).state_pickle(
-        {"w": np.zeros(4, np.float32)})
+    data, _ = state_pickle({"w": np.zeros(4, np.float32)})
     buffer = tmp_path / "deflated.pth"
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
         archive.writestr("archive/data.pkl", data)
@@ -303,11 +282,10 @@ def test_compressed_entries_are_refused(tmp_path):
 
 
 def test_an_element_count_past_int64_is_a_one_line_error(tmp_path):
-    from tests.torch_files import _Emitter
-    emitter = _Emitter()
+    emitter = PickleEmitter()
     emitter.empty_ordered_dict()
     emitter.string("w")
-    _tensor_over(emitter, "0", 4, (2 ** 32 + 1, 2 ** 32 - 1), (0, 0))   # int64 product wraps to -1
+    emitter.tensor_over("0", "FloatStorage", 4, (2 ** 32 + 1, 2 ** 32 - 1), (0, 0))  # int64 product: -1
     emitter.op(pickle.SETITEM)
     path = tmp_path / "overflow.pth"
     path.write_bytes(zip_file_bytes(emitter.stop(), [("0", np.zeros(4, np.float32))]))
@@ -317,7 +295,6 @@ def test_an_element_count_past_int64_is_a_one_line_error(tmp_path):
 
 
 def test_legacy_storage_keys_must_be_strings(tmp_path):
-    from tests.torch_files import state_pickle
     data, storages = state_pickle({"w": np.zeros(4, np.float32)}, legacy=True)
     content = legacy_file_bytes(data, storages)
     keys = pickle.dumps(["0"], protocol=2)

@@ -22,7 +22,7 @@ STORAGE_NAMES = {np.dtype("float32"): "FloatStorage", np.dtype("float64"): "Doub
                  np.dtype("int32"): "IntStorage", np.dtype("uint8"): "ByteStorage"}
 
 
-class _Emitter:
+class PickleEmitter:
     """Protocol-2 pickle opcodes into a buffer."""
 
     def __init__(self):
@@ -40,7 +40,11 @@ class _Emitter:
         self.op(pickle.BINUNICODE, struct.pack("<I", len(data)) + data)
 
     def integer(self, value):
-        self.op(pickle.BININT, struct.pack("<i", value))
+        if -2 ** 31 <= value < 2 ** 31:
+            self.op(pickle.BININT, struct.pack("<i", value))
+        else:                                      # LONG1: any size (torch's large counts)
+            data = value.to_bytes((value.bit_length() + 8) // 8, "little", signed=True)
+            self.op(pickle.LONG1, bytes([len(data)]) + data)
 
     def int_tuple(self, values):
         self.op(pickle.MARK)
@@ -53,21 +57,27 @@ class _Emitter:
         self.op(pickle.EMPTY_TUPLE + pickle.REDUCE)
 
     def tensor(self, key, array, legacy):
+        """The tensor ``array`` over storage ``key`` (its whole storage, its strides)."""
+        strides = [s // array.itemsize for s in array.strides] if array.size else [1] * array.ndim
+        self.tensor_over(key, STORAGE_NAMES[array.dtype], array.size, array.shape, strides, legacy)
+
+    def tensor_over(self, key, storage_type, numel, size, stride, legacy=False):
+        """A ``_rebuild_tensor_v2`` of any size and stride over a storage of ``numel`` elements
+        (also sizes and strides no tensor of the storage could have)."""
         self.global_("torch._utils", "_rebuild_tensor_v2")
         self.op(pickle.MARK)
         self.op(pickle.MARK)                       # the persistent id tuple
         self.string("storage")
-        self.global_("torch", STORAGE_NAMES[array.dtype])
+        self.global_("torch", storage_type)
         self.string(key)
         self.string("cpu")
-        self.integer(array.size)
+        self.integer(numel)
         if legacy:
             self.op(pickle.NONE)                   # no storage view
         self.op(pickle.TUPLE + pickle.BINPERSID)
         self.integer(0)                            # storage offset
-        self.int_tuple(array.shape)
-        strides = [s // array.itemsize for s in array.strides] if array.size else [1] * array.ndim
-        self.int_tuple(strides)
+        self.int_tuple(size)
+        self.int_tuple(stride)
         self.op(pickle.NEWFALSE)                   # requires_grad
         self.empty_ordered_dict()                  # backward hooks
         self.op(pickle.TUPLE + pickle.REDUCE)
@@ -80,7 +90,7 @@ class _Emitter:
 def state_pickle(state, legacy=False):
     """The pickle of ``OrderedDict(state)`` with storage keys '0', '1', ...; returns
     ``(bytes, [(key, contiguous array)])``."""
-    emitter, storages = _Emitter(), []
+    emitter, storages = PickleEmitter(), []
     emitter.empty_ordered_dict()
     emitter.op(pickle.MARK)
     for index, (name, array) in enumerate(state.items()):
